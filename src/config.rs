@@ -1,0 +1,469 @@
+//! Settings from environment variables (app settings in Azure, `local.settings.json` under Core
+//! Tools), validated once at start-up.
+//!
+//! Every problem is reported at once, each naming the setting and quoting its value (secrets
+//! excepted), e.g. `ORDERGRID_SMTP_PORT="abc": not a port number (1-65535)`.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use lettre::message::Mailbox;
+use rust_decimal::Decimal;
+
+use crate::domain::{Currency, OrderLimits};
+use crate::email::{SmtpSettings, SmtpTls};
+
+/// The port the Functions host tells a custom handler to listen on.
+pub const PORT_SETTING: &str = "FUNCTIONS_CUSTOMHANDLER_PORT";
+
+/// Where records live.
+#[derive(Debug, Clone)]
+pub enum StoreSettings {
+    Folder { path: PathBuf },
+}
+
+#[derive(Debug, Clone)]
+pub enum EmailSettings {
+    Outbox { path: PathBuf },
+    Smtp(SmtpSettings),
+}
+
+/// Everything `ordergrid serve` reads.
+#[derive(Debug, Clone)]
+pub struct HandlerSettings {
+    pub port: u16,
+    pub store: StoreSettings,
+    pub email: EmailSettings,
+    pub email_from: Mailbox,
+    /// How long a delivery holds the right to send an order's email before another may take over.
+    pub email_claim_timeout: Duration,
+    pub limits: OrderLimits,
+    pub max_body_bytes: usize,
+}
+
+/// All the settings that were wrong, one line each.
+#[derive(Debug)]
+pub struct SettingsError(pub Vec<String>);
+
+impl fmt::Display for SettingsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "invalid settings:")?;
+        for line in &self.0 {
+            writeln!(f, "  {line}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for SettingsError {}
+
+/// The documented settings with their defaults; `local.settings.json.example` lists the same.
+pub const SETTINGS: &[(&str, &str, &str)] = &[
+    (
+        PORT_SETTING,
+        "",
+        "port to listen on (set by the Functions host)",
+    ),
+    (
+        "ORDERGRID_STORE",
+        "folder",
+        "where orders and the email ledger live: folder",
+    ),
+    (
+        "ORDERGRID_STORE_PATH",
+        ".ordergrid/store",
+        "folder of the folder store",
+    ),
+    (
+        "ORDERGRID_EMAIL_TRANSPORT",
+        "outbox",
+        "outbox (.eml files) or smtp",
+    ),
+    (
+        "ORDERGRID_OUTBOX_PATH",
+        ".ordergrid/outbox",
+        "folder the outbox writes .eml files to",
+    ),
+    (
+        "ORDERGRID_EMAIL_FROM",
+        "ordergrid <orders@ordergrid.example>",
+        "sender of confirmations",
+    ),
+    ("ORDERGRID_SMTP_HOST", "", "SMTP server (required for smtp)"),
+    ("ORDERGRID_SMTP_PORT", "587/465/25 by TLS mode", "SMTP port"),
+    (
+        "ORDERGRID_SMTP_TLS",
+        "starttls",
+        "starttls, implicit or none",
+    ),
+    ("ORDERGRID_SMTP_USERNAME", "", "SMTP AUTH user"),
+    (
+        "ORDERGRID_SMTP_PASSWORD",
+        "",
+        "SMTP AUTH password (a Key Vault reference in Azure)",
+    ),
+    (
+        "ORDERGRID_SMTP_CA_CERT",
+        "",
+        "extra CA certificate (PEM file) to trust",
+    ),
+    (
+        "ORDERGRID_SMTP_TIMEOUT",
+        "15s",
+        "SMTP connect/command timeout",
+    ),
+    (
+        "ORDERGRID_EMAIL_CLAIM_TIMEOUT",
+        "2m",
+        "how long a delivery holds an email before another may send it",
+    ),
+    (
+        "ORDERGRID_MAX_ORDER_VALUE",
+        "1000000",
+        "orders above this are rejected as absurd",
+    ),
+    (
+        "ORDERGRID_DEFAULT_CURRENCY",
+        "USD",
+        "currency of orders that name none",
+    ),
+    (
+        "ORDERGRID_MAX_BODY_BYTES",
+        "4194304",
+        "largest invocation body accepted",
+    ),
+    (
+        "ORDERGRID_LOG",
+        "info",
+        "log filter (tracing EnvFilter syntax)",
+    ),
+    (
+        "ORDERGRID_LOG_FORMAT",
+        "auto",
+        "json, text, or auto (JSON unless on a terminal)",
+    ),
+];
+
+/// Reads settings from a map (the process environment, or a test's own map).
+struct Reader<'a> {
+    env: &'a HashMap<String, String>,
+    errors: Vec<String>,
+}
+
+impl Reader<'_> {
+    fn raw(&self, name: &str) -> Option<&str> {
+        self.env
+            .get(name)
+            .map(|v| v.trim())
+            .filter(|v| !v.is_empty())
+    }
+
+    fn string(&self, name: &str, default: &str) -> String {
+        self.raw(name).unwrap_or(default).to_owned()
+    }
+
+    fn parse<T>(&mut self, name: &str, default: T, what: &str, f: impl Fn(&str) -> Option<T>) -> T {
+        let Some(raw) = self.raw(name).map(str::to_owned) else {
+            return default;
+        };
+        f(&raw).unwrap_or_else(|| {
+            self.errors.push(format!("{name}={raw:?}: {what}"));
+            default
+        })
+    }
+
+    fn duration(&mut self, name: &str, default: Duration) -> Duration {
+        self.parse(
+            name,
+            default,
+            "not a duration (examples: 500ms, 15s, 2m, 1h)",
+            parse_duration,
+        )
+    }
+}
+
+/// `250ms`, `15s`, `2m`, `1h`, or a bare number of seconds.
+pub fn parse_duration(raw: &str) -> Option<Duration> {
+    let raw = raw.trim();
+    let split = raw
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(raw.len());
+    let (number, unit) = raw.split_at(split);
+    let value: f64 = number.parse().ok()?;
+    let seconds = match unit.trim() {
+        "ms" => value / 1000.0,
+        "" | "s" => value,
+        "m" => value * 60.0,
+        "h" => value * 3600.0,
+        _ => return None,
+    };
+    (seconds.is_finite() && seconds >= 0.0).then(|| Duration::from_secs_f64(seconds))
+}
+
+impl HandlerSettings {
+    pub fn from_process_env() -> Result<Self, SettingsError> {
+        Self::from_env(&std::env::vars().collect())
+    }
+
+    /// `port_override` wins over `FUNCTIONS_CUSTOMHANDLER_PORT` (for `serve --port`).
+    pub fn from_env(env: &HashMap<String, String>) -> Result<Self, SettingsError> {
+        Self::from_env_with_port(env, None)
+    }
+
+    pub fn from_env_with_port(
+        env: &HashMap<String, String>,
+        port_override: Option<u16>,
+    ) -> Result<Self, SettingsError> {
+        let mut r = Reader {
+            env,
+            errors: vec![],
+        };
+        let port = match (port_override, r.raw(PORT_SETTING)) {
+            (Some(port), _) => port,
+            (None, None) => {
+                r.errors.push(format!(
+                    "{PORT_SETTING} is not set: the Functions host sets it; to run the handler on \
+                     its own, set it or pass --port"
+                ));
+                0
+            }
+            (None, Some(_)) => r.parse(PORT_SETTING, 0, "not a port number (0-65535)", |s| {
+                s.parse().ok()
+            }),
+        };
+        let store = match r.string("ORDERGRID_STORE", "folder").as_str() {
+            "folder" => StoreSettings::Folder {
+                path: r.string("ORDERGRID_STORE_PATH", ".ordergrid/store").into(),
+            },
+            other => {
+                r.errors
+                    .push(format!("ORDERGRID_STORE={other:?}: must be folder"));
+                StoreSettings::Folder {
+                    path: PathBuf::new(),
+                }
+            }
+        };
+        let smtp_timeout = r.duration("ORDERGRID_SMTP_TIMEOUT", Duration::from_secs(15));
+        let email = match r.string("ORDERGRID_EMAIL_TRANSPORT", "outbox").as_str() {
+            "outbox" => EmailSettings::Outbox {
+                path: r
+                    .string("ORDERGRID_OUTBOX_PATH", ".ordergrid/outbox")
+                    .into(),
+            },
+            "smtp" => EmailSettings::Smtp(smtp_settings(&mut r, smtp_timeout)),
+            other => {
+                r.errors.push(format!(
+                    "ORDERGRID_EMAIL_TRANSPORT={other:?}: must be outbox or smtp"
+                ));
+                EmailSettings::Outbox {
+                    path: PathBuf::new(),
+                }
+            }
+        };
+        let default_from: Mailbox = "ordergrid <orders@ordergrid.example>"
+            .parse()
+            .expect("the default sender is a valid mailbox");
+        let email_from = r.parse(
+            "ORDERGRID_EMAIL_FROM",
+            default_from,
+            "not a mailbox (examples: orders@shop.example, Shop <orders@shop.example>)",
+            |s| s.parse().ok(),
+        );
+        let email_claim_timeout =
+            r.duration("ORDERGRID_EMAIL_CLAIM_TIMEOUT", Duration::from_secs(120));
+        if let EmailSettings::Smtp(smtp) = &email
+            && email_claim_timeout <= smtp.timeout
+        {
+            r.errors.push(format!(
+                "ORDERGRID_EMAIL_CLAIM_TIMEOUT ({email_claim_timeout:?}) must be longer than \
+                     ORDERGRID_SMTP_TIMEOUT ({:?}), or a slow send could be duplicated",
+                smtp.timeout
+            ));
+        }
+        let defaults = OrderLimits::default();
+        let limits = OrderLimits {
+            max_order_value: r.parse(
+                "ORDERGRID_MAX_ORDER_VALUE",
+                defaults.max_order_value,
+                "not a positive decimal number",
+                |s| s.parse::<Decimal>().ok().filter(|d| *d > Decimal::ZERO),
+            ),
+            default_currency: r.parse(
+                "ORDERGRID_DEFAULT_CURRENCY",
+                defaults.default_currency,
+                "not an ISO 4217 currency code",
+                Currency::parse,
+            ),
+            ..defaults
+        };
+        let max_body_bytes = r.parse(
+            "ORDERGRID_MAX_BODY_BYTES",
+            4 * 1024 * 1024,
+            "not a number of bytes from 1024 to 104857600",
+            |s| {
+                s.parse()
+                    .ok()
+                    .filter(|n| (1024..=100 * 1024 * 1024).contains(n))
+            },
+        );
+        if r.errors.is_empty() {
+            Ok(Self {
+                port,
+                store,
+                email,
+                email_from,
+                email_claim_timeout,
+                limits,
+                max_body_bytes,
+            })
+        } else {
+            Err(SettingsError(r.errors))
+        }
+    }
+}
+
+fn smtp_settings(r: &mut Reader<'_>, timeout: Duration) -> SmtpSettings {
+    let tls = r.parse(
+        "ORDERGRID_SMTP_TLS",
+        SmtpTls::StartTls,
+        "must be starttls, implicit or none",
+        |s| match s.to_ascii_lowercase().as_str() {
+            "starttls" => Some(SmtpTls::StartTls),
+            "implicit" | "tls" | "smtps" => Some(SmtpTls::Implicit),
+            "none" => Some(SmtpTls::None),
+            _ => None,
+        },
+    );
+    let host = r.string("ORDERGRID_SMTP_HOST", "");
+    if host.is_empty() {
+        r.errors.push(
+            "ORDERGRID_SMTP_HOST is not set: it is required when ORDERGRID_EMAIL_TRANSPORT=smtp"
+                .into(),
+        );
+    }
+    let port = r.parse(
+        "ORDERGRID_SMTP_PORT",
+        tls.default_port(),
+        "not a port number (1-65535)",
+        |s| s.parse().ok().filter(|p| *p > 0),
+    );
+    let username = r.raw("ORDERGRID_SMTP_USERNAME").map(str::to_owned);
+    let password = r.raw("ORDERGRID_SMTP_PASSWORD").map(str::to_owned);
+    if username.is_some() != password.is_some() {
+        r.errors.push(
+            "ORDERGRID_SMTP_USERNAME and ORDERGRID_SMTP_PASSWORD must be set together (or neither)"
+                .into(),
+        );
+    }
+    if username.is_some() && tls == SmtpTls::None && host != "localhost" && host != "127.0.0.1" {
+        r.errors.push(format!(
+            "ORDERGRID_SMTP_TLS=none with credentials would send the password in clear to {host}; \
+             use starttls or implicit"
+        ));
+    }
+    let ca_cert = r.raw("ORDERGRID_SMTP_CA_CERT").map(PathBuf::from);
+    if let Some(path) = &ca_cert
+        && !path.is_file()
+    {
+        r.errors.push(format!(
+            "ORDERGRID_SMTP_CA_CERT={:?}: no such file",
+            path.display().to_string()
+        ));
+    }
+    SmtpSettings {
+        host,
+        port,
+        tls,
+        username,
+        password,
+        ca_cert,
+        timeout,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_need_only_the_port() {
+        let s = HandlerSettings::from_env(&env(&[(PORT_SETTING, "7072")])).unwrap();
+        assert_eq!(s.port, 7072);
+        assert!(matches!(s.email, EmailSettings::Outbox { .. }));
+        assert_eq!(s.limits.default_currency.code(), "USD");
+    }
+
+    #[test]
+    fn every_bad_setting_is_named_at_once() {
+        let err = HandlerSettings::from_env(&env(&[
+            (PORT_SETTING, "http"),
+            ("ORDERGRID_EMAIL_TRANSPORT", "smtp"),
+            ("ORDERGRID_SMTP_PORT", "abc"),
+            ("ORDERGRID_SMTP_USERNAME", "u"),
+            ("ORDERGRID_DEFAULT_CURRENCY", "dollars"),
+            ("ORDERGRID_EMAIL_CLAIM_TIMEOUT", "soon"),
+        ]))
+        .unwrap_err();
+        let text = err.to_string();
+        for needle in [
+            "FUNCTIONS_CUSTOMHANDLER_PORT=\"http\"",
+            "ORDERGRID_SMTP_HOST is not set",
+            "ORDERGRID_SMTP_PORT=\"abc\"",
+            "must be set together",
+            "ORDERGRID_DEFAULT_CURRENCY=\"dollars\"",
+            "ORDERGRID_EMAIL_CLAIM_TIMEOUT=\"soon\"",
+        ] {
+            assert!(text.contains(needle), "{needle} missing in {text}");
+        }
+    }
+
+    #[test]
+    fn a_missing_port_says_who_sets_it() {
+        let err = HandlerSettings::from_env(&env(&[])).unwrap_err();
+        assert!(err.to_string().contains("the Functions host sets it"));
+        assert!(HandlerSettings::from_env_with_port(&env(&[]), Some(0)).is_ok());
+    }
+
+    #[test]
+    fn passwords_are_never_quoted() {
+        let err = HandlerSettings::from_env(&env(&[
+            (PORT_SETTING, "1"),
+            ("ORDERGRID_EMAIL_TRANSPORT", "smtp"),
+            ("ORDERGRID_SMTP_HOST", "smtp.example.com"),
+            ("ORDERGRID_SMTP_TLS", "none"),
+            ("ORDERGRID_SMTP_USERNAME", "u"),
+            ("ORDERGRID_SMTP_PASSWORD", "hunter2"),
+        ]))
+        .unwrap_err();
+        assert!(err.to_string().contains("password in clear"));
+        assert!(!err.to_string().contains("hunter2"));
+        let ok = HandlerSettings::from_env(&env(&[
+            (PORT_SETTING, "1"),
+            ("ORDERGRID_EMAIL_TRANSPORT", "smtp"),
+            ("ORDERGRID_SMTP_HOST", "smtp.example.com"),
+            ("ORDERGRID_SMTP_USERNAME", "u"),
+            ("ORDERGRID_SMTP_PASSWORD", "hunter2"),
+        ]))
+        .unwrap();
+        assert!(!format!("{ok:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn durations_parse() {
+        assert_eq!(parse_duration("250ms"), Some(Duration::from_millis(250)));
+        assert_eq!(parse_duration("2m"), Some(Duration::from_secs(120)));
+        assert_eq!(parse_duration("1.5s"), Some(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("10"), Some(Duration::from_secs(10)));
+        assert_eq!(parse_duration("-1s"), None);
+        assert_eq!(parse_duration("1d"), None);
+    }
+}

@@ -1,0 +1,198 @@
+//! The handler's HTTP app: routes, the invocation pipeline, and `Handler::build`, which binds
+//! the listener itself so tests run the identical app on port 0.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use tracing::Instrument;
+
+use super::{
+    EMAIL_NOTIFIER, FUNCTIONS, InvocationError, InvocationRequest, NEW_ORDER, ORDER_PROCESSOR,
+};
+use super::{email_notifier, invocation::InvocationResponse, order_processor};
+use crate::config::{EmailSettings, HandlerSettings, StoreSettings};
+use crate::domain::OrderLimits;
+use crate::email::{ConfirmationRenderer, EmailTransport, OutboxTransport, SmtpTransport};
+use crate::eventgrid::InboundEvent;
+use crate::store::{FolderStore, FolderStoreOptions, RecordStore};
+
+/// The side effects and policies the functions use.
+pub struct Services {
+    pub store: Arc<dyn RecordStore>,
+    pub email: Arc<dyn EmailTransport>,
+    pub renderer: ConfirmationRenderer,
+    pub limits: OrderLimits,
+    pub email_claim_timeout: Duration,
+    pub max_body_bytes: usize,
+}
+
+impl Services {
+    /// Opens the store and the email transport the settings name.
+    pub fn from_settings(settings: &HandlerSettings) -> anyhow::Result<Self> {
+        let store: Arc<dyn RecordStore> = match &settings.store {
+            StoreSettings::Folder { path } => Arc::new(
+                FolderStore::open(path, FolderStoreOptions::default())
+                    .with_context(|| format!("failed to open the store in {}", path.display()))?,
+            ),
+        };
+        let email: Arc<dyn EmailTransport> = match &settings.email {
+            EmailSettings::Outbox { path } => Arc::new(
+                OutboxTransport::new(path.clone())
+                    .with_context(|| format!("failed to create the outbox {}", path.display()))?,
+            ),
+            EmailSettings::Smtp(smtp) => {
+                Arc::new(SmtpTransport::new(smtp).map_err(anyhow::Error::msg)?)
+            }
+        };
+        Ok(Self {
+            store,
+            email,
+            renderer: ConfirmationRenderer::new(settings.email_from.clone()),
+            limits: settings.limits.clone(),
+            email_claim_timeout: settings.email_claim_timeout,
+            max_body_bytes: settings.max_body_bytes,
+        })
+    }
+}
+
+/// The router the host talks to. Tests may drive it directly.
+pub fn app(services: Arc<Services>) -> Router {
+    let limit = services.max_body_bytes;
+    Router::new()
+        // The host's readiness probe is `GET /`; any answer counts, a clear one helps people.
+        .route("/", get(ready))
+        .route("/{function}", post(invoke))
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(limit))
+        .with_state(services)
+}
+
+async fn ready() -> &'static str {
+    "ordergrid custom handler: ready\n"
+}
+
+async fn not_found() -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        axum::Json(serde_json::json!({"error": {
+            "code": "NotFound",
+            "message": "the custom handler serves GET / and POST /<FunctionName>"
+        }})),
+    )
+        .into_response()
+}
+
+async fn invoke(
+    State(services): State<Arc<Services>>,
+    Path(function): Path<String>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let invocation_id = headers
+        .get("x-azure-functions-invocationid")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    let span = tracing::info_span!(
+        "invocation",
+        function = %function,
+        invocation_id = %invocation_id,
+        event_id = tracing::field::Empty,
+        order_id = tracing::field::Empty,
+    );
+    async move {
+        match dispatch(&services, &function, body).await {
+            Ok(response) => axum::Json(response).into_response(),
+            Err(error) => {
+                error.log();
+                error.into_response()
+            }
+        }
+    }
+    .instrument(span)
+    .await
+}
+
+async fn dispatch(
+    services: &Services,
+    function: &str,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<InvocationResponse, InvocationError> {
+    let spec = FUNCTIONS
+        .iter()
+        .find(|f| f.name == function)
+        .ok_or_else(|| InvocationError::UnknownFunction(function.to_owned()))?;
+    let body = body.map_err(|rejection| match rejection.status() {
+        StatusCode::PAYLOAD_TOO_LARGE => InvocationError::TooLarge {
+            limit: services.max_body_bytes,
+        },
+        _ => InvocationError::BadEnvelope(rejection.body_text()),
+    })?;
+    let request = InvocationRequest::parse(&body)?;
+    let event = InboundEvent::parse(request.trigger(spec)?.get())
+        .map_err(|e| InvocationError::BadEvent(e.to_string()))?;
+    tracing::Span::current().record("event_id", event.id.as_str());
+    if !event.event_type.eq_ignore_ascii_case(NEW_ORDER) {
+        let summary = format!(
+            "ignored event type {:?}: {} handles {NEW_ORDER} only (the subscription's filter should exclude it)",
+            event.event_type, spec.name
+        );
+        tracing::warn!(outcome = "ignored", "{summary}");
+        return Ok(InvocationResponse::log(summary));
+    }
+    match spec.name {
+        name if name == ORDER_PROCESSOR.name => order_processor::handle(services, &event).await,
+        name if name == EMAIL_NOTIFIER.name => email_notifier::handle(services, &event).await,
+        other => Err(InvocationError::UnknownFunction(other.to_owned())),
+    }
+}
+
+/// The custom handler server, bound and ready to run.
+pub struct Handler {
+    listener: tokio::net::TcpListener,
+    router: Router,
+}
+
+impl Handler {
+    /// Opens the store and transport from settings and binds `127.0.0.1:<port>`.
+    pub async fn build(settings: &HandlerSettings) -> anyhow::Result<Self> {
+        let services = Services::from_settings(settings)?;
+        Self::with_services(settings.port, services).await
+    }
+
+    /// Binds `127.0.0.1:<port>` (0 picks a free port) for the given services.
+    pub async fn with_services(port: u16, services: Services) -> anyhow::Result<Self> {
+        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("failed to listen on {addr}"))?;
+        Ok(Self {
+            listener,
+            router: app(Arc::new(services)),
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.listener.local_addr().map(|a| a.port()).unwrap_or(0)
+    }
+
+    /// Serves until `shutdown` resolves, then lets in-flight invocations finish.
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        axum::serve(self.listener, self.router)
+            .with_graceful_shutdown(shutdown)
+            .await
+            .context("the handler server failed")
+    }
+}

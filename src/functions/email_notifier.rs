@@ -1,0 +1,269 @@
+//! EmailNotifier: sends one confirmation email per valid NewOrder.
+//!
+//! The email ledger entry `email-ledger/<orderId>` makes sending exactly-once across duplicate
+//! and racing deliveries (and, with Blob Storage, across processes):
+//!
+//! ```text
+//! (none) --create--> sending{lease} --SMTP ok--> sent
+//!                        |  --SMTP 4xx/down--> (deleted: the retry claims afresh)
+//!                        |  --SMTP 5xx refusal--> failed (acknowledged, never retried)
+//!                        '--lease expired (sender crashed)--> taken over by the next delivery
+//! ```
+//! A delivery that finds a live `sending` claim answers non-2xx (retry later), so it neither
+//! sends a second email nor acknowledges an email that might still fail.
+//!
+//! The one window left is inherent to SMTP: a crash after the server accepted the message and
+//! before `sent` is recorded leads to one more send once the claim expires. The message carries a
+//! Message-ID derived from the order so mail systems can drop that duplicate.
+
+use anyhow::{Context, anyhow};
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use super::invocation::InvocationResponse;
+use super::{InvocationError, Services};
+use crate::domain::{NewOrder, OrderId};
+use crate::email::SendError;
+use crate::eventgrid::InboundEvent;
+use crate::store::{Collection, Created, Deleted, ETag, RecordKey, Replaced};
+
+/// A ledger entry.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(
+    tag = "state",
+    rename_all = "camelCase",
+    rename_all_fields = "camelCase"
+)]
+pub enum LedgerEntry {
+    Sending {
+        event_id: String,
+        #[serde(with = "time::serde::rfc3339")]
+        claimed_at: OffsetDateTime,
+        #[serde(with = "time::serde::rfc3339")]
+        lease_until: OffsetDateTime,
+    },
+    Sent {
+        event_id: String,
+        message_id: String,
+        #[serde(with = "time::serde::rfc3339")]
+        sent_at: OffsetDateTime,
+    },
+    Failed {
+        event_id: String,
+        reason: String,
+        #[serde(with = "time::serde::rfc3339")]
+        failed_at: OffsetDateTime,
+    },
+}
+
+/// How many times a lost race for the ledger entry is re-evaluated before giving up (retried).
+const MAX_CLAIM_ROUNDS: usize = 4;
+
+pub async fn handle(
+    services: &Services,
+    event: &InboundEvent,
+) -> Result<InvocationResponse, InvocationError> {
+    let order = match NewOrder::parse(event.data_text(), &services.limits) {
+        Ok(order) => order,
+        Err(rejection) => {
+            if let Some(id) = &rejection.order_id {
+                tracing::Span::current().record("order_id", id.as_str());
+            }
+            let summary = format!(
+                "no email for invalid order {}: {}",
+                rejection.order_id.as_deref().unwrap_or("(none)"),
+                rejection.summary()
+            );
+            tracing::info!(outcome = "invalid", "{summary}");
+            return Ok(InvocationResponse::log(summary));
+        }
+    };
+    let order_id = order.order_id();
+    tracing::Span::current().record("order_id", order_id.as_str());
+    let key = RecordKey::new(Collection::EmailLedger, order_id.as_str())
+        .map_err(|e| InvocationError::Internal(e.into()))?;
+
+    for _ in 0..MAX_CLAIM_ROUNDS {
+        let claim = sending(services, event);
+        let created = services
+            .store
+            .create(&key, claim)
+            .await
+            .with_context(|| format!("failed to claim the confirmation email of order {order_id}"))
+            .map_err(InvocationError::Transient)?;
+        let (etag, existing) = match created {
+            Created::Created(etag) => {
+                return send_and_settle(services, event, &order, &key, etag).await;
+            }
+            Created::Exists(record) => (record.etag, record.body),
+        };
+        let entry: LedgerEntry = serde_json::from_slice(&existing)
+            .with_context(|| format!("the email ledger entry of order {order_id} is not readable"))
+            .map_err(InvocationError::Internal)?;
+        match entry {
+            LedgerEntry::Sent {
+                sent_at, event_id, ..
+            } => {
+                let summary = format!(
+                    "confirmation for order {order_id} was already sent at {} (event {event_id}); not sending again",
+                    rfc3339(sent_at)
+                );
+                tracing::info!(outcome = "duplicate", "{summary}");
+                return Ok(InvocationResponse::log(summary));
+            }
+            LedgerEntry::Failed { reason, .. } => {
+                let summary = format!(
+                    "confirmation for order {order_id} failed permanently earlier ({reason}); not retrying"
+                );
+                tracing::info!(outcome = "duplicate", "{summary}");
+                return Ok(InvocationResponse::log(summary));
+            }
+            LedgerEntry::Sending {
+                lease_until,
+                claimed_at,
+                ..
+            } if lease_until > OffsetDateTime::now_utc() => {
+                return Err(InvocationError::Transient(anyhow!(
+                    "the confirmation for order {order_id} is being sent by another delivery (claimed at {}); retry later",
+                    rfc3339(claimed_at)
+                )));
+            }
+            LedgerEntry::Sending { claimed_at, .. } => {
+                // The claimant crashed or hung: take over, unless someone else just did.
+                let takeover = services
+                    .store
+                    .replace(&key, sending(services, event), &etag)
+                    .await
+                    .with_context(|| {
+                        format!("failed to take over the email claim of order {order_id}")
+                    })
+                    .map_err(InvocationError::Transient)?;
+                if let Replaced::Replaced(etag) = takeover {
+                    tracing::warn!(
+                        claimed_at = %rfc3339(claimed_at),
+                        "took over an expired email claim; the earlier delivery may have sent it already (same Message-ID)"
+                    );
+                    return send_and_settle(services, event, &order, &key, etag).await;
+                }
+            }
+        }
+    }
+    Err(InvocationError::Transient(anyhow!(
+        "the email ledger entry of order {order_id} kept changing under this delivery; retry later"
+    )))
+}
+
+fn sending(services: &Services, event: &InboundEvent) -> Bytes {
+    let now = OffsetDateTime::now_utc();
+    let entry = LedgerEntry::Sending {
+        event_id: event.id.clone(),
+        claimed_at: now,
+        lease_until: now + services.email_claim_timeout,
+    };
+    Bytes::from(serde_json::to_vec(&entry).unwrap_or_default())
+}
+
+async fn send_and_settle(
+    services: &Services,
+    event: &InboundEvent,
+    order: &NewOrder,
+    key: &RecordKey,
+    etag: ETag,
+) -> Result<InvocationResponse, InvocationError> {
+    let order_id = order.order_id();
+    let email = match services.renderer.render(order) {
+        Ok(email) => email,
+        Err(e) => {
+            release(services, key, &etag, order_id).await;
+            return Err(InvocationError::Internal(anyhow!(e)));
+        }
+    };
+    match services.email.send(&email).await {
+        Ok(()) => {
+            let entry = LedgerEntry::Sent {
+                event_id: event.id.clone(),
+                message_id: email.message_id.clone(),
+                sent_at: OffsetDateTime::now_utc(),
+            };
+            settle(services, key, &etag, &entry, order_id).await?;
+            let summary = format!(
+                "confirmation for order {order_id} sent to {} via {}",
+                order.customer_email(),
+                services.email.describe()
+            );
+            tracing::info!(outcome = "sent", message_id = %email.message_id, "{summary}");
+            Ok(InvocationResponse::log(summary))
+        }
+        Err(SendError::Transient(reason)) => {
+            release(services, key, &etag, order_id).await;
+            Err(InvocationError::Transient(anyhow!(
+                "the confirmation for order {order_id} could not be sent: {reason}"
+            )))
+        }
+        Err(SendError::Permanent(reason)) => {
+            let entry = LedgerEntry::Failed {
+                event_id: event.id.clone(),
+                reason: reason.clone(),
+                failed_at: OffsetDateTime::now_utc(),
+            };
+            settle(services, key, &etag, &entry, order_id).await?;
+            let summary = format!(
+                "confirmation for order {order_id} refused permanently, not retrying: {reason}"
+            );
+            tracing::warn!(outcome = "failed", "{summary}");
+            Ok(InvocationResponse::log(summary))
+        }
+    }
+}
+
+/// Records the final state. Only this delivery holds the claim, so a conflict means the lease
+/// expired mid-send and another delivery took over: that one records the outcome.
+async fn settle(
+    services: &Services,
+    key: &RecordKey,
+    etag: &ETag,
+    entry: &LedgerEntry,
+    order_id: &OrderId,
+) -> Result<(), InvocationError> {
+    let body =
+        Bytes::from(serde_json::to_vec(entry).map_err(|e| InvocationError::Internal(e.into()))?);
+    let mut last_error = None;
+    // The email is out; a failed write here would lead to a second email once the claim expires,
+    // so it is worth a few quick retries before giving up.
+    for delay_ms in [0u64, 50, 250] {
+        if delay_ms > 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(delay_ms)).await;
+        }
+        match services.store.replace(key, body.clone(), etag).await {
+            Ok(Replaced::Replaced(_)) => return Ok(()),
+            Ok(Replaced::Conflict(_)) => {
+                tracing::warn!(
+                    "the email claim of order {order_id} was taken over while sending; the other delivery records the outcome"
+                );
+                return Ok(());
+            }
+            Err(e) => last_error = Some(e),
+        }
+    }
+    Err(InvocationError::Transient(anyhow!(
+        "the confirmation for order {order_id} was sent but could not be recorded: {}",
+        last_error.map(|e| e.to_string()).unwrap_or_default()
+    )))
+}
+
+/// Gives the claim up after a failed send so the retry can claim it at once.
+async fn release(services: &Services, key: &RecordKey, etag: &ETag, order_id: &OrderId) {
+    match services.store.delete(key, etag).await {
+        Ok(Deleted::Deleted | Deleted::Conflict(_)) => {}
+        Err(e) => tracing::warn!(
+            error = %e,
+            "could not release the email claim of order {order_id}; the retry waits for it to expire"
+        ),
+    }
+}
+
+fn rfc3339(t: OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}

@@ -1,0 +1,236 @@
+//! OrderProcessor: validates a NewOrder, records it exactly once, emits OrderAccepted or
+//! OrderRejected through the `outputEvents` binding.
+//!
+//! Idempotency:
+//! - an order is recorded under `orders/<orderId>` with a conditional create; of any number of
+//!   deliveries (retries, races, re-publishes) exactly one creates it and emits `OrderAccepted`;
+//! - a duplicate with the *same* content is acknowledged silently; an order id reused with
+//!   *different* content is rejected (`OrderRejected`), never overwritten;
+//! - a rejection is recorded under `orders/rejected/<uuid of the event id>`, so a redelivered
+//!   invalid event emits no second `OrderRejected`;
+//! - emitted events have ids derived from what they are about, so a consumer that keys on the
+//!   event id is idempotent too.
+
+use anyhow::Context;
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+use serde_json::value::{RawValue, to_raw_value};
+use uuid::Uuid;
+
+use super::invocation::InvocationResponse;
+use super::{InvocationError, ORDER_PROCESSOR, Services};
+use crate::domain::{NewOrder, OrderId, Rejection, RejectionReason};
+use crate::eventgrid::{EventGridEvent, InboundEvent};
+use crate::store::{Collection, Created, RecordKey};
+
+pub const ORDER_ACCEPTED: &str = "OrderAccepted";
+pub const ORDER_REJECTED: &str = "OrderRejected";
+
+/// Namespace for the v5 UUIDs of emitted events.
+const EVENT_ID_NAMESPACE: Uuid = Uuid::from_u128(0x6f72_6465_7267_7269_6400_0000_0000_0001);
+
+/// What `orders/<orderId>` holds.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OrderRecord {
+    pub order: serde_json::Value,
+    pub event_id: String,
+    pub recorded_at: String,
+    pub accepted_event_id: String,
+}
+
+/// What `orders/rejected/<id>` holds.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RejectionRecord {
+    pub event_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub order_id: Option<String>,
+    pub reasons: Vec<RejectionReason>,
+    pub rejected_at: String,
+    pub rejected_event_id: String,
+}
+
+pub async fn handle(
+    services: &Services,
+    event: &InboundEvent,
+) -> Result<InvocationResponse, InvocationError> {
+    match NewOrder::parse(event.data_text(), &services.limits) {
+        Ok(order) => {
+            tracing::Span::current().record("order_id", order.order_id().as_str());
+            record(services, event, &order).await
+        }
+        Err(rejection) => {
+            if let Some(id) = &rejection.order_id {
+                tracing::Span::current().record("order_id", id.as_str());
+            }
+            reject(services, event, rejection).await
+        }
+    }
+}
+
+async fn record(
+    services: &Services,
+    event: &InboundEvent,
+    order: &NewOrder,
+) -> Result<InvocationResponse, InvocationError> {
+    let order_id = order.order_id();
+    let key = RecordKey::new(Collection::Orders, order_id.as_str())
+        .map_err(|e| InvocationError::Internal(e.into()))?;
+    let accepted_id = derived_id(ORDER_ACCEPTED, order_id.as_str());
+    let order_json =
+        serde_json::to_value(order).map_err(|e| InvocationError::Internal(e.into()))?;
+    let record = OrderRecord {
+        order: order_json.clone(),
+        event_id: event.id.clone(),
+        recorded_at: crate::eventgrid::now_rfc3339(),
+        accepted_event_id: accepted_id.clone(),
+    };
+    let body = serde_json::to_vec(&record).map_err(|e| InvocationError::Internal(e.into()))?;
+    let created = services
+        .store
+        .create(&key, Bytes::from(body))
+        .await
+        .with_context(|| format!("failed to record order {order_id}"))
+        .map_err(InvocationError::Transient)?;
+    match created {
+        Created::Created(_) => {
+            let data = to_raw_value(&serde_json::json!({
+                "orderId": order_id,
+                "customerId": order.customer_id(),
+                "orderValue": order.order_value().amount().to_string(),
+                "currency": order.order_value().currency(),
+                "customerEmail": order.customer_email(),
+                "items": order.items(),
+                "sourceEventId": event.id,
+            }))
+            .map_err(|e| InvocationError::Internal(e.into()))?;
+            let accepted = EventGridEvent::new(
+                accepted_id,
+                ORDER_ACCEPTED,
+                subject(Some(order_id)),
+                data,
+                "1.0",
+            );
+            let summary = format!(
+                "order {order_id} recorded ({}, customer {}); OrderAccepted emitted",
+                order.order_value(),
+                order.customer_id()
+            );
+            tracing::info!(outcome = "accepted", "{summary}");
+            emit(accepted, summary)
+        }
+        Created::Exists(existing) => {
+            let existing: OrderRecord = serde_json::from_slice(&existing.body)
+                .with_context(|| format!("the stored record of order {order_id} is not readable"))
+                .map_err(InvocationError::Internal)?;
+            if existing.order == order_json {
+                let summary = if existing.event_id == event.id {
+                    format!(
+                        "order {order_id} was already recorded by an earlier delivery of this event; nothing emitted"
+                    )
+                } else {
+                    format!(
+                        "order {order_id} was already recorded from event {} with the same content; nothing emitted",
+                        existing.event_id
+                    )
+                };
+                tracing::info!(outcome = "duplicate", "{summary}");
+                Ok(InvocationResponse::log(summary))
+            } else {
+                let rejection = Rejection {
+                    order_id: Some(order_id.to_string()),
+                    reasons: vec![RejectionReason {
+                        field: "orderId".into(),
+                        message: format!(
+                            "order {order_id} was already recorded with different content (from event {}); an order id cannot be reused",
+                            existing.event_id
+                        ),
+                    }],
+                };
+                reject(services, event, rejection).await
+            }
+        }
+    }
+}
+
+async fn reject(
+    services: &Services,
+    event: &InboundEvent,
+    rejection: Rejection,
+) -> Result<InvocationResponse, InvocationError> {
+    let event_key = Uuid::new_v5(&EVENT_ID_NAMESPACE, event.id.as_bytes());
+    let key = RecordKey::new(Collection::Orders, &format!("rejected/{event_key}"))
+        .map_err(|e| InvocationError::Internal(e.into()))?;
+    let rejected_id = derived_id(ORDER_REJECTED, &event.id);
+    let record = RejectionRecord {
+        event_id: event.id.clone(),
+        order_id: rejection.order_id.clone(),
+        reasons: rejection.reasons.clone(),
+        rejected_at: crate::eventgrid::now_rfc3339(),
+        rejected_event_id: rejected_id.clone(),
+    };
+    let body = serde_json::to_vec(&record).map_err(|e| InvocationError::Internal(e.into()))?;
+    let created = services
+        .store
+        .create(&key, Bytes::from(body))
+        .await
+        .with_context(|| format!("failed to record the rejection of event {}", event.id))
+        .map_err(InvocationError::Transient)?;
+    let shown_id = rejection.order_id.as_deref().unwrap_or("(none)");
+    match created {
+        Created::Created(_) => {
+            let data = to_raw_value(&serde_json::json!({
+                "orderId": rejection.order_id,
+                "sourceEventId": event.id,
+                "reasons": rejection.reasons,
+            }))
+            .map_err(|e| InvocationError::Internal(e.into()))?;
+            let order_id = rejection
+                .order_id
+                .as_deref()
+                .and_then(|id| OrderId::parse(id).ok());
+            let rejected = EventGridEvent::new(
+                rejected_id,
+                ORDER_REJECTED,
+                subject(order_id.as_ref()),
+                data,
+                "1.0",
+            );
+            let summary = format!(
+                "order {shown_id} rejected: {}; OrderRejected emitted",
+                rejection.summary()
+            );
+            tracing::info!(outcome = "rejected", "{summary}");
+            emit(rejected, summary)
+        }
+        Created::Exists(_) => {
+            let summary =
+                format!("order {shown_id} was already rejected for this event; nothing emitted");
+            tracing::info!(outcome = "duplicate", "{summary}");
+            Ok(InvocationResponse::log(summary))
+        }
+    }
+}
+
+fn derived_id(kind: &str, about: &str) -> String {
+    Uuid::new_v5(&EVENT_ID_NAMESPACE, format!("{kind}/{about}").as_bytes()).to_string()
+}
+
+fn subject(order_id: Option<&OrderId>) -> String {
+    match order_id {
+        Some(id) => format!("orders/{id}"),
+        None => "orders/invalid".to_owned(),
+    }
+}
+
+/// The answer carrying one event in the `eventGrid` output binding, as a JSON array of objects.
+fn emit(event: EventGridEvent, summary: String) -> Result<InvocationResponse, InvocationError> {
+    let events: Box<RawValue> =
+        to_raw_value(&[event]).map_err(|e| InvocationError::Internal(e.into()))?;
+    let mut response = InvocationResponse::log(summary);
+    response
+        .outputs
+        .insert(ORDER_PROCESSOR.output_bindings[0], events);
+    Ok(response)
+}

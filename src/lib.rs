@@ -1,0 +1,20 @@
+//! ordergrid: the event-driven order pipeline of seed 004, made real on Azure.
+//!
+//! One binary, several wings:
+//! - [`functions`]: the Azure Functions custom handler serving `OrderProcessor` and
+//!   `EmailNotifier` (Event Grid triggers);
+//!
+//! on a ground floor that imports nothing of ours: [`domain`] (orders, money, ids, emails) and
+//! [`eventgrid`] (the wire formats), plus the side-effect interfaces [`store`] and [`email`].
+//! See `ARCHITECTURE.md` for the flows and invariants.
+
+#![forbid(unsafe_code)]
+
+pub mod config;
+pub mod domain;
+pub mod email;
+pub mod eventgrid;
+pub mod functions;
+pub mod shutdown;
+pub mod store;
+pub mod telemetry;

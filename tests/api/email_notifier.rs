@@ -1,0 +1,196 @@
+//! EmailNotifier: one confirmation per valid order, classified failures, claim takeover.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use ordergrid::email::{MemoryTransport, SendError};
+use ordergrid::store::{Collection, Created, MemoryStore, RecordKey, RecordStore};
+use serde_json::{Value, json};
+
+use crate::events::{eg_event, envelope, new_order};
+use crate::helpers::{TestApp, spawn_app, spawn_app_with};
+
+fn env(id: &str, data: Value) -> Value {
+    envelope("EmailNotifier", eg_event(id, data))
+}
+
+async fn app_with_memory(claim: Duration) -> (TestApp, Arc<MemoryStore>, Arc<MemoryTransport>) {
+    let store = Arc::new(MemoryStore::new());
+    let transport = Arc::new(MemoryTransport::new());
+    let app = spawn_app_with(
+        tempfile::tempdir().unwrap(),
+        store.clone(),
+        transport.clone(),
+        Default::default(),
+        claim,
+    )
+    .await;
+    (app, store, transport)
+}
+
+async fn ledger(store: &dyn RecordStore, order: &str) -> Value {
+    let key = RecordKey::new(Collection::EmailLedger, order).unwrap();
+    serde_json::from_slice(&store.get(&key).await.unwrap().unwrap().body).unwrap()
+}
+
+#[tokio::test]
+async fn a_valid_order_gets_one_confirmation_in_the_outbox() {
+    let app = spawn_app().await;
+    let answer = app
+        .invoke("EmailNotifier", &env("e1", new_order("12345")))
+        .await;
+    assert_eq!(answer.status, 200, "{}", answer.json);
+    assert!(
+        answer
+            .log()
+            .contains("confirmation for order 12345 sent to customer@example.com"),
+        "{}",
+        answer.log()
+    );
+    let [file] = app.emails().try_into().unwrap();
+    assert_eq!(file.file_name().unwrap(), "12345.eml");
+    let raw = std::fs::read_to_string(&file).unwrap();
+    for needle in [
+        "To: customer@example.com",
+        "From: Shop <orders@shop.example>",
+        "Subject: We received your order 12345",
+        "Message-ID: <order-12345.confirmation@shop.example>",
+        "text/plain",
+        "text/html",
+        "150.00 USD",
+        "67890",
+    ] {
+        assert!(raw.contains(needle), "{needle} missing from\n{raw}");
+    }
+    assert_eq!(ledger(app.store.as_ref(), "12345").await["state"], "sent");
+
+    let again = app
+        .invoke("EmailNotifier", &env("e1", new_order("12345")))
+        .await;
+    assert_eq!(again.status, 200);
+    assert!(again.log().contains("already sent"), "{}", again.log());
+    assert_eq!(app.emails().len(), 1);
+}
+
+#[tokio::test]
+async fn an_invalid_order_gets_no_email_and_is_not_retried() {
+    let app = spawn_app().await;
+    let answer = app
+        .invoke(
+            "EmailNotifier",
+            &env("e1", json!({"orderId": "9", "customerEmail": "nope"})),
+        )
+        .await;
+    assert_eq!(answer.status, 200);
+    assert!(
+        answer.log().contains("no email for invalid order 9"),
+        "{}",
+        answer.log()
+    );
+    assert!(app.emails().is_empty());
+}
+
+#[tokio::test]
+async fn a_transient_send_failure_is_retried_and_ends_in_exactly_one_email() {
+    let (app, store, transport) = app_with_memory(Duration::from_secs(60)).await;
+    transport.fail_with(Some(SendError::Transient("connection refused".into())));
+    let delivery = env("e1", new_order("5"));
+    let failed = app.invoke("EmailNotifier", &delivery).await;
+    assert_eq!(failed.status, 503, "{}", failed.json);
+    assert!(
+        failed.json["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("connection refused")
+    );
+    // The claim was released, so the retry does not wait for it to expire.
+    assert!(
+        store
+            .get(&RecordKey::new(Collection::EmailLedger, "5").unwrap())
+            .await
+            .unwrap()
+            .is_none()
+    );
+    transport.fail_with(None);
+    assert_eq!(app.invoke("EmailNotifier", &delivery).await.status, 200);
+    assert_eq!(app.invoke("EmailNotifier", &delivery).await.status, 200);
+    assert_eq!(transport.sent().len(), 1);
+}
+
+#[tokio::test]
+async fn a_permanent_refusal_is_recorded_and_not_retried() {
+    let (app, store, transport) = app_with_memory(Duration::from_secs(60)).await;
+    transport.fail_with(Some(SendError::Permanent("550 recipient rejected".into())));
+    let delivery = env("e1", new_order("6"));
+    let answer = app.invoke("EmailNotifier", &delivery).await;
+    assert_eq!(answer.status, 200, "{}", answer.json);
+    assert!(
+        answer.log().contains("refused permanently"),
+        "{}",
+        answer.log()
+    );
+    let entry = ledger(store.as_ref(), "6").await;
+    assert_eq!(entry["state"], "failed");
+    assert!(entry["reason"].as_str().unwrap().contains("550"));
+    transport.fail_with(None);
+    let again = app.invoke("EmailNotifier", &delivery).await;
+    assert_eq!(again.status, 200);
+    assert!(
+        transport.sent().is_empty(),
+        "a permanent failure is not retried"
+    );
+}
+
+#[tokio::test]
+async fn a_live_claim_makes_other_deliveries_retry_and_an_expired_one_is_taken_over() {
+    let (app, store, transport) = app_with_memory(Duration::from_secs(60)).await;
+    let key = RecordKey::new(Collection::EmailLedger, "8").unwrap();
+    let now = time::OffsetDateTime::now_utc();
+    let claim = |lease_until: time::OffsetDateTime| {
+        let fmt = |t: time::OffsetDateTime| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .unwrap()
+        };
+        Bytes::from(json!({"state": "sending", "eventId": "other", "claimedAt": fmt(now), "leaseUntil": fmt(lease_until)}).to_string())
+    };
+    // Another delivery claimed the email and is (as far as anyone knows) still sending it.
+    let Created::Created(etag) = store
+        .create(&key, claim(now + Duration::from_secs(60)))
+        .await
+        .unwrap()
+    else {
+        panic!("the key was fresh")
+    };
+    let delivery = env("e1", new_order("8"));
+    let busy = app.invoke("EmailNotifier", &delivery).await;
+    assert_eq!(busy.status, 503, "{}", busy.json);
+    assert!(
+        busy.json["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("being sent by another delivery")
+    );
+    assert!(transport.sent().is_empty());
+
+    // That delivery's process died: its lease ran out. The next delivery takes over and sends.
+    store
+        .replace(&key, claim(now - Duration::from_secs(1)), &etag)
+        .await
+        .unwrap();
+    let answer = app.invoke("EmailNotifier", &delivery).await;
+    assert_eq!(answer.status, 200, "{}", answer.json);
+    assert_eq!(transport.sent().len(), 1);
+    assert_eq!(ledger(store.as_ref(), "8").await["state"], "sent");
+}
+
+#[tokio::test]
+async fn an_unreachable_ledger_fails_the_invocation_and_sends_nothing() {
+    let (app, store, transport) = app_with_memory(Duration::from_secs(60)).await;
+    store.set_unavailable(true);
+    let answer = app
+        .invoke("EmailNotifier", &env("e1", new_order("3")))
+        .await;
+    assert_eq!(answer.status, 503);
+    assert!(transport.sent().is_empty());
+}

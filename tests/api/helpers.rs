@@ -1,0 +1,284 @@
+//! Starting the app and the real components around it.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use ordergrid::domain::OrderLimits;
+use ordergrid::email::{ConfirmationRenderer, EmailTransport, OutboxTransport};
+use ordergrid::functions::{Handler, Services};
+use ordergrid::store::{Collection, FolderStore, FolderStoreOptions, RecordStore};
+use serde_json::Value;
+
+pub struct TestApp {
+    pub base: String,
+    pub client: reqwest::Client,
+    pub store: Arc<dyn RecordStore>,
+    pub outbox: PathBuf,
+    pub _dir: tempfile::TempDir,
+}
+
+pub struct Answer {
+    pub status: u16,
+    pub json: Value,
+}
+
+impl Answer {
+    /// The events in the `outputEvents` binding.
+    pub fn emitted(&self) -> Vec<Value> {
+        self.json["Outputs"]["outputEvents"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    pub fn log(&self) -> String {
+        self.json["Logs"].to_string()
+    }
+}
+
+/// The app on port 0 with the folder store and the file outbox in a temporary folder.
+pub async fn spawn_app() -> TestApp {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(
+        FolderStore::open(&dir.path().join("store"), FolderStoreOptions::default()).unwrap(),
+    );
+    let outbox = dir.path().join("outbox");
+    let email = Arc::new(OutboxTransport::new(outbox.clone()).unwrap());
+    spawn_app_with(dir, store, email, outbox, Duration::from_secs(120)).await
+}
+
+pub async fn spawn_app_with(
+    dir: tempfile::TempDir,
+    store: Arc<dyn RecordStore>,
+    email: Arc<dyn EmailTransport>,
+    outbox: PathBuf,
+    email_claim_timeout: Duration,
+) -> TestApp {
+    let services = Services {
+        store: store.clone(),
+        email,
+        renderer: ConfirmationRenderer::new("Shop <orders@shop.example>".parse().unwrap()),
+        limits: OrderLimits::default(),
+        email_claim_timeout,
+        max_body_bytes: 4 * 1024 * 1024,
+    };
+    serve(services, store, outbox, dir).await
+}
+
+pub async fn serve(
+    services: Services,
+    store: Arc<dyn RecordStore>,
+    outbox: PathBuf,
+    dir: tempfile::TempDir,
+) -> TestApp {
+    let handler = Handler::with_services(0, services).await.unwrap();
+    let base = format!("http://127.0.0.1:{}", handler.port());
+    tokio::spawn(handler.run_until_stopped(std::future::pending()));
+    TestApp {
+        base,
+        client: reqwest::Client::new(),
+        store,
+        outbox,
+        _dir: dir,
+    }
+}
+
+impl TestApp {
+    pub async fn post(&self, path: &str, body: impl Into<reqwest::Body>) -> Answer {
+        let response = self
+            .client
+            .post(format!("{}{path}", self.base))
+            .header("content-type", "application/json; charset=utf-8")
+            .header(
+                "x-azure-functions-invocationid",
+                uuid::Uuid::new_v4().to_string(),
+            )
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        let text = response.text().await.unwrap();
+        let json = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        Answer { status, json }
+    }
+
+    pub async fn invoke(&self, function: &str, envelope: &Value) -> Answer {
+        self.post(&format!("/{function}"), envelope.to_string())
+            .await
+    }
+
+    pub async fn orders(&self) -> Vec<String> {
+        self.store.list(Collection::Orders, "").await.unwrap()
+    }
+
+    pub fn emails(&self) -> Vec<PathBuf> {
+        eml_files(&self.outbox)
+    }
+}
+
+pub fn eml_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "eml"))
+                .collect()
+        })
+        .unwrap_or_default();
+    files.sort();
+    files
+}
+
+/// Polls `check` until it returns `Some` or the deadline passes.
+pub async fn eventually<T>(
+    what: &str,
+    deadline: Duration,
+    mut check: impl FnMut() -> Option<T>,
+) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(value) = check() {
+            return value;
+        }
+        assert!(
+            start.elapsed() < deadline,
+            "timed out after {deadline:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// The Python with the test requirements (aiosmtpd, …): `ORDERGRID_TEST_PYTHON`, or the venv
+/// `scripts/test-env` builds (run here if needed, so plain `cargo test` works too).
+pub fn test_python() -> PathBuf {
+    static PYTHON: OnceLock<PathBuf> = OnceLock::new();
+    PYTHON
+        .get_or_init(|| {
+            if let Some(p) = std::env::var_os("ORDERGRID_TEST_PYTHON") {
+                return PathBuf::from(p);
+            }
+            let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+            let out = Command::new(root.join("scripts/test-env"))
+                .current_dir(root)
+                .stderr(Stdio::inherit())
+                .output()
+                .expect("failed to run scripts/test-env");
+            assert!(
+                out.status.success(),
+                "scripts/test-env failed; see its output above"
+            );
+            let stdout = String::from_utf8(out.stdout).unwrap();
+            PathBuf::from(
+                stdout
+                    .lines()
+                    .last()
+                    .expect("scripts/test-env printed nothing")
+                    .trim(),
+            )
+        })
+        .clone()
+}
+
+pub fn repo_root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The real `ordergrid serve` process, listening on a port it picked (port 0).
+pub struct RunningBinary {
+    pub child: std::process::Child,
+    pub base: String,
+    pub stdout: Arc<std::sync::Mutex<Vec<String>>>,
+    pub stderr: Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+/// Starts `ordergrid serve` with `FUNCTIONS_CUSTOMHANDLER_PORT=0` plus `env`, and waits for the
+/// log line that names its port.
+pub async fn spawn_binary(env: &[(&str, &str)]) -> RunningBinary {
+    use std::io::BufRead;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ordergrid"))
+        .arg("serve")
+        .env_clear()
+        .env("FUNCTIONS_CUSTOMHANDLER_PORT", "0")
+        .env("ORDERGRID_LOG_FORMAT", "json")
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let stderr = Arc::new(std::sync::Mutex::new(Vec::new()));
+    for (pipe, sink) in [
+        (
+            Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
+            stdout.clone(),
+        ),
+        (Box::new(child.stderr.take().unwrap()), stderr.clone()),
+    ] {
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(pipe).lines().map_while(Result::ok) {
+                sink.lock().unwrap().push(line);
+            }
+        });
+    }
+    let port = eventually(
+        "the handler to log its port",
+        Duration::from_secs(10),
+        || {
+            stdout.lock().unwrap().iter().find_map(|line| {
+                let json: Value = serde_json::from_str(line).ok()?;
+                json["port"].as_u64()
+            })
+        },
+    )
+    .await;
+    RunningBinary {
+        child,
+        base: format!("http://127.0.0.1:{port}"),
+        stdout,
+        stderr,
+    }
+}
+
+impl RunningBinary {
+    pub async fn invoke(
+        &self,
+        client: &reqwest::Client,
+        function: &str,
+        envelope: &Value,
+    ) -> Answer {
+        let response = client
+            .post(format!("{}/{function}", self.base))
+            .body(envelope.to_string())
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        let json = response.json().await.unwrap_or(Value::Null);
+        Answer { status, json }
+    }
+
+    /// Log lines (stdout then stderr) parsed as JSON.
+    pub fn log_lines(&self) -> Vec<Value> {
+        let out = self.stdout.lock().unwrap().clone();
+        let err = self.stderr.lock().unwrap().clone();
+        out.iter()
+            .chain(err.iter())
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+
+    pub fn stderr_text(&self) -> String {
+        self.stderr.lock().unwrap().join("\n")
+    }
+}
+
+impl Drop for RunningBinary {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

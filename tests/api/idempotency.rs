@@ -1,0 +1,75 @@
+//! The same order delivered many times at once: one record, one OrderAccepted, one email.
+
+use futures::future::join_all;
+
+use crate::events::{eg_event, envelope, new_order};
+use crate::helpers::spawn_app;
+
+const DELIVERIES: usize = 64;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_duplicate_deliveries_yield_one_record_one_accepted_one_email() {
+    let app = spawn_app().await;
+    let event = eg_event("evt-dup", new_order("dup-1"));
+    let processor = envelope("OrderProcessor", event.clone());
+    let notifier = envelope("EmailNotifier", event);
+
+    let answers = join_all((0..DELIVERIES).flat_map(|_| {
+        [
+            app.invoke("OrderProcessor", &processor),
+            app.invoke("EmailNotifier", &notifier),
+        ]
+    }))
+    .await;
+    let (processed, notified): (Vec<_>, Vec<_>) = answers
+        .into_iter()
+        .enumerate()
+        .partition(|(i, _)| i % 2 == 0);
+
+    assert!(
+        processed.iter().all(|(_, a)| a.status == 200),
+        "OrderProcessor answers: {:?}",
+        processed.iter().map(|(_, a)| a.status).collect::<Vec<_>>()
+    );
+    let accepted: usize = processed.iter().map(|(_, a)| a.emitted().len()).sum();
+    assert_eq!(accepted, 1, "exactly one OrderAccepted");
+    assert_eq!(app.orders().await, ["dup-1"]);
+
+    // EmailNotifier deliveries that raced the sender are told to retry (503), never acknowledged
+    // before the email is out; every other answer is 200.
+    assert!(
+        notified
+            .iter()
+            .all(|(_, a)| a.status == 200 || a.status == 503)
+    );
+    let sent = notified
+        .iter()
+        .filter(|(_, a)| a.log().contains("sent to"))
+        .count();
+    assert_eq!(sent, 1, "exactly one delivery sent the email");
+    // Event Grid retries the 503s; by then the email is recorded as sent.
+    let retried = app.invoke("EmailNotifier", &notifier).await;
+    assert_eq!(retried.status, 200);
+    assert!(retried.log().contains("already sent"));
+    assert_eq!(app.emails().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn many_different_orders_at_once_are_each_recorded_once() {
+    let app = spawn_app().await;
+    let app = &app;
+    let answers = join_all((0..200).map(|i| {
+        let env = envelope(
+            "OrderProcessor",
+            eg_event(&format!("e{i}"), new_order(&format!("o{i:03}"))),
+        );
+        async move { app.invoke("OrderProcessor", &env).await }
+    }))
+    .await;
+    assert!(
+        answers
+            .iter()
+            .all(|a| a.status == 200 && a.emitted().len() == 1)
+    );
+    assert_eq!(app.orders().await.len(), 200);
+}

@@ -1,0 +1,226 @@
+//! The invocation contract: envelopes in every documented shape, and every kind of bad input.
+
+use serde_json::json;
+
+use crate::events::{ce_event, eg_event, envelope, new_order, string_envelope};
+use crate::helpers::spawn_app;
+
+#[tokio::test]
+async fn readiness_probe_is_answered_on_get_root() {
+    let app = spawn_app().await;
+    let response = app
+        .client
+        .get(format!("{}/", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(response.text().await.unwrap().contains("ready"));
+}
+
+#[tokio::test]
+async fn event_grid_cloudevents_and_string_encoded_events_are_all_processed() {
+    let app = spawn_app().await;
+    let shapes = [
+        (
+            "eg",
+            envelope("OrderProcessor", eg_event("e-eg", new_order("o-eg"))),
+        ),
+        (
+            "ce",
+            envelope("OrderProcessor", ce_event("e-ce", new_order("o-ce"))),
+        ),
+        (
+            "str-eg",
+            string_envelope("OrderProcessor", eg_event("e-s1", new_order("o-s1"))),
+        ),
+        (
+            "str-ce",
+            string_envelope("OrderProcessor", ce_event("e-s2", new_order("o-s2"))),
+        ),
+    ];
+    for (name, env) in &shapes {
+        let answer = app.invoke("OrderProcessor", env).await;
+        assert_eq!(answer.status, 200, "{name}: {}", answer.json);
+        assert_eq!(answer.emitted().len(), 1, "{name}: {}", answer.json);
+        assert_eq!(answer.emitted()[0]["eventType"], "OrderAccepted", "{name}");
+    }
+    assert_eq!(app.orders().await, ["o-ce", "o-eg", "o-s1", "o-s2"]);
+    // EmailNotifier accepts the same shapes.
+    for (name, env) in &shapes {
+        let answer = app.invoke("EmailNotifier", env).await;
+        assert_eq!(answer.status, 200, "{name}: {}", answer.json);
+    }
+    assert_eq!(app.emails().len(), 4);
+}
+
+#[tokio::test]
+async fn responses_are_json_with_outputs_logs_and_return_value() {
+    let app = spawn_app().await;
+    let response = app
+        .client
+        .post(format!("{}/OrderProcessor", app.base))
+        .body(envelope("OrderProcessor", eg_event("e1", new_order("1"))).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-type"], "application/json");
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert!(body["Outputs"].is_object());
+    assert!(body["Logs"].as_array().is_some_and(|l| !l.is_empty()));
+    assert!(body.as_object().unwrap().contains_key("ReturnValue"));
+    // outputs are objects, never strings the host could mistake for base64
+    assert!(body["Outputs"]["outputEvents"][0].is_object());
+}
+
+/// Each bad request gets its status and error code, and nothing is recorded or sent.
+#[tokio::test]
+async fn bad_input_gets_a_clear_error_and_changes_nothing() {
+    let app = spawn_app().await;
+    let valid = envelope("OrderProcessor", eg_event("e1", new_order("1")));
+    let ten_mb = format!(
+        "{{\"Data\":{{\"event\":\"{}\"}}}}",
+        "x".repeat(10 * 1024 * 1024)
+    );
+    let cases: Vec<(&str, &str, String, u16, &str)> = vec![
+        (
+            "non-JSON",
+            "/OrderProcessor",
+            "this is not json".into(),
+            400,
+            "InvalidJson",
+        ),
+        (
+            "empty body",
+            "/OrderProcessor",
+            String::new(),
+            400,
+            "InvalidEnvelope",
+        ),
+        (
+            "array envelope",
+            "/OrderProcessor",
+            "[1,2,3]".into(),
+            400,
+            "InvalidEnvelope",
+        ),
+        (
+            "Data not an object",
+            "/OrderProcessor",
+            r#"{"Data":"x"}"#.into(),
+            400,
+            "InvalidEnvelope",
+        ),
+        (
+            "no Data",
+            "/OrderProcessor",
+            r#"{"Metadata":{}}"#.into(),
+            400,
+            "InvalidEnvelope",
+        ),
+        (
+            "missing binding",
+            "/OrderProcessor",
+            r#"{"Data":{"eventGridEvent":{}}}"#.into(),
+            400,
+            "BindingNotFound",
+        ),
+        (
+            "not an event",
+            "/OrderProcessor",
+            r#"{"Data":{"event":{"hello":"world"}}}"#.into(),
+            400,
+            "InvalidEvent",
+        ),
+        (
+            "event is a number",
+            "/EmailNotifier",
+            r#"{"Data":{"event":42}}"#.into(),
+            400,
+            "InvalidEvent",
+        ),
+        (
+            "event id wrong type",
+            "/OrderProcessor",
+            r#"{"Data":{"event":{"id":1,"eventType":"NewOrder"}}}"#.into(),
+            400,
+            "InvalidEvent",
+        ),
+        (
+            "unknown function",
+            "/ShipOrder",
+            valid.to_string(),
+            404,
+            "FunctionNotFound",
+        ),
+        (
+            "function names are case-sensitive",
+            "/orderprocessor",
+            valid.to_string(),
+            404,
+            "FunctionNotFound",
+        ),
+        (
+            "10 MB body",
+            "/OrderProcessor",
+            ten_mb,
+            413,
+            "PayloadTooLarge",
+        ),
+        (
+            "nested path",
+            "/OrderProcessor/extra",
+            valid.to_string(),
+            404,
+            "NotFound",
+        ),
+    ];
+    for (name, path, body, status, code) in cases {
+        let answer = app.post(path, body).await;
+        assert_eq!(answer.status, status, "{name}: {}", answer.json);
+        assert_eq!(
+            answer.json["error"]["code"], code,
+            "{name}: {}",
+            answer.json
+        );
+        let message = answer.json["error"]["message"].as_str().unwrap_or_default();
+        assert!(!message.is_empty(), "{name}: the error needs a message");
+    }
+    assert!(app.orders().await.is_empty());
+    assert!(app.emails().is_empty());
+}
+
+#[tokio::test]
+async fn the_missing_binding_error_names_what_was_expected_and_found() {
+    let app = spawn_app().await;
+    let answer = app
+        .post("/OrderProcessor", r#"{"Data":{"eventGridEvent":{}}}"#)
+        .await;
+    let message = answer.json["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("\"event\"") && message.contains("eventGridEvent"),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn other_event_types_are_acknowledged_and_ignored() {
+    let app = spawn_app().await;
+    let mut event = eg_event("e1", new_order("1"));
+    event["eventType"] = json!("OrderShipped");
+    for function in ["OrderProcessor", "EmailNotifier"] {
+        let answer = app
+            .invoke(function, &envelope(function, event.clone()))
+            .await;
+        assert_eq!(answer.status, 200);
+        assert!(
+            answer.log().contains("ignored event type"),
+            "{}",
+            answer.log()
+        );
+        assert!(answer.emitted().is_empty());
+    }
+    assert!(app.orders().await.is_empty());
+    assert!(app.emails().is_empty());
+}

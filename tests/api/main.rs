@@ -1,0 +1,13 @@
+//! Black-box tests of ordergrid: the real app (or binary) on port 0, real components around it.
+
+mod binary;
+mod crash;
+mod email_notifier;
+mod events;
+mod helpers;
+mod idempotency;
+mod invocation;
+mod manifest;
+mod order_processor;
+mod smtp;
+mod store;

@@ -1,0 +1,138 @@
+//! The repository's Functions manifests agree with what the handler serves.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use ordergrid::functions::FUNCTIONS;
+use serde_json::Value;
+
+use crate::helpers::repo_root;
+
+fn read_json(path: &Path) -> Value {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{} is not JSON: {e}", path.display()))
+}
+
+/// Every `*/function.json` at the root, by folder name.
+fn function_manifests() -> Vec<(String, Value)> {
+    let mut found = vec![];
+    for entry in std::fs::read_dir(repo_root()).unwrap() {
+        let dir = entry.unwrap().path();
+        let manifest = dir.join("function.json");
+        if manifest.is_file() {
+            found.push((
+                dir.file_name().unwrap().to_string_lossy().into_owned(),
+                read_json(&manifest),
+            ));
+        }
+    }
+    found.sort_by(|a, b| a.0.cmp(&b.0));
+    found
+}
+
+#[test]
+fn every_function_json_matches_a_route_and_binding_the_handler_serves() {
+    let manifests = function_manifests();
+    let on_disk: BTreeSet<&str> = manifests.iter().map(|(name, _)| name.as_str()).collect();
+    let served: BTreeSet<&str> = FUNCTIONS.iter().map(|f| f.name).collect();
+    assert_eq!(
+        on_disk, served,
+        "function folders and handler routes differ"
+    );
+
+    for (name, manifest) in &manifests {
+        let spec = FUNCTIONS.iter().find(|f| f.name == name).unwrap();
+        let bindings = manifest["bindings"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{name}: no bindings array"));
+        let triggers: Vec<&Value> = bindings.iter().filter(|b| b["direction"] == "in").collect();
+        assert_eq!(
+            triggers.len(),
+            1,
+            "{name}: exactly one input binding (the trigger)"
+        );
+        assert_eq!(triggers[0]["type"], "eventGridTrigger", "{name}");
+        assert_eq!(
+            triggers[0]["name"], spec.trigger_binding,
+            "{name}: trigger binding name"
+        );
+
+        let outputs: BTreeSet<&str> = bindings
+            .iter()
+            .filter(|b| b["direction"] == "out")
+            .map(|b| {
+                assert_eq!(
+                    b["type"], "eventGrid",
+                    "{name}: only eventGrid outputs are produced"
+                );
+                // Identity-based connection: a setting prefix, never a literal URI or key.
+                let connection = b["connection"]
+                    .as_str()
+                    .unwrap_or_else(|| panic!("{name}: output needs `connection`"));
+                assert!(
+                    !connection.contains("://"),
+                    "{name}: connection names a setting prefix"
+                );
+                b["name"].as_str().unwrap()
+            })
+            .collect();
+        let expected: BTreeSet<&str> = spec.output_bindings.iter().copied().collect();
+        assert_eq!(outputs, expected, "{name}: output bindings");
+    }
+}
+
+#[test]
+fn host_json_starts_the_binary_cargo_builds_with_serve() {
+    let host = read_json(&repo_root().join("host.json"));
+    assert_eq!(host["version"], "2.0");
+    assert_eq!(
+        host["extensionBundle"]["id"],
+        "Microsoft.Azure.Functions.ExtensionBundle"
+    );
+    assert_eq!(host["extensionBundle"]["version"], "[4.*, 5.0.0)");
+    let description = &host["customHandler"]["description"];
+    let executable = description["defaultExecutablePath"].as_str().unwrap();
+    let built = Path::new(env!("CARGO_BIN_EXE_ordergrid"));
+    assert_eq!(
+        Path::new(executable).file_name(),
+        built.file_name(),
+        "host.json must name the cargo binary"
+    );
+    assert_eq!(description["arguments"], serde_json::json!(["serve"]));
+    assert!(
+        host.get("httpWorker").is_none(),
+        "the legacy httpWorker section must not be used"
+    );
+}
+
+#[test]
+fn local_settings_example_lists_every_setting_the_app_reads() {
+    let example = read_json(&repo_root().join("local.settings.json.example"));
+    let values = example["Values"].as_object().unwrap();
+    assert_eq!(values["FUNCTIONS_WORKER_RUNTIME"], "custom");
+    assert_eq!(values["AzureWebJobsStorage"], "UseDevelopmentStorage=true");
+    for (name, _, _) in ordergrid::config::SETTINGS {
+        if *name == ordergrid::config::PORT_SETTING {
+            continue; // set by the host, never by the app's settings
+        }
+        assert!(
+            values.contains_key(*name),
+            "{name} is missing from local.settings.json.example"
+        );
+    }
+    assert!(
+        values.contains_key("OrdersTopic__topicEndpointUri"),
+        "the output binding's connection setting"
+    );
+}
+
+#[test]
+fn funcignore_keeps_sources_out_of_the_package() {
+    let ignore = std::fs::read_to_string(repo_root().join(".funcignore")).unwrap();
+    for entry in ["target", "src", "local.settings.json"] {
+        assert!(
+            ignore.lines().any(|l| l.trim() == entry),
+            "{entry} should be in .funcignore"
+        );
+    }
+}

@@ -1,0 +1,219 @@
+//! OrderProcessor: record once, emit OrderAccepted or OrderRejected, fail transiently.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ordergrid::email::MemoryTransport;
+use ordergrid::store::{Collection, MemoryStore, RecordKey};
+use serde_json::{Value, json};
+
+use crate::events::{eg_event, envelope, new_order};
+use crate::helpers::{spawn_app, spawn_app_with};
+
+fn invoke_env(id: &str, data: Value) -> Value {
+    envelope("OrderProcessor", eg_event(id, data))
+}
+
+#[tokio::test]
+async fn a_valid_order_is_recorded_and_order_accepted_is_emitted() {
+    let app = spawn_app().await;
+    let answer = app
+        .invoke("OrderProcessor", &invoke_env("evt-1", new_order("12345")))
+        .await;
+    assert_eq!(answer.status, 200, "{}", answer.json);
+    let [accepted] = answer.emitted().try_into().unwrap();
+    assert_eq!(accepted["eventType"], "OrderAccepted");
+    assert_eq!(accepted["subject"], "orders/12345");
+    assert_eq!(accepted["dataVersion"], "1.0");
+    assert!(
+        accepted["eventTime"]
+            .as_str()
+            .is_some_and(|t| t.ends_with('Z'))
+    );
+    assert_eq!(
+        accepted["data"],
+        json!({"orderId": "12345", "customerId": "67890", "orderValue": "150.00", "currency": "USD",
+               "customerEmail": "customer@example.com", "items": [], "sourceEventId": "evt-1"})
+    );
+    assert!(
+        answer.log().contains("order 12345 recorded (150.00 USD"),
+        "{}",
+        answer.log()
+    );
+
+    let key = RecordKey::new(Collection::Orders, "12345").unwrap();
+    let record: Value =
+        serde_json::from_slice(&app.store.get(&key).await.unwrap().unwrap().body).unwrap();
+    assert_eq!(record["eventId"], "evt-1");
+    assert_eq!(
+        record["order"]["orderValue"],
+        json!({"amount": "150.00", "currency": "USD"})
+    );
+    assert_eq!(record["acceptedEventId"], accepted["id"]);
+}
+
+#[tokio::test]
+async fn amounts_keep_the_digits_sent_and_items_and_currency_are_carried() {
+    let app = spawn_app().await;
+    let data = json!({"orderId": "A-7", "customerId": "c", "orderValue": 0.3, "currency": "eur",
+                      "customerEmail": "a@b.example",
+                      "items": [{"sku": "S1", "name": "Pen", "quantity": 3, "unitPrice": 0.1}]});
+    let answer = app.invoke("OrderProcessor", &invoke_env("e", data)).await;
+    let accepted = &answer.emitted()[0];
+    assert_eq!(accepted["data"]["orderValue"], "0.30");
+    assert_eq!(accepted["data"]["currency"], "EUR");
+    assert_eq!(
+        accepted["data"]["items"][0]["unitPrice"],
+        json!({"amount": "0.10", "currency": "EUR"})
+    );
+}
+
+/// Invalid orders: acknowledged (not retried), OrderRejected with every reason, nothing recorded
+/// as an order, and a redelivery emits no second OrderRejected.
+#[tokio::test]
+async fn invalid_orders_are_acknowledged_and_rejected_with_their_reasons() {
+    let app = spawn_app().await;
+    let cases = [
+        (
+            "negative value",
+            json!({"orderId": "n1", "customerId": "c", "orderValue": -5, "customerEmail": "a@b.co"}),
+            vec!["orderValue"],
+        ),
+        (
+            "absurd value",
+            json!({"orderId": "n2", "customerId": "c", "orderValue": 1e12, "customerEmail": "a@b.co"}),
+            vec!["orderValue"],
+        ),
+        (
+            "bad email",
+            json!({"orderId": "n3", "customerId": "c", "orderValue": 5, "customerEmail": "not-an-email"}),
+            vec!["customerEmail"],
+        ),
+        (
+            "missing fields",
+            json!({"orderId": "n4"}),
+            vec!["customerId", "customerEmail", "orderValue"],
+        ),
+        (
+            "wrong types",
+            json!({"orderId": 4, "customerId": ["c"], "orderValue": "lots", "customerEmail": true}),
+            vec!["orderId", "customerId", "customerEmail", "orderValue"],
+        ),
+        (
+            "too precise",
+            json!({"orderId": "n6", "customerId": "c", "orderValue": 1.005, "customerEmail": "a@b.co"}),
+            vec!["orderValue"],
+        ),
+        ("data not an object", json!("just a string"), vec!["data"]),
+    ];
+    for (i, (name, data, fields)) in cases.into_iter().enumerate() {
+        let env = invoke_env(&format!("bad-{i}"), data);
+        let answer = app.invoke("OrderProcessor", &env).await;
+        assert_eq!(answer.status, 200, "{name}: {}", answer.json);
+        let [rejected] = answer
+            .emitted()
+            .try_into()
+            .unwrap_or_else(|e| panic!("{name}: {e:?}"));
+        assert_eq!(rejected["eventType"], "OrderRejected", "{name}");
+        assert_eq!(rejected["data"]["sourceEventId"], format!("bad-{i}"));
+        let got: Vec<&str> = rejected["data"]["reasons"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["field"].as_str().unwrap())
+            .collect();
+        assert_eq!(got, fields, "{name}");
+        let again = app.invoke("OrderProcessor", &env).await;
+        assert_eq!(again.status, 200, "{name}");
+        assert!(
+            again.emitted().is_empty(),
+            "{name}: a redelivery must not reject twice"
+        );
+    }
+    assert!(
+        app.orders()
+            .await
+            .iter()
+            .all(|name| name.starts_with("rejected/"))
+    );
+}
+
+#[tokio::test]
+async fn a_republished_order_is_acknowledged_without_a_second_order_accepted() {
+    let app = spawn_app().await;
+    let first = app
+        .invoke("OrderProcessor", &invoke_env("e1", new_order("42")))
+        .await;
+    assert_eq!(first.emitted().len(), 1);
+    // Same event redelivered, and the same order published again as a new event.
+    for id in ["e1", "e2"] {
+        let answer = app
+            .invoke("OrderProcessor", &invoke_env(id, new_order("42")))
+            .await;
+        assert_eq!(answer.status, 200);
+        assert!(answer.emitted().is_empty(), "{}", answer.json);
+        assert!(
+            answer.log().contains("already recorded"),
+            "{}",
+            answer.log()
+        );
+    }
+    assert_eq!(app.orders().await, ["42"]);
+}
+
+#[tokio::test]
+async fn an_order_id_reused_with_different_content_is_rejected_not_overwritten() {
+    let app = spawn_app().await;
+    app.invoke("OrderProcessor", &invoke_env("e1", new_order("42")))
+        .await;
+    let mut other = new_order("42");
+    other["orderValue"] = json!(999);
+    let answer = app.invoke("OrderProcessor", &invoke_env("e2", other)).await;
+    assert_eq!(answer.status, 200);
+    let [rejected] = answer.emitted().try_into().unwrap();
+    assert_eq!(rejected["eventType"], "OrderRejected");
+    assert!(
+        rejected["data"]["reasons"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("different content")
+    );
+    let key = RecordKey::new(Collection::Orders, "42").unwrap();
+    let record: Value =
+        serde_json::from_slice(&app.store.get(&key).await.unwrap().unwrap().body).unwrap();
+    assert_eq!(
+        record["order"]["orderValue"]["amount"], "150.00",
+        "the first order stays"
+    );
+}
+
+/// When the store is unreachable the invocation fails (503) so Event Grid retries, and the retry
+/// after recovery records the order once.
+#[tokio::test]
+async fn an_unreachable_store_fails_the_invocation_so_event_grid_retries() {
+    let store = Arc::new(MemoryStore::new());
+    let app = spawn_app_with(
+        tempfile::tempdir().unwrap(),
+        store.clone(),
+        Arc::new(MemoryTransport::new()),
+        Default::default(),
+        Duration::from_secs(60),
+    )
+    .await;
+    let env = invoke_env("e1", new_order("7"));
+    store.set_unavailable(true);
+    let failed = app.invoke("OrderProcessor", &env).await;
+    assert_eq!(failed.status, 503, "{}", failed.json);
+    assert_eq!(failed.json["error"]["code"], "TransientFailure");
+    assert!(
+        failed.json["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("failed to record order 7")
+    );
+    store.set_unavailable(false);
+    let retried = app.invoke("OrderProcessor", &env).await;
+    assert_eq!(retried.status, 200);
+    assert_eq!(retried.emitted().len(), 1);
+    assert_eq!(app.orders().await, ["7"]);
+}
