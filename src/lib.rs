@@ -13,6 +13,7 @@
 pub mod config;
 pub mod domain;
 pub mod email;
+pub mod emulator;
 pub mod eventgrid;
 pub mod functions;
 pub mod shutdown;

@@ -4,5 +4,6 @@
 //! This module imports nothing else of ordergrid's.
 
 mod event;
+pub mod sas;
 
 pub use event::{CloudEvent, EventError, EventGridEvent, InboundEvent, Schema, now_rfc3339};

@@ -1,0 +1,1 @@
+//! The topics and subscriptions file (in progress).

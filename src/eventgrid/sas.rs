@@ -1,0 +1,1 @@
+//! SAS tokens (in progress).
