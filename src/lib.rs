@@ -16,6 +16,7 @@ pub mod email;
 pub mod emulator;
 pub mod eventgrid;
 pub mod functions;
+pub mod journal;
 pub mod shutdown;
 pub mod store;
 pub mod telemetry;
