@@ -14,6 +14,9 @@ use rust_decimal::Decimal;
 
 use crate::domain::{Currency, OrderLimits};
 use crate::email::{SmtpSettings, SmtpTls};
+use crate::emulator::EmulatorSettings;
+use crate::emulator::delivery::DeliverySettings;
+use crate::eventgrid::sas::TopicKey;
 
 /// The port the Functions host tells a custom handler to listen on.
 pub const PORT_SETTING: &str = "FUNCTIONS_CUSTOMHANDLER_PORT";
@@ -143,6 +146,66 @@ pub const SETTINGS: &[(&str, &str, &str)] = &[
         "ORDERGRID_LOG_FORMAT",
         "auto",
         "json, text, or auto (JSON unless on a terminal)",
+    ),
+];
+
+/// The emulator's settings, with Azure's durations as defaults.
+pub const EMULATOR_SETTINGS: &[(&str, &str, &str)] = &[
+    ("ORDERGRID_EMULATOR_PORT", "7080", "port on 127.0.0.1"),
+    (
+        "ORDERGRID_EMULATOR_SUBSCRIPTIONS",
+        "infra/subscriptions.json",
+        "topics and subscriptions file",
+    ),
+    (
+        "ORDERGRID_EMULATOR_DATA",
+        ".ordergrid/emulator",
+        "spool, delivery state and topic keys",
+    ),
+    (
+        "ORDERGRID_EMULATOR_DEAD_LETTERS",
+        "<data>/dead-letters",
+        "dead-letter folder (laid out like the container)",
+    ),
+    (
+        "ORDERGRID_EMULATOR_KEY",
+        "generated",
+        "access key (base64) to use as key1 of every topic",
+    ),
+    (
+        "ORDERGRID_FUNCTIONS_BASE_URL",
+        "http://localhost:7071",
+        "Functions host for AzureFunction destinations",
+    ),
+    (
+        "ORDERGRID_EMULATOR_TIME_SCALE",
+        "1",
+        "multiplies Azure's retry schedule, TTL and dead-letter delay",
+    ),
+    (
+        "ORDERGRID_EMULATOR_DELIVERY_TIMEOUT",
+        "30s",
+        "how long a delivery may take",
+    ),
+    (
+        "ORDERGRID_EMULATOR_DEAD_LETTER_DELAY",
+        "5m",
+        "wait before a dead letter is written (then scaled)",
+    ),
+    (
+        "ORDERGRID_EMULATOR_CONCURRENCY",
+        "64",
+        "deliveries in flight per subscription",
+    ),
+    (
+        "ORDERGRID_EMULATOR_MAX_PENDING",
+        "10000",
+        "retries per subscription before it stops taking new events",
+    ),
+    (
+        "ORDERGRID_EMULATOR_SEED_COMPAT",
+        "true",
+        "serve the seed's key-less POST /publish",
     ),
 ];
 
@@ -324,6 +387,121 @@ impl HandlerSettings {
     }
 }
 
+/// Overrides from the command line; `None` keeps the environment's value.
+#[derive(Debug, Clone, Default)]
+pub struct EmulatorOverrides {
+    pub port: Option<u16>,
+    pub subscriptions_file: Option<PathBuf>,
+    pub data_dir: Option<PathBuf>,
+    pub functions_base_url: Option<String>,
+    pub time_scale: Option<f64>,
+}
+
+impl EmulatorOverrides {
+    pub fn settings(
+        &self,
+        env: &HashMap<String, String>,
+    ) -> Result<EmulatorSettings, SettingsError> {
+        let mut r = Reader {
+            env,
+            errors: vec![],
+        };
+        let port = r.parse(
+            "ORDERGRID_EMULATOR_PORT",
+            7080,
+            "not a port number (0-65535)",
+            |s| s.parse().ok(),
+        );
+        let data_dir: PathBuf = r
+            .string("ORDERGRID_EMULATOR_DATA", ".ordergrid/emulator")
+            .into();
+        let data_dir = self.data_dir.clone().unwrap_or(data_dir);
+        let key = match r.raw("ORDERGRID_EMULATOR_KEY").map(str::to_owned) {
+            None => None,
+            Some(raw) => match TopicKey::parse(&raw) {
+                Ok(key) => Some(key),
+                Err(e) => {
+                    // The value is a secret: name the setting, never quote it.
+                    r.errors.push(format!("ORDERGRID_EMULATOR_KEY: {e}"));
+                    None
+                }
+            },
+        };
+        let functions_base_url = r.string("ORDERGRID_FUNCTIONS_BASE_URL", "http://localhost:7071");
+        let functions_base_url = self
+            .functions_base_url
+            .clone()
+            .unwrap_or(functions_base_url);
+        if !(functions_base_url.starts_with("http://")
+            || functions_base_url.starts_with("https://"))
+        {
+            r.errors.push(format!(
+                "ORDERGRID_FUNCTIONS_BASE_URL={functions_base_url:?}: must be an http(s) URL"
+            ));
+        }
+        let time_scale = r.parse(
+            "ORDERGRID_EMULATOR_TIME_SCALE",
+            1.0,
+            "not a positive number (1 is Azure's timing, 0.001 makes a 10 s retry take 10 ms)",
+            |s| s.parse::<f64>().ok().filter(|f| f.is_finite() && *f > 0.0),
+        );
+        let defaults = DeliverySettings::default();
+        let delivery = DeliverySettings {
+            time_scale: self.time_scale.unwrap_or(time_scale),
+            delivery_timeout: r.duration(
+                "ORDERGRID_EMULATOR_DELIVERY_TIMEOUT",
+                defaults.delivery_timeout,
+            ),
+            dead_letter_delay: r.duration(
+                "ORDERGRID_EMULATOR_DEAD_LETTER_DELAY",
+                defaults.dead_letter_delay,
+            ),
+            concurrency: r.parse(
+                "ORDERGRID_EMULATOR_CONCURRENCY",
+                defaults.concurrency,
+                "not a number from 1 to 10000",
+                |s| s.parse().ok().filter(|n| (1..=10_000).contains(n)),
+            ),
+            max_pending: r.parse(
+                "ORDERGRID_EMULATOR_MAX_PENDING",
+                defaults.max_pending,
+                "not a number from 1 to 10000000",
+                |s| s.parse().ok().filter(|n| (1..=10_000_000).contains(n)),
+            ),
+            functions_base_url,
+            watermark_interval: defaults.watermark_interval,
+        };
+        let seed_compat = r.parse(
+            "ORDERGRID_EMULATOR_SEED_COMPAT",
+            true,
+            "must be true or false",
+            |s| s.parse().ok(),
+        );
+        let subscriptions_file: PathBuf = r
+            .string(
+                "ORDERGRID_EMULATOR_SUBSCRIPTIONS",
+                "infra/subscriptions.json",
+            )
+            .into();
+        let dead_letter_dir = r.raw("ORDERGRID_EMULATOR_DEAD_LETTERS").map(PathBuf::from);
+        if !r.errors.is_empty() {
+            return Err(SettingsError(r.errors));
+        }
+        Ok(EmulatorSettings {
+            port: self.port.unwrap_or(port),
+            subscriptions_file: self
+                .subscriptions_file
+                .clone()
+                .unwrap_or(subscriptions_file),
+            data_dir,
+            dead_letter_dir,
+            key,
+            delivery,
+            seed_compat,
+        })
+    }
+}
+
 fn smtp_settings(r: &mut Reader<'_>, timeout: Duration) -> SmtpSettings {
     let tls = r.parse(
         "ORDERGRID_SMTP_TLS",
@@ -455,6 +633,40 @@ mod tests {
         ]))
         .unwrap();
         assert!(!format!("{ok:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn emulator_settings_default_to_azures_timing_and_name_bad_values() {
+        let s = EmulatorOverrides::default().settings(&env(&[])).unwrap();
+        assert_eq!(s.port, 7080);
+        assert_eq!(s.delivery.time_scale, 1.0);
+        assert_eq!(s.delivery.delivery_timeout, Duration::from_secs(30));
+        assert_eq!(s.delivery.dead_letter_delay, Duration::from_secs(300));
+        let err = EmulatorOverrides::default()
+            .settings(&env(&[
+                ("ORDERGRID_EMULATOR_TIME_SCALE", "0"),
+                ("ORDERGRID_EMULATOR_KEY", "not base64!"),
+                ("ORDERGRID_FUNCTIONS_BASE_URL", "localhost:7071"),
+            ]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("ORDERGRID_EMULATOR_TIME_SCALE=\"0\""), "{err}");
+        assert!(
+            err.contains("ORDERGRID_EMULATOR_KEY:") && !err.contains("not base64!"),
+            "{err}"
+        );
+        assert!(err.contains("ORDERGRID_FUNCTIONS_BASE_URL"), "{err}");
+        let overridden = EmulatorOverrides {
+            port: Some(0),
+            time_scale: Some(0.001),
+            ..Default::default()
+        }
+        .settings(&env(&[("ORDERGRID_EMULATOR_PORT", "9")]))
+        .unwrap();
+        assert_eq!(
+            (overridden.port, overridden.delivery.time_scale),
+            (0, 0.001)
+        );
     }
 
     #[test]

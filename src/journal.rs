@@ -58,7 +58,19 @@ impl Default for JournalOptions {
 }
 
 /// Where a frame starts. Positions order frames in append order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Default,
+    serde::Serialize,
+    serde::Deserialize,
+)]
 pub struct Position {
     pub segment: u32,
     pub offset: u64,

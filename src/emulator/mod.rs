@@ -1,6 +1,309 @@
 //! A local Azure Event Grid: the seed's Flask broker done properly.
 //!
-//! (Work in progress: assembled module by module.)
+//! Topics and subscriptions come from `infra/subscriptions.json`, the file the Bicep deploys.
+//! Publishers use Event Grid's real publish API (keys, SAS tokens, both schemas, Azure's limits
+//! and errors); events are durable before the publish is acknowledged; each subscription's
+//! dispatcher delivers with Azure's headers, batching, validation handshakes, retry schedule,
+//! time to live and dead-lettering. See `delivery`, `spool`, `api`, `dead_letter`.
+//!
+//! Invariants (ARCHITECTURE.md 1, 4–6): an acknowledged event survives crashes and is delivered
+//! at least once or dead-lettered; subscriptions are defined once, in the file; every Azure
+//! duration is a setting; the emulator listens on 127.0.0.1 only and compares keys in constant
+//! time, never logging them.
 
+pub mod api;
+pub mod cli;
+pub mod dead_letter;
+pub mod delivery;
 pub mod filter;
+pub mod spool;
 pub mod subscriptions;
+
+use std::collections::BTreeMap;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use tokio_util::sync::CancellationToken;
+
+use self::api::{ApiState, TopicState};
+use self::dead_letter::{DeadLetterSink, FolderSink};
+use self::delivery::{DeliverySettings, Dispatcher, SubscriptionRuntime, handshake, webhook};
+use self::spool::Spool;
+use self::subscriptions::SubscriptionsFile;
+use crate::eventgrid::sas::TopicKey;
+use crate::journal::JournalOptions;
+
+/// The ARM id Event Grid stamps into `topic` (a fixed, recognisable local subscription).
+pub fn topic_resource_id(topic: &str) -> String {
+    format!(
+        "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/ordergrid-local/providers/Microsoft.EventGrid/topics/{topic}"
+    )
+}
+
+#[derive(Debug, Clone)]
+pub struct EmulatorSettings {
+    /// 0 picks a free port.
+    pub port: u16,
+    pub subscriptions_file: PathBuf,
+    /// Spool, state and keys live here.
+    pub data_dir: PathBuf,
+    /// Where dead-letter "blobs" go (default `<data_dir>/dead-letters`).
+    pub dead_letter_dir: Option<PathBuf>,
+    /// Use this access key (key1) for every topic instead of the generated ones.
+    pub key: Option<TopicKey>,
+    pub delivery: DeliverySettings,
+    pub seed_compat: bool,
+}
+
+/// A topic's access keys as shown to users; persisted under the data folder.
+#[derive(Debug, Clone)]
+pub struct TopicKeys {
+    pub topic: String,
+    pub key1: TopicKey,
+    pub key2: TopicKey,
+}
+
+pub struct Emulator {
+    listener: tokio::net::TcpListener,
+    api: Arc<ApiState>,
+    dispatchers: Vec<Dispatcher>,
+    keys: Vec<TopicKeys>,
+}
+
+impl Emulator {
+    /// Loads the subscriptions file, opens the spool (recovering what was in flight), binds
+    /// `127.0.0.1:<port>`. Nothing is delivered until [`Emulator::run_until_stopped`].
+    pub async fn build(settings: EmulatorSettings) -> anyhow::Result<Self> {
+        let file = SubscriptionsFile::load(&settings.subscriptions_file)?;
+        let listener =
+            tokio::net::TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, settings.port)))
+                .await
+                .with_context(|| format!("failed to listen on 127.0.0.1:{}", settings.port))?;
+        let base_url = format!("http://127.0.0.1:{}", listener.local_addr()?.port());
+        std::fs::create_dir_all(&settings.data_dir)
+            .with_context(|| format!("failed to create {}", settings.data_dir.display()))?;
+        let keys = load_keys(&settings.data_dir, &file, settings.key.as_ref())?;
+        let (spool, mut recovered) =
+            Spool::open(&settings.data_dir.join("spool"), JournalOptions::default())
+                .map_err(|e| anyhow::anyhow!("failed to open the emulator's spool: {e}"))?;
+        let spool = Arc::new(spool);
+        let dead_letter_dir = settings
+            .dead_letter_dir
+            .clone()
+            .unwrap_or_else(|| settings.data_dir.join("dead-letters"));
+        let dead_letters: Arc<dyn DeadLetterSink> = Arc::new(FolderSink::new(dead_letter_dir));
+        let delivery = Arc::new(settings.delivery.clone());
+        let sender = webhook::Sender::new(delivery.delivery_timeout).map_err(anyhow::Error::msg)?;
+
+        let mut dispatchers = Vec::new();
+        let mut runtimes = Vec::new();
+        for topic in &file.topics {
+            for subscription in &topic.subscriptions {
+                let key = format!("{}/{}", topic.name, subscription.name);
+                let (mut dispatcher, rt) = Dispatcher::new(
+                    topic.name.as_str(),
+                    topic.input_schema,
+                    subscription.clone(),
+                    spool.clone(),
+                    sender.clone(),
+                    dead_letters.clone(),
+                    delivery.clone(),
+                    recovered.remove(&key),
+                );
+                dispatcher
+                    .persist_start()
+                    .await
+                    .map_err(anyhow::Error::msg)?;
+                dispatchers.push(dispatcher);
+                runtimes.push(rt);
+            }
+        }
+        let topics = file
+            .topics
+            .iter()
+            .map(|t| {
+                let k = keys.iter().find(|k| k.topic == t.name.as_str());
+                TopicState {
+                    name: t.name.to_string(),
+                    schema: t.input_schema,
+                    resource_id: topic_resource_id(t.name.as_str()),
+                    keys: k
+                        .map(|k| vec![k.key1.clone(), k.key2.clone()])
+                        .unwrap_or_default(),
+                }
+            })
+            .collect();
+        let api = Arc::new(ApiState {
+            topics,
+            spool,
+            runtimes,
+            dead_letters,
+            sender,
+            delivery,
+            base_url,
+            started: Instant::now(),
+            seed_compat: settings.seed_compat,
+        });
+        Ok(Self {
+            listener,
+            api,
+            dispatchers,
+            keys,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.listener.local_addr().map(|a| a.port()).unwrap_or(0)
+    }
+
+    pub fn base_url(&self) -> &str {
+        &self.api.base_url
+    }
+
+    pub fn keys(&self) -> &[TopicKeys] {
+        &self.keys
+    }
+
+    /// The publish endpoint of a topic: `http://127.0.0.1:<port>/<topic>/api/events`.
+    pub fn topic_endpoint(&self, topic: &str) -> String {
+        format!("{}/{topic}/api/events", self.api.base_url)
+    }
+
+    pub fn runtimes(&self) -> &[Arc<SubscriptionRuntime>] {
+        &self.api.runtimes
+    }
+
+    /// Validates webhook endpoints, runs the dispatchers and serves the API until `shutdown`;
+    /// then stops taking requests, lets dispatchers write their final watermarks, and returns.
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let stop = CancellationToken::new();
+        let mut tasks = Vec::new();
+        for rt in &self.api.runtimes {
+            let (rt, sender, settings, base) = (
+                rt.clone(),
+                self.api.sender.clone(),
+                self.api.delivery.clone(),
+                self.api.base_url.clone(),
+            );
+            tokio::spawn(async move { handshake::validate(&rt, &sender, &settings, &base).await });
+        }
+        for dispatcher in self.dispatchers {
+            tasks.push(tokio::spawn(dispatcher.run_until_stopped(stop.clone())));
+        }
+        let maintenance = tokio::spawn(run_maintenance_until_stopped(
+            self.api.clone(),
+            stop.clone(),
+        ));
+        let router = api::router(self.api.clone());
+        let served = axum::serve(self.listener, router)
+            .with_graceful_shutdown(async move { shutdown.await })
+            .await;
+        stop.cancel();
+        for task in tasks {
+            let _ = task.await;
+        }
+        let _ = maintenance.await;
+        served.context("the emulator's HTTP server failed")
+    }
+}
+
+/// Periodically deletes spool segments no subscription needs, and compacts the state journal
+/// once it has grown: roll it, have every dispatcher restate itself, delete the old segments.
+async fn run_maintenance_until_stopped(api: Arc<ApiState>, stop: CancellationToken) {
+    const STATE_COMPACTION_BYTES: u64 = 32 * 1024 * 1024;
+    let mut tick = tokio::time::interval(Duration::from_secs(5));
+    let mut state_base = api.spool.state_end();
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            () = stop.cancelled() => return,
+        }
+        if let Some(low) = api.runtimes.iter().filter_map(|rt| rt.low_position()).min()
+            && let Err(e) = api.spool.forget_events_before(low)
+        {
+            tracing::warn!(error = %e, "failed to delete old spool segments");
+        }
+        let end = api.spool.state_end();
+        let grown = end.segment > state_base.segment
+            || end.offset.saturating_sub(state_base.offset) > STATE_COMPACTION_BYTES;
+        if grown && end.offset > STATE_COMPACTION_BYTES {
+            match compact_state(&api).await {
+                Ok(base) => state_base = base,
+                Err(e) => tracing::warn!(error = %e, "failed to compact the delivery state"),
+            }
+        }
+    }
+}
+
+async fn compact_state(api: &ApiState) -> Result<crate::journal::Position, String> {
+    let from = api.spool.roll_state().await.map_err(|e| e.to_string())?;
+    for rt in &api.runtimes {
+        rt.checkpoint().await?;
+    }
+    api.spool
+        .forget_state_before(from)
+        .map_err(|e| e.to_string())?;
+    Ok(from)
+}
+
+/// Reads `<data>/topic-keys.json`, generating two keys for topics that have none; a configured
+/// key replaces key1 of every topic. The file is created owner-readable only.
+fn load_keys(
+    data_dir: &Path,
+    file: &SubscriptionsFile,
+    configured: Option<&TopicKey>,
+) -> anyhow::Result<Vec<TopicKeys>> {
+    let path = data_dir.join("topic-keys.json");
+    let mut stored: BTreeMap<String, (String, String)> = match std::fs::read(&path) {
+        Ok(bytes) => serde_json::from_slice(&bytes)
+            .with_context(|| format!("{} is not readable JSON", path.display()))?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
+        Err(e) => return Err(e).with_context(|| format!("failed to read {}", path.display())),
+    };
+    let mut changed = false;
+    let mut keys = Vec::new();
+    for topic in &file.topics {
+        let entry = stored.entry(topic.name.to_string()).or_insert_with(|| {
+            changed = true;
+            (
+                TopicKey::generate().expose_secret().to_owned(),
+                TopicKey::generate().expose_secret().to_owned(),
+            )
+        });
+        let key1 = match configured {
+            Some(key) => key.clone(),
+            None => TopicKey::parse(&entry.0)
+                .with_context(|| format!("key1 of topic {} in {}", topic.name, path.display()))?,
+        };
+        let key2 = TopicKey::parse(&entry.1)
+            .with_context(|| format!("key2 of topic {} in {}", topic.name, path.display()))?;
+        keys.push(TopicKeys {
+            topic: topic.name.to_string(),
+            key1,
+            key2,
+        });
+    }
+    if changed {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let tmp = path.with_extension("json.tmp");
+        let mut out = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)
+            .with_context(|| format!("failed to write {}", tmp.display()))?;
+        out.write_all(&serde_json::to_vec_pretty(&stored)?)?;
+        out.sync_all()?;
+        std::fs::rename(&tmp, &path)
+            .with_context(|| format!("failed to write {}", path.display()))?;
+    }
+    Ok(keys)
+}

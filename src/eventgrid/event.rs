@@ -10,6 +10,10 @@ use serde_json::value::RawValue;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
+/// A JSON object whose values are kept as the exact text that was sent, so numbers in `data` are
+/// never rounded through `f64` on their way through the emulator.
+pub type RawObject = std::collections::BTreeMap<String, Box<RawValue>>;
+
 /// Which schema an event arrived in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub enum Schema {

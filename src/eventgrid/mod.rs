@@ -6,4 +6,6 @@
 mod event;
 pub mod sas;
 
-pub use event::{CloudEvent, EventError, EventGridEvent, InboundEvent, Schema, now_rfc3339};
+pub use event::{
+    CloudEvent, EventError, EventGridEvent, InboundEvent, RawObject, Schema, now_rfc3339,
+};

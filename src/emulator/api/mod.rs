@@ -1,0 +1,170 @@
+//! The emulator's HTTP surface: Event Grid's publish API, the seed's `/publish`, and the
+//! emulator's own health, admin endpoints and dashboard.
+
+pub mod admin;
+pub mod error;
+pub mod publish;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+
+use self::error::ApiError;
+use self::publish::{MAX_REQUEST_BYTES, Route};
+use super::dead_letter::DeadLetterSink;
+use super::delivery::{DeliverySettings, SubscriptionRuntime, webhook};
+use super::spool::Spool;
+use crate::eventgrid::Schema;
+use crate::eventgrid::sas::TopicKey;
+
+/// A topic as the publish API sees it.
+pub struct TopicState {
+    pub name: String,
+    pub schema: Schema,
+    pub resource_id: String,
+    /// key1 and key2, as Azure gives every topic two.
+    pub keys: Vec<TopicKey>,
+}
+
+pub struct ApiState {
+    pub topics: Vec<TopicState>,
+    pub spool: Arc<Spool>,
+    pub runtimes: Vec<Arc<SubscriptionRuntime>>,
+    pub dead_letters: Arc<dyn DeadLetterSink>,
+    pub sender: webhook::Sender,
+    pub delivery: Arc<DeliverySettings>,
+    /// `http://127.0.0.1:<port>`.
+    pub base_url: String,
+    pub started: Instant,
+    pub seed_compat: bool,
+}
+
+impl ApiState {
+    fn topic_named(&self, name: &str) -> Option<&TopicState> {
+        self.topics
+            .iter()
+            .find(|t| t.name.eq_ignore_ascii_case(name))
+    }
+
+    /// The topic of a request to `/api/events`: named by the first label of `Host`
+    /// (`orders.localhost:7443`), or the only topic there is. Old clients drop the URL path, so
+    /// the host has to be able to say it.
+    fn topic_for_host(&self, headers: &HeaderMap) -> Option<&TopicState> {
+        let host = headers
+            .get("host")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        let label = host.split(['.', ':']).next().unwrap_or("");
+        self.topic_named(label).or(match self.topics.as_slice() {
+            [only] => Some(only),
+            _ => None,
+        })
+    }
+}
+
+pub fn router(state: Arc<ApiState>) -> Router {
+    Router::new()
+        .route("/api/events", post(publish_by_host))
+        .route("/{topic}/api/events", post(publish_to_path))
+        .route("/publish", post(publish_seed))
+        .route("/health", get(admin::health))
+        .route("/", get(admin::dashboard))
+        .route("/emulator/topics", get(admin::topics))
+        .route("/emulator/subscriptions", get(admin::subscriptions))
+        .route(
+            "/emulator/subscriptions/{name}/validate",
+            post(admin::revalidate),
+        )
+        .route("/emulator/deliveries", get(admin::deliveries))
+        .route("/emulator/retries", get(admin::retries))
+        .route("/emulator/dead-letters", get(admin::dead_letters))
+        .route("/emulator/dead-letters/redeliver", post(admin::redeliver))
+        .route(
+            "/emulator/dead-letters/{container}/{*name}",
+            get(admin::dead_letter),
+        )
+        .route(
+            "/eventsubscriptions/{name}/validate",
+            get(admin::manual_validation),
+        )
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(MAX_REQUEST_BYTES))
+        .with_state(state)
+}
+
+async fn not_found(uri: axum::http::Uri) -> Response {
+    ApiError::not_found(format!(
+        "No HTTP resource was found that matches the request URI '{uri}'."
+    ))
+    .into_response()
+}
+
+async fn publish_by_host(
+    State(api): State<Arc<ApiState>>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let Some(topic) = api.topic_for_host(&headers) else {
+        return ApiError::not_found(format!(
+            "No topic matches this host; there are several topics ({}), so publish to /<topic>/api/events.",
+            api.topics.iter().map(|t| t.name.as_str()).collect::<Vec<_>>().join(", ")
+        ))
+        .into_response();
+    };
+    respond(publish::publish(&api, topic, Route::Azure, &query, &headers, body).await)
+}
+
+async fn publish_to_path(
+    State(api): State<Arc<ApiState>>,
+    Path(topic): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let Some(topic) = api.topic_named(&topic) else {
+        return ApiError::not_found(format!(
+            "No HTTP resource was found that matches the request URI: there is no topic '{topic}' (topics: {}).",
+            api.topics.iter().map(|t| t.name.as_str()).collect::<Vec<_>>().join(", ")
+        ))
+        .into_response();
+    };
+    respond(publish::publish(&api, topic, Route::Azure, &query, &headers, body).await)
+}
+
+/// The seed's broker endpoint: `{"eventType", "data"}` with no key, so the seed's `curl` and
+/// publishers work unchanged. Loopback only, like everything here; can be turned off.
+async fn publish_seed(
+    State(api): State<Arc<ApiState>>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    if !api.seed_compat {
+        return ApiError::not_found("The seed-compatible /publish endpoint is turned off (ORDERGRID_EMULATOR_SEED_COMPAT=false).")
+            .into_response();
+    }
+    let topic = match query.get("topic") {
+        Some(name) => api.topic_named(name),
+        None => api.topic_for_host(&headers),
+    };
+    let Some(topic) = topic else {
+        return ApiError::not_found(
+            "There are several topics: name one with /publish?topic=<name>.",
+        )
+        .into_response();
+    };
+    respond(publish::publish(&api, topic, Route::Seed, &query, &headers, body).await)
+}
+
+fn respond(result: Result<Response, ApiError>) -> Response {
+    result.unwrap_or_else(IntoResponse::into_response)
+}
