@@ -11,12 +11,15 @@
 #![forbid(unsafe_code)]
 
 pub mod config;
+pub mod devhost;
 pub mod domain;
 pub mod email;
 pub mod emulator;
 pub mod eventgrid;
 pub mod functions;
 pub mod journal;
+pub mod publish;
 pub mod shutdown;
+pub mod stack;
 pub mod store;
 pub mod telemetry;

@@ -1,0 +1,318 @@
+//! `ordergrid publish`: sends events to any Event Grid topic endpoint, local or Azure, through
+//! the azure_core pipeline ([`PublisherClient`]): a NewOrder built from flags, or events from a
+//! JSON file or stdin, in the Event Grid or CloudEvents schema, with a key, a SAS token it signs,
+//! or Microsoft Entra ID (managed identity where one is available, else developer credentials:
+//! the Azure CLI or azd login).
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use azure_core::credentials::TokenCredential;
+use serde_json::value::{RawValue, to_raw_value};
+use serde_json::{Value, json};
+
+use crate::eventgrid::publisher::{PublishAuth, PublisherClient};
+use crate::eventgrid::sas::TopicKey;
+use crate::eventgrid::{RawObject, Schema, now_rfc3339};
+
+/// The local stack's topic, used when no endpoint is given.
+pub const LOCAL_ENDPOINT: &str = "http://127.0.0.1:7080/orders/api/events";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthMode {
+    Key,
+    Sas,
+    Entra,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct NewOrderFlags {
+    pub order_id: Option<String>,
+    pub customer_id: Option<String>,
+    pub value: Option<String>,
+    pub currency: Option<String>,
+    pub email: Option<String>,
+    /// `sku:quantity:unitPrice[:name]`
+    pub items: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct PublishRequest {
+    pub endpoint: String,
+    pub auth: AuthMode,
+    pub key: Option<String>,
+    /// Where the local emulator keeps topic keys, for a local endpoint without `--key`.
+    pub local_keys: PathBuf,
+    pub schema: Schema,
+    pub event_type: String,
+    pub subject: Option<String>,
+    /// `-` for stdin.
+    pub file: Option<PathBuf>,
+    pub order: NewOrderFlags,
+}
+
+/// A JSON number as typed (`150.00` stays `150.00`), or the text as a JSON string.
+fn literal(text: &str) -> Box<RawValue> {
+    match serde_json::from_str::<Box<RawValue>>(text.trim()) {
+        Ok(raw)
+            if raw
+                .get()
+                .starts_with(|c: char| c == '-' || c.is_ascii_digit()) =>
+        {
+            raw
+        }
+        _ => to_raw_value(text).unwrap_or_default(),
+    }
+}
+
+fn raw(value: impl serde::Serialize) -> Box<RawValue> {
+    to_raw_value(&value).unwrap_or_default()
+}
+
+/// NewOrder `data` as raw JSON, so amounts keep the digits typed (`150.00`, not `150.0`).
+fn new_order_data(flags: &NewOrderFlags) -> anyhow::Result<RawObject> {
+    let required = |value: &Option<String>, flag: &str| {
+        value
+            .clone()
+            .with_context(|| format!("--{flag} is required to build a NewOrder (or give --file)"))
+    };
+    let mut items = Vec::new();
+    for item in &flags.items {
+        let parts: Vec<&str> = item.splitn(4, ':').collect();
+        let [sku, quantity, price, rest @ ..] = parts.as_slice() else {
+            bail!("--item {item:?}: expected sku:quantity:unitPrice[:name]");
+        };
+        let mut entry = RawObject::new();
+        entry.insert("sku".into(), raw(sku));
+        entry.insert("quantity".into(), literal(quantity));
+        entry.insert("unitPrice".into(), literal(price));
+        if let Some(name) = rest.first() {
+            entry.insert("name".into(), raw(name));
+        }
+        items.push(entry);
+    }
+    let mut data = RawObject::new();
+    data.insert(
+        "orderId".into(),
+        raw(required(&flags.order_id, "order-id")?),
+    );
+    data.insert(
+        "customerId".into(),
+        raw(required(&flags.customer_id, "customer-id")?),
+    );
+    data.insert(
+        "orderValue".into(),
+        literal(&required(&flags.value, "value")?),
+    );
+    data.insert(
+        "customerEmail".into(),
+        raw(required(&flags.email, "email")?),
+    );
+    if let Some(currency) = &flags.currency {
+        data.insert("currency".into(), raw(currency));
+    }
+    if !items.is_empty() {
+        data.insert("items".into(), raw(&items));
+    }
+    Ok(data)
+}
+
+/// The events to send: from the file/stdin as they are, or one NewOrder built from flags.
+pub fn events(request: &PublishRequest) -> anyhow::Result<Vec<RawObject>> {
+    if let Some(file) = &request.file {
+        let text = if file == Path::new("-") {
+            let mut text = String::new();
+            std::io::stdin()
+                .read_to_string(&mut text)
+                .context("failed to read events from stdin")?;
+            text
+        } else {
+            std::fs::read_to_string(file)
+                .with_context(|| format!("failed to read {}", file.display()))?
+        };
+        let trimmed = text.trim_start();
+        let events: Vec<RawObject> = if trimmed.starts_with('[') {
+            serde_json::from_str(trimmed)
+        } else {
+            serde_json::from_str(trimmed).map(|e| vec![e])
+        }
+        .context("the events are not a JSON object or an array of objects")?;
+        if events.is_empty() {
+            bail!("no events to send");
+        }
+        return Ok(events);
+    }
+    let data = new_order_data(&request.order)?;
+    let order_id = request.order.order_id.clone().unwrap_or_default();
+    let subject = request
+        .subject
+        .clone()
+        .unwrap_or_else(|| format!("orders/{order_id}"));
+    let envelope = match request.schema {
+        Schema::EventGrid => json!({
+            "id": uuid::Uuid::new_v4().to_string(), "eventType": request.event_type, "subject": subject,
+            "eventTime": now_rfc3339(), "dataVersion": "1.0",
+        }),
+        Schema::CloudEvents => json!({
+            "specversion": "1.0", "id": uuid::Uuid::new_v4().to_string(), "type": request.event_type,
+            "source": "/ordergrid/publish", "subject": subject, "time": now_rfc3339(), "datacontenttype": "application/json",
+        }),
+    };
+    let mut event: RawObject = serde_json::from_value(envelope)?;
+    event.insert("data".into(), raw(&data));
+    Ok(vec![event])
+}
+
+/// The key: `--key`, else the local emulator's key1 when the endpoint is on this machine.
+fn key(request: &PublishRequest) -> anyhow::Result<TopicKey> {
+    if let Some(key) = &request.key {
+        return TopicKey::parse(key).context("--key / ORDERGRID_TOPIC_KEY");
+    }
+    let local = request.endpoint.starts_with("http://127.0.0.1")
+        || request.endpoint.starts_with("http://localhost");
+    if local && request.local_keys.is_file() {
+        let keys: Value = serde_json::from_slice(&std::fs::read(&request.local_keys)?)
+            .with_context(|| format!("{} is not readable", request.local_keys.display()))?;
+        let topic = request
+            .endpoint
+            .split('/')
+            .rev()
+            .nth(2)
+            .filter(|t| keys.get(t).is_some())
+            .or_else(|| {
+                keys.as_object()
+                    .and_then(|o| o.keys().next())
+                    .map(String::as_str)
+            })
+            .unwrap_or("orders")
+            .to_owned();
+        if let Some(key) = keys[&topic][0].as_str() {
+            return TopicKey::parse(key).with_context(|| {
+                format!(
+                    "the key of topic {topic} in {}",
+                    request.local_keys.display()
+                )
+            });
+        }
+    }
+    bail!("no key: pass --key (or set ORDERGRID_TOPIC_KEY), or use --auth entra for an Azure topic")
+}
+
+fn credential() -> anyhow::Result<Arc<dyn TokenCredential>> {
+    let managed = std::env::var_os("IDENTITY_ENDPOINT").is_some()
+        || std::env::var_os("MSI_ENDPOINT").is_some();
+    Ok(if managed {
+        azure_identity::ManagedIdentityCredential::new(None)
+            .context("failed to set up the managed identity")?
+    } else {
+        azure_identity::DeveloperToolsCredential::new(None)
+            .context("failed to set up developer credentials (az login / azd auth login)")?
+    })
+}
+
+/// Sends the events and describes what was accepted.
+pub async fn run(request: PublishRequest) -> anyhow::Result<String> {
+    let events = events(&request)?;
+    let auth = match request.auth {
+        AuthMode::Key => PublishAuth::Key(key(&request)?),
+        AuthMode::Sas => PublishAuth::Sas {
+            key: key(&request)?,
+            ttl: std::time::Duration::from_secs(3600),
+        },
+        AuthMode::Entra => PublishAuth::Entra(credential()?),
+    };
+    let client = PublisherClient::new(&request.endpoint, auth)?;
+    let receipt = client.publish(request.schema, &events).await?;
+    let mut out = format!(
+        "accepted {} event(s) at {} (HTTP {}, x-ms-request-id {})\n",
+        events.len(),
+        client.endpoint(),
+        receipt.status,
+        receipt.request_id.as_deref().unwrap_or("-")
+    );
+    for event in &events {
+        let field = |name: &str| {
+            event
+                .get(name)
+                .and_then(|v| serde_json::from_str::<String>(v.get()).ok())
+                .unwrap_or_default()
+        };
+        let event_type = if request.schema == Schema::EventGrid {
+            field("eventType")
+        } else {
+            field("type")
+        };
+        out += &format!(
+            "  id={} type={} subject={}\n",
+            field("id"),
+            event_type,
+            field("subject")
+        );
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(order: NewOrderFlags) -> PublishRequest {
+        PublishRequest {
+            endpoint: LOCAL_ENDPOINT.into(),
+            auth: AuthMode::Key,
+            key: None,
+            local_keys: PathBuf::from("/nonexistent"),
+            schema: Schema::EventGrid,
+            event_type: "NewOrder".into(),
+            subject: None,
+            file: None,
+            order,
+        }
+    }
+
+    #[test]
+    fn a_new_order_from_flags_keeps_the_amount_as_typed() {
+        let events = events(&request(NewOrderFlags {
+            order_id: Some("12345".into()),
+            customer_id: Some("67890".into()),
+            value: Some("150.00".into()),
+            email: Some("customer@example.com".into()),
+            items: vec!["MUG-1:2:75.00:Mug".into()],
+            ..Default::default()
+        }))
+        .unwrap();
+        let event = serde_json::to_string(&events[0]).unwrap();
+        assert!(event.contains(r#""orderValue":150.00"#), "{event}");
+        assert!(event.contains(r#""unitPrice":75.00"#), "{event}");
+        assert!(event.contains(r#""subject":"orders/12345""#), "{event}");
+        assert!(event.contains(r#""eventType":"NewOrder""#), "{event}");
+    }
+
+    #[test]
+    fn missing_flags_are_named() {
+        let err = events(&request(NewOrderFlags {
+            order_id: Some("1".into()),
+            ..Default::default()
+        }))
+        .unwrap_err();
+        assert!(err.to_string().contains("--customer-id"), "{err}");
+        let err = events(&request(NewOrderFlags {
+            order_id: Some("1".into()),
+            customer_id: Some("c".into()),
+            value: Some("1".into()),
+            email: Some("a@b.co".into()),
+            items: vec!["bad".into()],
+            ..Default::default()
+        }))
+        .unwrap_err();
+        assert!(err.to_string().contains("sku:quantity:unitPrice"), "{err}");
+    }
+
+    #[test]
+    fn without_a_key_the_error_says_where_to_get_one() {
+        let err = key(&request(NewOrderFlags::default())).unwrap_err();
+        assert!(err.to_string().contains("--key"), "{err}");
+    }
+}

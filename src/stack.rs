@@ -1,0 +1,195 @@
+//! The whole order system on one machine, with embedded defaults: the Event Grid emulator with
+//! the repository's subscriptions file, the Functions host stand-in reading the real `host.json`
+//! and `*/function.json`, and the custom handler it starts. Email goes to a local outbox unless
+//! the `ORDERGRID_*` email settings say otherwise (the handler inherits the environment).
+//!
+//! Wiring: the emulator delivers AzureFunction subscriptions to the host stand-in; the
+//! OrderProcessor's `eventGrid` output binding (`OrdersTopic`) publishes back to the emulator's
+//! `orders` topic with the topic's key. Everything listens on 127.0.0.1 and keeps its state
+//! under one data folder, so a restart resumes pending deliveries.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::EmulatorOverrides;
+use crate::devhost::{self, FunctionsHost};
+use crate::emulator::Emulator;
+
+#[derive(Debug, Clone)]
+pub struct StackSettings {
+    /// The function app (host.json, function folders, infra/subscriptions.json).
+    pub app_root: PathBuf,
+    /// Everything the stack writes goes under here (`.ordergrid`).
+    pub data_dir: PathBuf,
+    /// Emulator port (7080 by default; 0 picks one).
+    pub emulator_port: u16,
+    /// Functions host port (7071 by default, as `func start`; 0 picks one).
+    pub host_port: u16,
+    /// Multiplies Azure's retry schedule, TTL and dead-letter delay (1 = Azure's timing).
+    pub time_scale: Option<f64>,
+}
+
+pub struct LocalStack {
+    emulator: Emulator,
+    host: FunctionsHost,
+    data_dir: PathBuf,
+    outbox: PathBuf,
+}
+
+impl LocalStack {
+    /// Starts everything; returns once the handler answered its readiness probe.
+    pub async fn build(
+        settings: StackSettings,
+        env: &HashMap<String, String>,
+    ) -> anyhow::Result<Self> {
+        let data = &settings.data_dir;
+        std::fs::create_dir_all(data)
+            .with_context(|| format!("failed to create {}", data.display()))?;
+        let host_listener = devhost::bind(settings.host_port).await?;
+        let host_url = format!("http://127.0.0.1:{}", host_listener.local_addr()?.port());
+        let mut emulator_settings = EmulatorOverrides {
+            port: Some(settings.emulator_port),
+            subscriptions_file: Some(
+                env.get("ORDERGRID_EMULATOR_SUBSCRIPTIONS")
+                    .map(PathBuf::from)
+                    .unwrap_or_else(|| settings.app_root.join("infra/subscriptions.json")),
+            ),
+            data_dir: Some(data.join("emulator")),
+            functions_base_url: Some(host_url),
+            time_scale: settings.time_scale,
+        }
+        .settings(env)?;
+        if emulator_settings.dead_letter_dir.is_none() {
+            emulator_settings.dead_letter_dir = Some(data.join("dead-letters"));
+        }
+        let emulator = Emulator::build(emulator_settings).await?;
+        let orders = emulator.keys().iter().find(|k| k.topic == "orders").context(
+            "the subscriptions file has no `orders` topic, which the OrderProcessor's output binding publishes to",
+        )?;
+        let outbox = env
+            .get("ORDERGRID_OUTBOX_PATH")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| data.join("outbox"));
+        let mut app_settings: HashMap<String, String> = HashMap::new();
+        app_settings.insert(
+            "OrdersTopic__topicEndpointUri".into(),
+            emulator.topic_endpoint("orders"),
+        );
+        app_settings.insert(
+            "OrdersTopic__topicKey".into(),
+            orders.key1.expose_secret().to_owned(),
+        );
+        for (name, default) in [
+            ("ORDERGRID_STORE_PATH", data.join("store")),
+            ("ORDERGRID_OUTBOX_PATH", outbox.clone()),
+        ] {
+            if !env.contains_key(name) {
+                app_settings.insert(name.into(), default.display().to_string());
+            }
+        }
+        let host =
+            FunctionsHost::with_listener(&settings.app_root, app_settings, host_listener).await?;
+        Ok(Self {
+            emulator,
+            host,
+            data_dir: data.clone(),
+            outbox,
+        })
+    }
+
+    pub fn emulator(&self) -> &Emulator {
+        &self.emulator
+    }
+
+    pub fn host(&self) -> &FunctionsHost {
+        &self.host
+    }
+
+    /// Where everything is, and how to publish an order.
+    pub fn summary(&self) -> String {
+        let endpoint = self.emulator.topic_endpoint("orders");
+        let key = self
+            .emulator
+            .keys()
+            .iter()
+            .find(|k| k.topic == "orders")
+            .map(|k| k.key1.expose_secret().to_owned())
+            .unwrap_or_default();
+        let handler = match self.host.worker().state() {
+            devhost::worker::WorkerState::Ready { pid, port } => {
+                format!("pid {pid}, 127.0.0.1:{port}")
+            }
+            other => format!("{other:?}"),
+        };
+        let mut out = String::new();
+        let _ = writeln!(out, "ordergrid local stack is ready\n");
+        let _ = writeln!(out, "  Event Grid topic   {endpoint}");
+        let _ = writeln!(out, "  topic key          {key}");
+        let _ = writeln!(out, "  emulator dashboard {}/", self.emulator.base_url());
+        let _ = writeln!(
+            out,
+            "  Functions host     {} ({})",
+            self.host.base_url(),
+            self.host.function_names().join(", ")
+        );
+        let _ = writeln!(out, "  custom handler     {handler}");
+        let _ = writeln!(out, "  data folder        {}", self.data_dir.display());
+        let _ = writeln!(out, "  email outbox       {}", self.outbox.display());
+        let _ = writeln!(out, "\nPublish a test order:\n");
+        let _ = writeln!(
+            out,
+            "  ordergrid publish --endpoint {endpoint} --key {key} --order-id 12345 --customer-id 67890 --value 150.00 --email customer@example.com"
+        );
+        let _ = writeln!(out, "\nor with the seed's curl command:\n");
+        let _ = writeln!(
+            out,
+            "  curl -X POST {}/publish -H \"Content-Type: application/json\" -d '{{\"eventType\": \"NewOrder\", \"data\": {{\"orderId\": \"12345\", \"customerId\": \"67890\", \"orderValue\": 150.0, \"customerEmail\": \"customer@example.com\"}}}}'",
+            self.emulator.base_url()
+        );
+        let _ = writeln!(
+            out,
+            "\nCtrl-C stops everything; pending deliveries resume on the next start."
+        );
+        out
+    }
+
+    /// Runs until `shutdown`; then stops the emulator (writing its progress), the host and the
+    /// handler (SIGTERM, so in-flight invocations finish).
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let stop = CancellationToken::new();
+        let (emulator_stop, host_stop) = (stop.clone(), stop.clone());
+        let mut emulator = tokio::spawn(
+            self.emulator
+                .run_until_stopped(async move { emulator_stop.cancelled().await }),
+        );
+        let mut host = tokio::spawn(
+            self.host
+                .run_until_stopped(async move { host_stop.cancelled().await }),
+        );
+        // Stop on the signal, or as soon as either part stops on its own (a failure).
+        let (emulator, host) = tokio::select! {
+            () = shutdown => {
+                stop.cancel();
+                (emulator.await, host.await)
+            }
+            done = &mut emulator => {
+                stop.cancel();
+                (done, host.await)
+            }
+            done = &mut host => {
+                stop.cancel();
+                (emulator.await, done)
+            }
+        };
+        emulator.context("the emulator task failed")??;
+        host.context("the host task failed")??;
+        Ok(())
+    }
+}
