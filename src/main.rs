@@ -7,7 +7,11 @@ use clap::{Args, Parser, Subcommand};
 
 use ordergrid::config::{EmulatorOverrides, HandlerSettings};
 use ordergrid::emulator::{Emulator, cli};
-use ordergrid::functions::Handler;
+use ordergrid::eventgrid::Schema;
+use ordergrid::functions::{Handler, records};
+use ordergrid::publish::{self, AuthMode, NewOrderFlags, PublishRequest};
+use ordergrid::stack::{LocalStack, StackSettings};
+use ordergrid::store::FolderStore;
 
 #[derive(Parser)]
 #[command(
@@ -28,6 +32,15 @@ enum Command {
         #[arg(long)]
         port: Option<u16>,
     },
+    /// Run the whole order system locally: Event Grid emulator, Functions host stand-in, handler.
+    Dev(DevArgs),
+    /// Publish events to an Event Grid topic (local or Azure).
+    Publish(Box<PublishArgs>),
+    /// Look at the orders the local stack recorded.
+    Orders {
+        #[command(subcommand)]
+        action: OrdersAction,
+    },
     /// Run the local Azure Event Grid, or inspect a running one.
     #[command(args_conflicts_with_subcommands = true)]
     Emulator {
@@ -36,6 +49,85 @@ enum Command {
         #[command(flatten)]
         run: EmulatorArgs,
     },
+}
+
+#[derive(Args)]
+struct DevArgs {
+    /// Where the stack keeps its state (spool, orders, outbox, dead letters).
+    #[arg(long, default_value = ".ordergrid")]
+    data: PathBuf,
+    /// The function app: host.json, the function folders, infra/subscriptions.json.
+    #[arg(long, default_value = ".")]
+    app: PathBuf,
+    /// Event Grid emulator port.
+    #[arg(long, default_value_t = 7080)]
+    emulator_port: u16,
+    /// Functions host port (func start's default).
+    #[arg(long, default_value_t = 7071)]
+    host_port: u16,
+    /// Multiply Azure's retry schedule, TTL and dead-letter delay (e.g. 0.01 for 100 ms retries).
+    #[arg(long, env = "ORDERGRID_EMULATOR_TIME_SCALE")]
+    time_scale: Option<f64>,
+}
+
+#[derive(Args)]
+struct PublishArgs {
+    /// The topic endpoint, e.g. https://<topic>.<region>-1.eventgrid.azure.net/api/events.
+    #[arg(long, env = "ORDERGRID_TOPIC_ENDPOINT", default_value = publish::LOCAL_ENDPOINT)]
+    endpoint: String,
+    /// key (aeg-sas-key), sas (a token signed with the key) or entra (Microsoft Entra ID).
+    #[arg(long, value_parser = ["key", "sas", "entra"], default_value = "key")]
+    auth: String,
+    /// The topic's access key; for the local stack it is read from the data folder.
+    #[arg(long, env = "ORDERGRID_TOPIC_KEY", hide_env_values = true)]
+    key: Option<String>,
+    /// The local stack's data folder (for its topic keys).
+    #[arg(long, default_value = ".ordergrid")]
+    data: PathBuf,
+    /// eventgrid or cloudevents.
+    #[arg(long, value_parser = ["eventgrid", "cloudevents"], default_value = "eventgrid")]
+    schema: String,
+    /// Events to send as they are: a JSON object or array; `-` reads stdin.
+    #[arg(long)]
+    file: Option<PathBuf>,
+    #[arg(long, default_value = "NewOrder")]
+    event_type: String,
+    /// Defaults to orders/<order id>.
+    #[arg(long)]
+    subject: Option<String>,
+    #[arg(long)]
+    order_id: Option<String>,
+    #[arg(long)]
+    customer_id: Option<String>,
+    /// The order value, sent exactly as typed (150.00).
+    #[arg(long)]
+    value: Option<String>,
+    #[arg(long)]
+    currency: Option<String>,
+    #[arg(long)]
+    email: Option<String>,
+    /// An order line, sku:quantity:unitPrice[:name]; repeatable.
+    #[arg(long = "item")]
+    items: Vec<String>,
+}
+
+#[derive(Subcommand)]
+enum OrdersAction {
+    /// Every order with its confirmation email's state, and rejected events.
+    List(StorePath),
+    /// One order's record and email ledger entry.
+    Show {
+        order_id: String,
+        #[command(flatten)]
+        store: StorePath,
+    },
+}
+
+#[derive(Args)]
+struct StorePath {
+    /// The folder store (the local stack's is .ordergrid/store).
+    #[arg(long, env = "ORDERGRID_STORE_PATH", default_value = ".ordergrid/store")]
+    store: PathBuf,
 }
 
 #[derive(Args, Default)]
@@ -132,6 +224,52 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             handler
                 .run_until_stopped(ordergrid::shutdown::signal())
                 .await
+        }
+        Command::Dev(args) => {
+            let settings = StackSettings {
+                app_root: args.app,
+                data_dir: args.data,
+                emulator_port: args.emulator_port,
+                host_port: args.host_port,
+                time_scale: args.time_scale,
+            };
+            let stack = LocalStack::build(settings, &env).await?;
+            println!("{}", stack.summary());
+            stack.run_until_stopped(ordergrid::shutdown::signal()).await
+        }
+        Command::Publish(args) => {
+            let request = PublishRequest {
+                endpoint: args.endpoint,
+                auth: match args.auth.as_str() {
+                    "sas" => AuthMode::Sas,
+                    "entra" => AuthMode::Entra,
+                    _ => AuthMode::Key,
+                },
+                key: args.key,
+                local_keys: args.data.join("emulator/topic-keys.json"),
+                schema: if args.schema == "cloudevents" { Schema::CloudEvents } else { Schema::EventGrid },
+                event_type: args.event_type,
+                subject: args.subject,
+                file: args.file,
+                order: NewOrderFlags {
+                    order_id: args.order_id,
+                    customer_id: args.customer_id,
+                    value: args.value,
+                    currency: args.currency,
+                    email: args.email,
+                    items: args.items,
+                },
+            };
+            print!("{}", publish::run(request).await?);
+            Ok(())
+        }
+        Command::Orders { action } => {
+            let out = match action {
+                OrdersAction::List(path) => records::list(&FolderStore::snapshot(&path.store)?).await?,
+                OrdersAction::Show { order_id, store } => records::show(&FolderStore::snapshot(&store.store)?, &order_id).await?,
+            };
+            print!("{out}");
+            Ok(())
         }
         Command::Emulator { action: None, run } => {
             let overrides = EmulatorOverrides {

@@ -207,6 +207,9 @@ impl Supervisor {
             )
             .env("FUNCTIONS_APP_ROOT_PATH", &self.root)
             .stdin(Stdio::null())
+            // Its own process group: a terminal's Ctrl-C reaches the stand-in, which then stops
+            // the handler itself (SIGTERM), instead of both racing a restart.
+            .process_group(0)
             .kill_on_drop(true)
             .spawn()
             .map_err(|e| format!("failed to start {}: {e}", self.executable.display()))?;

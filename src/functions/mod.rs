@@ -20,6 +20,7 @@ mod email_notifier;
 mod error;
 mod invocation;
 mod order_processor;
+pub mod records;
 
 pub use app::{Handler, Services, app};
 pub use error::InvocationError;

@@ -126,6 +126,23 @@ impl FolderStore {
         })
     }
 
+    /// The records in `dir` as they are now, without taking the folder's lock: for inspecting a
+    /// store a running handler owns. Only reads; every write answers an error.
+    pub fn snapshot(dir: &Path) -> Result<FolderSnapshot, StoreError> {
+        let mut records = std::collections::BTreeMap::new();
+        for (at, payload) in crate::journal::read_all_frames(dir).map_err(|e| StoreError::new(e.to_string()))? {
+            let (op, version, key, body) = decode(&payload)
+                .ok_or_else(|| StoreError::new(format!("{} holds an unreadable record at {at}", dir.display())))?;
+            if op == OP_PUT {
+                let body = payload.slice_ref(body);
+                records.insert(key, Record { etag: ETag::new(version.to_string()), body });
+            } else {
+                records.remove(&key);
+            }
+        }
+        Ok(FolderSnapshot { dir: dir.to_owned(), records })
+    }
+
     /// Group-commit statistics: `(flushes, frames written)` since open.
     pub fn flush_stats(&self) -> (u64, u64) {
         self.journal.flush_stats()
@@ -266,6 +283,50 @@ fn decode(payload: &[u8]) -> Option<(u8, u64, RecordKey, &[u8])> {
     matches!(op, OP_PUT | OP_DELETE).then_some((op, version, key, &payload[HEADER_LEN + key_len..]))
 }
 
+/// A read-only copy of a folder store's records (see [`FolderStore::snapshot`]).
+pub struct FolderSnapshot {
+    dir: std::path::PathBuf,
+    records: std::collections::BTreeMap<RecordKey, Record>,
+}
+
+impl FolderSnapshot {
+    fn read_only(&self) -> StoreError {
+        StoreError::new(format!("the snapshot of {} is read-only", self.dir.display()))
+    }
+}
+
+#[async_trait]
+impl RecordStore for FolderSnapshot {
+    async fn create(&self, _: &RecordKey, _: Bytes) -> Result<Created, StoreError> {
+        Err(self.read_only())
+    }
+
+    async fn get(&self, key: &RecordKey) -> Result<Option<Record>, StoreError> {
+        Ok(self.records.get(key).cloned())
+    }
+
+    async fn replace(&self, _: &RecordKey, _: Bytes, _: &ETag) -> Result<Replaced, StoreError> {
+        Err(self.read_only())
+    }
+
+    async fn delete(&self, _: &RecordKey, _: &ETag) -> Result<Deleted, StoreError> {
+        Err(self.read_only())
+    }
+
+    async fn list(&self, collection: Collection, prefix: &str) -> Result<Vec<String>, StoreError> {
+        Ok(self
+            .records
+            .keys()
+            .filter(|k| k.collection() == collection && k.name().starts_with(prefix))
+            .map(|k| k.name().to_owned())
+            .collect())
+    }
+
+    fn describe(&self) -> String {
+        format!("snapshot of {}", self.dir.display())
+    }
+}
+
 /// A put always yields a location; the fallback only keeps the type total.
 fn etag_of(loc: Option<Loc>) -> ETag {
     loc.map_or_else(|| ETag::new("0"), |l| l.etag())
@@ -390,6 +451,19 @@ mod tests {
         drop(store);
         let store = FolderStore::open(dir.path(), FolderStoreOptions::default()).unwrap();
         assert_eq!(store.get(&key("3")).await.unwrap().unwrap().body, "three");
+    }
+
+    #[tokio::test]
+    async fn a_snapshot_reads_a_store_another_owner_holds_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FolderStore::open(dir.path(), FolderStoreOptions::default()).unwrap();
+        let Created::Created(etag) = store.create(&key("1"), Bytes::from_static(b"v1")).await.unwrap() else { panic!() };
+        store.replace(&key("1"), Bytes::from_static(b"v2"), &etag).await.unwrap();
+        store.create(&key("2"), Bytes::from_static(b"x")).await.unwrap();
+        let snapshot = FolderStore::snapshot(dir.path()).unwrap();
+        assert_eq!(snapshot.get(&key("1")).await.unwrap().unwrap().body, "v2");
+        assert_eq!(snapshot.list(Collection::Orders, "").await.unwrap(), ["1", "2"]);
+        assert!(snapshot.create(&key("3"), Bytes::new()).await.is_err());
     }
 
     #[tokio::test]

@@ -22,7 +22,7 @@ use std::fmt;
 use async_trait::async_trait;
 use bytes::Bytes;
 
-pub use folder::{FolderStore, FolderStoreOptions};
+pub use folder::{FolderSnapshot, FolderStore, FolderStoreOptions};
 pub use memory::MemoryStore;
 
 /// A group of records; a folder-store namespace or a blob container.
