@@ -518,31 +518,52 @@ pub fn read_all_frames(dir: &Path) -> Result<Vec<(Position, Bytes)>, JournalErro
         Ok(entries) => entries
             .filter_map(|entry| {
                 let name = entry.ok()?.file_name().into_string().ok()?;
-                name.strip_prefix("seg-")?.strip_suffix(".log")?.parse().ok()
+                name.strip_prefix("seg-")?
+                    .strip_suffix(".log")?
+                    .parse()
+                    .ok()
             })
             .collect(),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(vec![]),
-        Err(e) => return Err(JournalError::new(format!("failed to list {}: {e}", dir.display()))),
+        Err(e) => {
+            return Err(JournalError::new(format!(
+                "failed to list {}: {e}",
+                dir.display()
+            )));
+        }
     };
     numbers.sort_unstable();
     let mut frames = Vec::new();
     for (i, &n) in numbers.iter().enumerate() {
         let path = segment_path(dir, n);
-        let data = fs::read(&path).map_err(|e| JournalError::new(format!("failed to read {}: {e}", path.display())))?;
+        let data = fs::read(&path)
+            .map_err(|e| JournalError::new(format!("failed to read {}: {e}", path.display())))?;
         let mut at = 0usize;
         while at < data.len() {
-            let frame = data.get(at..at + HEADER_LEN).and_then(parse_header).and_then(|(len, crc)| {
-                let payload = data.get(at + HEADER_LEN..at + HEADER_LEN + len as usize)?;
-                (checksum(len, payload) == crc).then_some(payload)
-            });
+            let frame = data
+                .get(at..at + HEADER_LEN)
+                .and_then(parse_header)
+                .and_then(|(len, crc)| {
+                    let payload = data.get(at + HEADER_LEN..at + HEADER_LEN + len as usize)?;
+                    (checksum(len, payload) == crc).then_some(payload)
+                });
             match frame {
                 Some(payload) => {
-                    frames.push((Position { segment: n, offset: at as u64 }, Bytes::copy_from_slice(payload)));
+                    frames.push((
+                        Position {
+                            segment: n,
+                            offset: at as u64,
+                        },
+                        Bytes::copy_from_slice(payload),
+                    ));
                     at += HEADER_LEN + payload.len();
                 }
                 None if i + 1 == numbers.len() => break,
                 None => {
-                    return Err(JournalError::new(format!("{} is damaged at offset {at}", path.display())));
+                    return Err(JournalError::new(format!(
+                        "{} is damaged at offset {at}",
+                        path.display()
+                    )));
                 }
             }
         }

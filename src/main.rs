@@ -99,8 +99,8 @@ struct PublishArgs {
     order_id: Option<String>,
     #[arg(long)]
     customer_id: Option<String>,
-    /// The order value, sent exactly as typed (150.00).
-    #[arg(long)]
+    /// The order value, sent exactly as typed (150.00; a negative one is rejected by the handler).
+    #[arg(long, allow_hyphen_values = true)]
     value: Option<String>,
     #[arg(long)]
     currency: Option<String>,
@@ -247,7 +247,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 },
                 key: args.key,
                 local_keys: args.data.join("emulator/topic-keys.json"),
-                schema: if args.schema == "cloudevents" { Schema::CloudEvents } else { Schema::EventGrid },
+                schema: if args.schema == "cloudevents" {
+                    Schema::CloudEvents
+                } else {
+                    Schema::EventGrid
+                },
                 event_type: args.event_type,
                 subject: args.subject,
                 file: args.file,
@@ -265,8 +269,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Orders { action } => {
             let out = match action {
-                OrdersAction::List(path) => records::list(&FolderStore::snapshot(&path.store)?).await?,
-                OrdersAction::Show { order_id, store } => records::show(&FolderStore::snapshot(&store.store)?, &order_id).await?,
+                OrdersAction::List(path) => {
+                    records::list(&FolderStore::snapshot(&path.store)?).await?
+                }
+                OrdersAction::Show { order_id, store } => {
+                    records::show(&FolderStore::snapshot(&store.store)?, &order_id).await?
+                }
             };
             print!("{out}");
             Ok(())

@@ -21,3 +21,25 @@ pub async fn signal() {
         () = terminate => {},
     }
 }
+
+/// Resolves when the process that started this one has gone (this process was re-parented).
+/// The host stand-in asks its handler to watch for this, so a handler never outlives a host
+/// that was killed without the chance to stop it.
+pub async fn parent_exit() {
+    #[cfg(unix)]
+    {
+        let parent = std::os::unix::process::parent_id();
+        loop {
+            tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+            if std::os::unix::process::parent_id() != parent {
+                tracing::warn!(
+                    parent,
+                    "the process that started the handler is gone; stopping"
+                );
+                return;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    std::future::pending::<()>().await
+}

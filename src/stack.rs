@@ -46,9 +46,11 @@ impl LocalStack {
         settings: StackSettings,
         env: &HashMap<String, String>,
     ) -> anyhow::Result<Self> {
-        let data = &settings.data_dir;
-        std::fs::create_dir_all(data)
-            .with_context(|| format!("failed to create {}", data.display()))?;
+        std::fs::create_dir_all(&settings.data_dir)
+            .with_context(|| format!("failed to create {}", settings.data_dir.display()))?;
+        // The handler runs in the app's folder, as the host runs it: give it absolute paths.
+        let data = &std::fs::canonicalize(&settings.data_dir)
+            .with_context(|| format!("failed to resolve {}", settings.data_dir.display()))?;
         let host_listener = devhost::bind(settings.host_port).await?;
         let host_url = format!("http://127.0.0.1:{}", host_listener.local_addr()?.port());
         let mut emulator_settings = EmulatorOverrides {
@@ -83,14 +85,12 @@ impl LocalStack {
             "OrdersTopic__topicKey".into(),
             orders.key1.expose_secret().to_owned(),
         );
-        for (name, default) in [
-            ("ORDERGRID_STORE_PATH", data.join("store")),
-            ("ORDERGRID_OUTBOX_PATH", outbox.clone()),
-        ] {
-            if !env.contains_key(name) {
-                app_settings.insert(name.into(), default.display().to_string());
-            }
-        }
+        let store = match env.get("ORDERGRID_STORE_PATH") {
+            Some(path) => std::path::absolute(path)?,
+            None => data.join("store"),
+        };
+        app_settings.insert("ORDERGRID_STORE_PATH".into(), store.display().to_string());
+        app_settings.insert("ORDERGRID_OUTBOX_PATH".into(), outbox.display().to_string());
         let host =
             FunctionsHost::with_listener(&settings.app_root, app_settings, host_listener).await?;
         Ok(Self {

@@ -40,10 +40,17 @@ pub async fn list(store: &dyn RecordStore) -> anyhow::Result<String> {
     let mut rejected = Vec::new();
     for name in names {
         let key = RecordKey::new(Collection::Orders, &name)?;
-        let Some(record) = store.get(&key).await? else { continue };
+        let Some(record) = store.get(&key).await? else {
+            continue;
+        };
         if name.starts_with("rejected/") {
-            let rejection: RejectionRecord = serde_json::from_slice(&record.body).with_context(|| format!("{name} is unreadable"))?;
-            let reasons: Vec<String> = rejection.reasons.iter().map(|r| format!("{}: {}", r.field, r.message)).collect();
+            let rejection: RejectionRecord = serde_json::from_slice(&record.body)
+                .with_context(|| format!("{name} is unreadable"))?;
+            let reasons: Vec<String> = rejection
+                .reasons
+                .iter()
+                .map(|r| format!("{}: {}", r.field, r.message))
+                .collect();
             rejected.push([
                 rejection.event_id,
                 rejection.order_id.unwrap_or_else(|| "-".into()),
@@ -51,7 +58,8 @@ pub async fn list(store: &dyn RecordStore) -> anyhow::Result<String> {
             ]);
             continue;
         }
-        let order: OrderRecord = serde_json::from_slice(&record.body).with_context(|| format!("order {name} is unreadable"))?;
+        let order: OrderRecord = serde_json::from_slice(&record.body)
+            .with_context(|| format!("order {name} is unreadable"))?;
         let value = &order.order["orderValue"];
         rows.push([
             name.clone(),
@@ -63,7 +71,18 @@ pub async fn list(store: &dyn RecordStore) -> anyhow::Result<String> {
         ]);
     }
     let mut out = String::new();
-    render(&mut out, ["ORDER", "VALUE", "CUSTOMER", "EMAIL TO", "CONFIRMATION", "RECORDED AT"], &rows);
+    render(
+        &mut out,
+        [
+            "ORDER",
+            "VALUE",
+            "CUSTOMER",
+            "EMAIL TO",
+            "CONFIRMATION",
+            "RECORDED AT",
+        ],
+        &rows,
+    );
     if !rejected.is_empty() {
         out.push('\n');
         render(&mut out, ["REJECTED EVENT", "ORDER", "REASONS"], &rejected);
@@ -73,15 +92,21 @@ pub async fn list(store: &dyn RecordStore) -> anyhow::Result<String> {
 
 /// One order's record and email ledger entry, as JSON.
 pub async fn show(store: &dyn RecordStore, order_id: &str) -> anyhow::Result<String> {
-    let key = RecordKey::new(Collection::Orders, order_id).with_context(|| format!("{order_id:?} is not an order id"))?;
-    let record = store.get(&key).await?.with_context(|| format!("no order {order_id} in {}", store.describe()))?;
+    let key = RecordKey::new(Collection::Orders, order_id)
+        .with_context(|| format!("{order_id:?} is not an order id"))?;
+    let record = store
+        .get(&key)
+        .await?
+        .with_context(|| format!("no order {order_id} in {}", store.describe()))?;
     let order: Value = serde_json::from_slice(&record.body)?;
     let ledger_key = RecordKey::new(Collection::EmailLedger, order_id)?;
     let ledger: Value = match store.get(&ledger_key).await? {
         Some(entry) => serde_json::from_slice(&entry.body)?,
         None => Value::Null,
     };
-    Ok(serde_json::to_string_pretty(&serde_json::json!({"order": order, "confirmationEmail": ledger}))? + "\n")
+    Ok(serde_json::to_string_pretty(
+        &serde_json::json!({"order": order, "confirmationEmail": ledger}),
+    )? + "\n")
 }
 
 fn render<const N: usize>(out: &mut String, head: [&str; N], rows: &[[String; N]]) {
@@ -92,7 +117,11 @@ fn render<const N: usize>(out: &mut String, head: [&str; N], rows: &[[String; N]
         }
     }
     let line = |out: &mut String, cells: Vec<&str>| {
-        let padded: Vec<String> = cells.iter().zip(widths).map(|(c, w)| format!("{c:<w$}")).collect();
+        let padded: Vec<String> = cells
+            .iter()
+            .zip(widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
         let _ = writeln!(out, "{}", padded.join("  ").trim_end());
     };
     line(out, head.to_vec());

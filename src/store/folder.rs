@@ -130,17 +130,32 @@ impl FolderStore {
     /// store a running handler owns. Only reads; every write answers an error.
     pub fn snapshot(dir: &Path) -> Result<FolderSnapshot, StoreError> {
         let mut records = std::collections::BTreeMap::new();
-        for (at, payload) in crate::journal::read_all_frames(dir).map_err(|e| StoreError::new(e.to_string()))? {
-            let (op, version, key, body) = decode(&payload)
-                .ok_or_else(|| StoreError::new(format!("{} holds an unreadable record at {at}", dir.display())))?;
+        for (at, payload) in
+            crate::journal::read_all_frames(dir).map_err(|e| StoreError::new(e.to_string()))?
+        {
+            let (op, version, key, body) = decode(&payload).ok_or_else(|| {
+                StoreError::new(format!(
+                    "{} holds an unreadable record at {at}",
+                    dir.display()
+                ))
+            })?;
             if op == OP_PUT {
                 let body = payload.slice_ref(body);
-                records.insert(key, Record { etag: ETag::new(version.to_string()), body });
+                records.insert(
+                    key,
+                    Record {
+                        etag: ETag::new(version.to_string()),
+                        body,
+                    },
+                );
             } else {
                 records.remove(&key);
             }
         }
-        Ok(FolderSnapshot { dir: dir.to_owned(), records })
+        Ok(FolderSnapshot {
+            dir: dir.to_owned(),
+            records,
+        })
     }
 
     /// Group-commit statistics: `(flushes, frames written)` since open.
@@ -291,7 +306,10 @@ pub struct FolderSnapshot {
 
 impl FolderSnapshot {
     fn read_only(&self) -> StoreError {
-        StoreError::new(format!("the snapshot of {} is read-only", self.dir.display()))
+        StoreError::new(format!(
+            "the snapshot of {} is read-only",
+            self.dir.display()
+        ))
     }
 }
 
@@ -457,12 +475,27 @@ mod tests {
     async fn a_snapshot_reads_a_store_another_owner_holds_open() {
         let dir = tempfile::tempdir().unwrap();
         let store = FolderStore::open(dir.path(), FolderStoreOptions::default()).unwrap();
-        let Created::Created(etag) = store.create(&key("1"), Bytes::from_static(b"v1")).await.unwrap() else { panic!() };
-        store.replace(&key("1"), Bytes::from_static(b"v2"), &etag).await.unwrap();
-        store.create(&key("2"), Bytes::from_static(b"x")).await.unwrap();
+        let Created::Created(etag) = store
+            .create(&key("1"), Bytes::from_static(b"v1"))
+            .await
+            .unwrap()
+        else {
+            panic!()
+        };
+        store
+            .replace(&key("1"), Bytes::from_static(b"v2"), &etag)
+            .await
+            .unwrap();
+        store
+            .create(&key("2"), Bytes::from_static(b"x"))
+            .await
+            .unwrap();
         let snapshot = FolderStore::snapshot(dir.path()).unwrap();
         assert_eq!(snapshot.get(&key("1")).await.unwrap().unwrap().body, "v2");
-        assert_eq!(snapshot.list(Collection::Orders, "").await.unwrap(), ["1", "2"]);
+        assert_eq!(
+            snapshot.list(Collection::Orders, "").await.unwrap(),
+            ["1", "2"]
+        );
         assert!(snapshot.create(&key("3"), Bytes::new()).await.is_err());
     }
 

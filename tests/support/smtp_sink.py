@@ -136,6 +136,8 @@ def parse_args(argv):
     p.add_argument("--key")
     p.add_argument("--user")
     p.add_argument("--password")
+    p.add_argument("--port", type=int, default=0,
+                   help="port to listen on (default 0: the kernel picks a free one)")
     args = p.parse_args(argv)
     if args.tls_mode != "none" and not (args.cert and args.key):
         p.error(f"--tls-mode {args.tls_mode} needs --cert and --key")
@@ -173,7 +175,7 @@ async def serve(args) -> None:
     server = await loop.create_server(
         lambda: SMTP(handler, loop=loop, **smtp_kwargs),
         host="127.0.0.1",
-        port=0,
+        port=args.port,
         ssl=tls_ctx if args.tls_mode == "implicit" else None,
     )
 

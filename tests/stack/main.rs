@@ -1,0 +1,6 @@
+//! The local stack end to end, started the way the README starts it (`ordergrid dev`), driven by
+//! the README's own commands, the seed's curl payload and an official Event Grid SDK.
+
+mod helpers;
+mod readme;
+mod resilience;
