@@ -1,0 +1,469 @@
+// ordergrid on Azure: the custom handler on a Flex Consumption Function App, fed by an Event Grid
+// custom topic whose subscriptions come from infra/subscriptions.json (the file the local emulator
+// reads too). Deploy with scripts/deploy.sh; see infra/README.md.
+//
+// Everything authenticates with Entra ID: no storage keys (shared key access is off), no Event Grid
+// keys (unless topicLocalAuthEnabled), no App Insights instrumentation key, and the only secret (the
+// SMTP password) lives in Key Vault and reaches the app through a Key Vault reference.
+//
+// Deployed twice by scripts/deploy.sh: first with deploySubscriptions=false (an AzureFunction event
+// subscription can only be created once the function exists), then, after the code is deployed
+// and its functions are indexed, with deploySubscriptions=true. Both deployments are idempotent:
+// every name (role assignments included) is derived deterministically from the resource group and
+// the name prefix.
+//
+// Offline checks (scripts/check-infra): pycep parses every .bicep file, checkov scans infra/ (each
+// and infra/tests/test_subscriptions.py evaluates the event subscriptions against the file.
+
+targetScope = 'resourceGroup'
+
+// ------------------------------------------------------------------------------------------------
+// Parameters (documented with values in main.bicepparam)
+// ------------------------------------------------------------------------------------------------
+
+@description('Prefix of every resource name: 2-9 lowercase letters or digits. A suffix derived from the resource group and this prefix keeps the global names (storage, Key Vault, Function App, topic) unique.')
+@minLength(2)
+@maxLength(9)
+param namePrefix string = 'ordergrid'
+
+@description('Azure region of every resource. It must offer Flex Consumption: az functionapp list-flexconsumption-locations.')
+param location string = resourceGroup().location
+
+@description('Sender of the order emails (ORDERGRID_EMAIL_FROM): an address, or a display name and an address in angle brackets.')
+param emailFrom string
+
+@description('SMTP server host name (ORDERGRID_SMTP_HOST). The handler uses STARTTLS.')
+param smtpHost string
+
+@description('SMTP submission port (ORDERGRID_SMTP_PORT); 587 is the STARTTLS submission port.')
+param smtpPort int = 587
+
+@description('SMTP user name (ORDERGRID_SMTP_USERNAME).')
+param smtpUsername string
+
+@description('SMTP password. Written only to the Key Vault secret smtp-password; the app reads it through a Key Vault reference. Empty keeps the secret already in the vault unchanged (no new version).')
+@secure()
+param smtpPassword string = ''
+
+@description('Memory of each Flex Consumption instance, in MB.')
+@allowed([
+  512
+  2048
+  4096
+])
+param instanceMemoryMB int = 2048
+
+@description('Most instances Flex Consumption may scale the app out to.')
+@minValue(40)
+@maxValue(1000)
+param maximumInstanceCount int = 100
+
+@description('Accept access keys and SAS tokens on the Event Grid topic (aeg-sas-key). Off by default: publishers use Entra ID with the EventGrid Data Sender role.')
+param topicLocalAuthEnabled bool = false
+
+@description('Create the event subscriptions of infra/subscriptions.json. Needs the functions to exist (deployed and indexed) first: scripts/deploy.sh deploys with false, then the code, then with true.')
+param deploySubscriptions bool = false
+
+// ------------------------------------------------------------------------------------------------
+// Names and shared constants
+// ------------------------------------------------------------------------------------------------
+
+var suffix = uniqueString(resourceGroup().id, namePrefix)
+var compactPrefix = toLower(replace(namePrefix, '-', ''))
+
+var logAnalyticsName = '${namePrefix}-log-${suffix}'
+var appInsightsName = '${namePrefix}-appi-${suffix}'
+var storageAccountName = take('${compactPrefix}st${suffix}', 24)
+var keyVaultName = take('${compactPrefix}kv${suffix}', 24)
+var planName = '${namePrefix}-plan-${suffix}'
+var functionAppName = '${namePrefix}-func-${suffix}'
+
+// Blob containers. `orders` and `email-ledger` are the handler's (ORDERGRID_STORE=blob);
+// `dead-letters` is the one subscriptions.json dead-letters to; `app-package` holds the zip that
+// Flex Consumption runs.
+var deploymentContainerName = 'app-package'
+var ordersContainerName = 'orders'
+var emailLedgerContainerName = 'email-ledger'
+var deadLetterContainerName = 'dead-letters'
+
+var smtpPasswordSecretName = 'smtp-password'
+
+// The topic the OrderProcessor's eventGrid output binding publishes to (connection "OrdersTopic").
+var ordersTopicName = 'orders'
+
+// The single definition of topics and subscriptions, shared with the local emulator.
+var subscriptionsFile = loadJsonContent('subscriptions.json')
+var topicNames = [for topic in subscriptionsFile.topics: topic.name]
+var ordersTopicIndex = indexOf(topicNames, ordersTopicName)
+
+// Built-in role definition ids.
+var roles = {
+  storageBlobDataOwner: 'b7e6dc6d-f1e8-4753-8033-0f276bb0955b'
+  monitoringMetricsPublisher: '3913510d-42f4-4e42-8a64-420c390055eb'
+  keyVaultSecretsUser: '4633458b-17de-408a-b874-0445c86b69e6'
+}
+
+// ------------------------------------------------------------------------------------------------
+// Monitoring: Log Analytics + workspace-based Application Insights, Entra-only ingestion
+// ------------------------------------------------------------------------------------------------
+
+resource logAnalytics 'Microsoft.OperationalInsights/workspaces@2023-09-01' = {
+  name: logAnalyticsName
+  location: location
+  properties: {
+    sku: {
+      name: 'PerGB2018'
+    }
+    retentionInDays: 30
+    features: {
+      disableLocalAuth: true
+    }
+  }
+}
+
+resource appInsights 'Microsoft.Insights/components@2020-02-02' = {
+  name: appInsightsName
+  location: location
+  kind: 'web'
+  properties: {
+    Application_Type: 'web'
+    WorkspaceResourceId: logAnalytics.id
+    IngestionMode: 'LogAnalytics'
+    // Telemetry is accepted only with an Entra token (APPLICATIONINSIGHTS_AUTHENTICATION_STRING).
+    DisableLocalAuth: true
+  }
+}
+
+// ------------------------------------------------------------------------------------------------
+// Storage: host storage (AzureWebJobsStorage), the deployment package, the handler's containers and
+// dead letters. Entra ID only.
+// ------------------------------------------------------------------------------------------------
+
+resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' = {
+  // checkov:skip=CKV_AZURE_35: network default Allow: the Flex app has no VNet integration and Event Grid writes dead letters over the public endpoint; every request needs an Entra token (shared key access is off)
+  // checkov:skip=CKV_AZURE_59: public network access stays enabled for the same reason as CKV_AZURE_35 (no VNet, no private endpoints); authorisation is Entra-only
+  // checkov:skip=CKV_AZURE_206: LRS is the cost-conscious default; pick ZRS or GRS where the region offers it for Flex Consumption
+  // checkov:skip=CKV_AZURE_43: the name is computed (take(prefix + 'st' + uniqueString, 24), lowercase letters and digits), which checkov cannot evaluate
+  name: storageAccountName
+  location: location
+  kind: 'StorageV2'
+  sku: {
+    name: 'Standard_LRS'
+  }
+  properties: {
+    accessTier: 'Hot'
+    allowSharedKeyAccess: false
+    allowBlobPublicAccess: false
+    allowCrossTenantReplication: false
+    defaultToOAuthAuthentication: true
+    minimumTlsVersion: 'TLS1_2'
+    supportsHttpsTrafficOnly: true
+    publicNetworkAccess: 'Enabled'
+    networkAcls: {
+      defaultAction: 'Allow'
+      bypass: 'AzureServices'
+    }
+  }
+}
+
+resource blobService 'Microsoft.Storage/storageAccounts/blobServices@2023-05-01' = {
+  parent: storage
+  name: 'default'
+  properties: {
+    deleteRetentionPolicy: {
+      enabled: true
+      days: 7
+    }
+    containerDeleteRetentionPolicy: {
+      enabled: true
+      days: 7
+    }
+  }
+}
+
+resource deploymentContainer 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' = {
+  parent: blobService
+  name: deploymentContainerName
+  properties: {
+    publicAccess: 'None'
+  }
+}
+
+resource ordersContainer 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' = {
+  parent: blobService
+  name: ordersContainerName
+  properties: {
+    publicAccess: 'None'
+  }
+}
+
+resource emailLedgerContainer 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' = {
+  parent: blobService
+  name: emailLedgerContainerName
+  properties: {
+    publicAccess: 'None'
+  }
+}
+
+resource deadLetterContainer 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' = {
+  parent: blobService
+  name: deadLetterContainerName
+  properties: {
+    publicAccess: 'None'
+  }
+}
+
+// ------------------------------------------------------------------------------------------------
+// Key Vault (RBAC mode) holding the SMTP password
+// ------------------------------------------------------------------------------------------------
+
+resource keyVault 'Microsoft.KeyVault/vaults@2023-07-01' = {
+  // checkov:skip=CKV_AZURE_109: the Function App resolves its Key Vault reference over the public endpoint (no VNet); reading needs Entra ID and Key Vault Secrets User
+  // checkov:skip=CKV_AZURE_189: public network access stays enabled for the same reason as CKV_AZURE_109 (no VNet, no private endpoints)
+  name: keyVaultName
+  location: location
+  properties: {
+    tenantId: tenant().tenantId
+    sku: {
+      family: 'A'
+      name: 'standard'
+    }
+    enableRbacAuthorization: true
+    enableSoftDelete: true
+    softDeleteRetentionInDays: 7
+    enablePurgeProtection: true
+    publicNetworkAccess: 'Enabled'
+    networkAcls: {
+      defaultAction: 'Allow'
+      bypass: 'AzureServices'
+    }
+  }
+}
+
+// Written only when a password is given, so a redeployment without one leaves the secret (and its
+// versions) alone. The app setting references the versionless secret URI, so the app picks up a
+// new version without a redeployment.
+resource smtpPasswordSecret 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = if (!empty(smtpPassword)) {
+  // checkov:skip=CKV_AZURE_41: no expiry date: the SMTP provider decides when the password changes; an expiry would silently break email, and one computed at deployment time would change on every deployment
+  // checkov:skip=CKV_AZURE_114: contentType is set below ('text/plain'); checkov does not look inside a conditional resource
+  parent: keyVault
+  name: smtpPasswordSecretName
+  properties: {
+    value: smtpPassword
+    contentType: 'text/plain'
+  }
+}
+
+// ------------------------------------------------------------------------------------------------
+// Flex Consumption plan and the Function App (custom handler runtime)
+// ------------------------------------------------------------------------------------------------
+
+resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
+  // checkov:skip=CKV_AZURE_225: zone redundancy for Flex Consumption exists only in some regions; enable properties.zoneRedundant where the chosen region supports it
+  name: planName
+  location: location
+  kind: 'functionapp'
+  sku: {
+    name: 'FC1'
+    tier: 'FlexConsumption'
+  }
+  properties: {
+    reserved: true
+  }
+}
+
+resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
+  // checkov:skip=CKV_AZURE_222: Event Grid delivers to the Functions host's webhook over the public endpoint (no VNet); the webhook requires the eventgrid_extension system key
+  // checkov:skip=CKV_AZURE_17: client certificates do not apply: Event Grid delivery cannot present one
+  // checkov:skip=CKV_AZURE_212: numberOfWorkers is a dedicated-plan setting; Flex Consumption scales instances on demand (maximumInstanceCount)
+  // checkov:skip=CKV_AZURE_213: no HTTP health-check path: the app serves only Event Grid triggers through the Functions host
+  // checkov:skip=CKV_AZURE_78: siteConfig.ftpsState is not set: Flex Consumption deploys through One Deploy, and FTP basic-auth publishing is off (ftpBasicAuth below)
+  name: functionAppName
+  location: location
+  kind: 'functionapp,linux'
+  identity: {
+    type: 'SystemAssigned'
+  }
+  properties: {
+    serverFarmId: plan.id
+    httpsOnly: true
+    siteConfig: {
+      minTlsVersion: '1.2'
+      http20Enabled: true
+    }
+    functionAppConfig: {
+      deployment: {
+        storage: {
+          type: 'blobContainer'
+          value: '${storage.properties.primaryEndpoints.blob}${deploymentContainerName}'
+          authentication: {
+            type: 'SystemAssignedIdentity'
+          }
+        }
+      }
+      scaleAndConcurrency: {
+        instanceMemoryMB: instanceMemoryMB
+        maximumInstanceCount: maximumInstanceCount
+      }
+      runtime: {
+        name: 'custom'
+        version: '1.0'
+      }
+    }
+  }
+  dependsOn: [
+    deploymentContainer
+  ]
+}
+
+// No basic-auth (publishing profile) credentials for SCM or FTP: az deploys to Flex Consumption
+// with an Entra token (One Deploy), so nothing needs them.
+resource scmBasicAuth 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2024-04-01' = {
+  parent: functionApp
+  name: 'scm'
+  properties: {
+    allow: false
+  }
+}
+
+resource ftpBasicAuth 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2024-04-01' = {
+  parent: functionApp
+  name: 'ftp'
+  properties: {
+    allow: false
+  }
+}
+
+// Replaces the whole app settings set on every deployment, so nothing set by hand survives and a
+// second deployment with the same inputs changes nothing. No FUNCTIONS_WORKER_RUNTIME: on Flex the
+// runtime comes from functionAppConfig.runtime.
+resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
+  // checkov:skip=CKV_AZURE_13: checkov reads every Microsoft.Web/sites/config as the 'web' site config; this is 'appsettings' (key/value pairs), where the check does not apply
+  // checkov:skip=CKV_AZURE_63: not the 'web' site config (see CKV_AZURE_13); logs go to Application Insights
+  // checkov:skip=CKV_AZURE_65: not the 'web' site config (see CKV_AZURE_13)
+  // checkov:skip=CKV_AZURE_66: not the 'web' site config (see CKV_AZURE_13)
+  // checkov:skip=CKV_AZURE_80: not the 'web' site config (see CKV_AZURE_13); there is no .NET: the handler is a Rust binary
+  // checkov:skip=CKV_AZURE_88: not the 'web' site config (see CKV_AZURE_13); Flex Consumption has no Azure Files content share
+  // checkov:skip=CKV_AZURE_222: not the 'web' site config (see CKV_AZURE_13); public access is discussed on the Function App
+  parent: functionApp
+  name: 'appsettings'
+  properties: {
+    // Host storage, identity-based (system-assigned identity; Storage Blob Data Owner below).
+    AzureWebJobsStorage__accountName: storage.name
+    AzureWebJobsStorage__credential: 'managedidentity'
+    // Application Insights with Entra authentication (Monitoring Metrics Publisher below).
+    APPLICATIONINSIGHTS_CONNECTION_STRING: appInsights.properties.ConnectionString
+    APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'Authorization=AAD'
+    // The OrderProcessor's eventGrid output binding ("connection": "OrdersTopic"), identity-based.
+    OrdersTopic__topicEndpointUri: eventGrid[ordersTopicIndex].outputs.endpoint
+    OrdersTopic__credential: 'managedidentity'
+    // The handler's own settings.
+    ORDERGRID_STORE: 'blob'
+    ORDERGRID_STORAGE__blobServiceUri: 'https://${storage.name}.blob.${environment().suffixes.storage}'
+    ORDERGRID_EMAIL_TRANSPORT: 'smtp'
+    ORDERGRID_EMAIL_FROM: emailFrom
+    ORDERGRID_SMTP_HOST: smtpHost
+    ORDERGRID_SMTP_PORT: string(smtpPort)
+    ORDERGRID_SMTP_TLS: 'starttls'
+    ORDERGRID_SMTP_USERNAME: smtpUsername
+    // A Key Vault reference, resolved by the platform with the app identity: never the password.
+    ORDERGRID_SMTP_PASSWORD: '@Microsoft.KeyVault(SecretUri=${keyVault.properties.vaultUri}secrets/${smtpPasswordSecretName}/)'
+    ORDERGRID_LOG_FORMAT: 'json'
+  }
+  dependsOn: [
+    appStorageBlobDataOwner
+    appMonitoringMetricsPublisher
+    appKeyVaultSecretsUser
+    ordersContainer
+    emailLedgerContainer
+  ]
+}
+
+// ------------------------------------------------------------------------------------------------
+// Role assignments of the app identity (names: guid(scope, app, role), stable across deployments)
+// ------------------------------------------------------------------------------------------------
+
+// Storage Blob Data Owner on the account: the role Microsoft documents for identity-based
+// AzureWebJobsStorage (the host creates and leases its own azure-webjobs-* containers), and Flex
+// reads the package from app-package with the same identity. It also covers the handler's orders
+// and email-ledger containers, so no narrower container roles are added: they would grant nothing
+// more. No queue or table roles: the app has no queue or blob triggers.
+resource appStorageBlobDataOwner 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(storage.id, functionApp.id, roles.storageBlobDataOwner)
+  scope: storage
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.storageBlobDataOwner)
+    principalId: functionApp.identity.principalId
+    principalType: 'ServicePrincipal'
+    description: 'ordergrid Function App: identity-based AzureWebJobsStorage, deployment package, orders and email-ledger containers'
+  }
+}
+
+// Monitoring Metrics Publisher on the App Insights component only: Entra-authenticated telemetry.
+resource appMonitoringMetricsPublisher 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(appInsights.id, functionApp.id, roles.monitoringMetricsPublisher)
+  scope: appInsights
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.monitoringMetricsPublisher)
+    principalId: functionApp.identity.principalId
+    principalType: 'ServicePrincipal'
+    description: 'ordergrid Function App: Application Insights ingestion with Entra ID'
+  }
+}
+
+// Key Vault Secrets User (read secret values) on this vault, which holds only the SMTP password.
+resource appKeyVaultSecretsUser 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(keyVault.id, functionApp.id, roles.keyVaultSecretsUser)
+  scope: keyVault
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.keyVaultSecretsUser)
+    principalId: functionApp.identity.principalId
+    principalType: 'ServicePrincipal'
+    description: 'ordergrid Function App: resolve the smtp-password Key Vault reference'
+  }
+}
+
+// ------------------------------------------------------------------------------------------------
+// Event Grid: one custom topic per entry of subscriptions.json, with its subscriptions, the topic
+// identity's dead-letter role and the app's EventGrid Data Sender role (on the orders topic only)
+// ------------------------------------------------------------------------------------------------
+
+module eventGrid 'modules/event-grid-topic.bicep' = [for topic in subscriptionsFile.topics: {
+  name: 'ordergrid-topic-${topic.name}'
+  params: {
+    topic: topic
+    topicResourceName: '${namePrefix}-${topic.name}-${suffix}'
+    location: location
+    localAuthEnabled: topicLocalAuthEnabled
+    functionAppId: functionApp.id
+    dataSenderPrincipalId: (topic.name == ordersTopicName) ? functionApp.identity.principalId : ''
+    storageAccountName: storage.name
+    deadLetterContainerName: deadLetterContainer.name
+    deploySubscriptions: deploySubscriptions
+  }
+}]
+
+// ------------------------------------------------------------------------------------------------
+// Outputs (read by scripts/deploy.sh)
+// ------------------------------------------------------------------------------------------------
+
+@description('Event Grid endpoint of the orders topic: ordergrid publish --endpoint <this>.')
+output topicEndpoint string = eventGrid[ordersTopicIndex].outputs.endpoint
+
+@description('Resource name of the orders topic.')
+output topicName string = eventGrid[ordersTopicIndex].outputs.name
+
+@description('Resource id of the orders topic (scope for an EventGrid Data Sender role assignment).')
+output topicId string = eventGrid[ordersTopicIndex].outputs.id
+
+@description('Function App name (az functionapp ... -n <this>).')
+output functionAppName string = functionApp.name
+
+@description('Storage account of the host, the package, the handler containers and dead letters.')
+output storageAccountName string = storage.name
+
+@description('Key Vault holding the smtp-password secret.')
+output keyVaultName string = keyVault.name
+
+@description('Whether this deployment created the event subscriptions.')
+output subscriptionsDeployed bool = deploySubscriptions

@@ -1,0 +1,148 @@
+"""The subscription checks fail when the Bicep drops or hard-codes a property.
+
+Each mutation below edits a temporary copy of infra/ (never the real files) the way a careless
+change would, and the equivalence check of test_subscriptions.py must then fail. Several
+mutations hard-code exactly today's value (maxEventsPerBatch 1, 64 KB, the retry policy, the
+dead-letter container): those pass on the real file and are caught only by the edited copies of
+the file (test_subscriptions.VARIANTS), which is the point of having them.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import tempfile
+import unittest
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import test_subscriptions as ts  # noqa: E402
+from bicep_eval import Unsupported  # noqa: E402
+
+MODULE = "modules/event-grid-topic.bicep"
+MAIN = "main.bicep"
+
+# (what the mutation does, file, exact text to replace, replacement)
+MUTATIONS = [
+    ("drop the filter", MODULE, "    filter: sub[?'filter']\n", ""),
+    ("drop the retry policy", MODULE, "    retryPolicy: sub.?retryPolicy\n", ""),
+    ("drop the delivery schema", MODULE, "    eventDeliverySchema: sub.?eventDeliverySchema\n", ""),
+    (
+        "drop deliveryAttributeMappings",
+        MODULE,
+        "        deliveryAttributeMappings: sub.destination.properties.?deliveryAttributeMappings\n",
+        "",
+    ),
+    (
+        "hard-code maxEventsPerBatch to today's value",
+        MODULE,
+        "maxEventsPerBatch: sub.destination.properties.?maxEventsPerBatch",
+        "maxEventsPerBatch: 1",
+    ),
+    (
+        "hard-code preferredBatchSizeInKilobytes to today's value",
+        MODULE,
+        "preferredBatchSizeInKilobytes: sub.destination.properties.?preferredBatchSizeInKilobytes",
+        "preferredBatchSizeInKilobytes: 64",
+    ),
+    (
+        "hard-code the retry policy to today's value",
+        MODULE,
+        "    retryPolicy: sub.?retryPolicy\n",
+        "    retryPolicy: {\n      maxDeliveryAttempts: 30\n      eventTimeToLiveInMinutes: 1440\n    }\n",
+    ),
+    (
+        "hard-code the delivery schema to today's value",
+        MODULE,
+        "eventDeliverySchema: sub.?eventDeliverySchema",
+        "eventDeliverySchema: 'EventGridSchema'",
+    ),
+    (
+        "hard-code the dead-letter container to today's value",
+        MODULE,
+        "blobContainerName: sub.deadLetter.blobContainerName",
+        "blobContainerName: 'dead-letters'",
+    ),
+    (
+        "dead-letter every subscription",
+        MODULE,
+        "deadLetterWithResourceIdentity: empty(sub.?deadLetter.?blobContainerName ?? '') ? null : {",
+        "deadLetterWithResourceIdentity: {",
+    ),
+    (
+        "hard-code the function name",
+        MODULE,
+        "'${functionAppId}/functions/${sub.destination.properties.functionName}'",
+        "'${functionAppId}/functions/OrderProcessor'",
+    ),
+    ("drop WebHook destinations", MODULE, "    } : sub.destination\n", "    } : null\n"),
+    (
+        "create subscriptions regardless of deploySubscriptions",
+        MODULE,
+        "[for sub in topic.subscriptions: if (deploySubscriptions) {",
+        "[for sub in topic.subscriptions: if (true) {",
+    ),
+    ("deploy only the first topic's subscriptions", MAIN, "    topic: topic\n", "    topic: subscriptionsFile.topics[0]\n"),
+    ("point destinations at another resource", MAIN, "    functionAppId: functionApp.id\n", "    functionAppId: plan.id\n"),
+    (
+        "dead-letter to another account",
+        MODULE,
+        "          resourceId: storage.id\n",
+        "          resourceId: deadLetterContainer.id\n",
+    ),
+    (
+        "grant the topic identity the whole account",
+        MODULE,
+        "  scope: deadLetterContainer\n",
+        "  scope: storage\n",
+    ),
+    (
+        "grant the app EventGrid Data Sender on every topic",
+        MAIN,
+        "    dataSenderPrincipalId: (topic.name == ordersTopicName) ? functionApp.identity.principalId : ''\n",
+        "    dataSenderPrincipalId: functionApp.identity.principalId\n",
+    ),
+]
+
+
+def _check_all(case: unittest.TestCase, infra: Path) -> None:
+    """Every equivalence and role check of test_subscriptions.py, against `infra`."""
+    for doc in ts.MAPPING_VARIANTS.values():
+        ts.assert_subscriptions_match(case, doc, infra=infra)
+    for flag in (False, True):
+        for rt in ts.render(ts.real_file(), deploy_subscriptions=flag, infra=infra).topics:
+            for rs in rt.subscriptions:
+                case.assertIs(rs.enabled, flag)
+    for doc in ts.VARIANTS.values():
+        ts.assert_dead_letters_granted(case, doc, infra=infra)
+        for rt in ts.render(doc, infra=infra).topics:
+            case.assertIs(rt.data_sender_enabled, rt.file_topic["name"] == "orders")
+
+
+class MutationsAreDetected(unittest.TestCase):
+    def test_the_unmutated_copy_passes(self) -> None:
+        with tempfile.TemporaryDirectory() as tmp:
+            infra = self._copy(Path(tmp))
+            _check_all(self, infra)
+
+    def test_each_mutation_makes_the_checks_fail(self) -> None:
+        for label, rel, old, new in MUTATIONS:
+            with self.subTest(mutation=label), tempfile.TemporaryDirectory() as tmp:
+                infra = self._copy(Path(tmp))
+                path = infra / rel
+                text = path.read_text()
+                self.assertEqual(text.count(old), 1, f"mutation {label!r}: the text to replace is not in {rel} exactly once")
+                path.write_text(text.replace(old, new))
+                with self.assertRaises((AssertionError, Unsupported), msg=f"mutation not detected: {label}"):
+                    _check_all(self, infra)
+
+    @staticmethod
+    def _copy(tmp: Path) -> Path:
+        infra = tmp / "infra"
+        shutil.copytree(ts.INFRA, infra, ignore=shutil.ignore_patterns("tests", "__pycache__", "README.md"))
+        return infra
+
+
+if __name__ == "__main__":
+    unittest.main()
