@@ -202,7 +202,7 @@ impl Emulator {
         ));
         let router = api::router(self.api.clone());
         let served = axum::serve(self.listener, router)
-            .with_graceful_shutdown(async move { shutdown.await })
+            .with_graceful_shutdown(shutdown)
             .await;
         stop.cancel();
         for task in tasks {
