@@ -1,4 +1,5 @@
 //! `ordergrid emulator status|deliveries|retries|dead-letters|redeliver`: the admin API, as text.
+//! Each takes the emulator's base URL with or without a trailing `/`.
 
 use std::fmt::Write as _;
 
@@ -56,6 +57,7 @@ fn table(head: &[&str], rows: Vec<Vec<String>>) -> String {
 }
 
 pub async fn status(base: &str) -> anyhow::Result<String> {
+    let base = base.trim_end_matches('/');
     let health = get(&format!("{base}/health")).await?;
     let topics = get(&format!("{base}/emulator/topics")).await?;
     let subs = get(&format!("{base}/emulator/subscriptions")).await?;
@@ -119,6 +121,7 @@ pub async fn status(base: &str) -> anyhow::Result<String> {
 }
 
 pub async fn deliveries(base: &str, limit: usize) -> anyhow::Result<String> {
+    let base = base.trim_end_matches('/');
     let records = get(&format!("{base}/emulator/deliveries?limit={limit}")).await?;
     Ok(table(
         &[
@@ -155,6 +158,7 @@ pub async fn deliveries(base: &str, limit: usize) -> anyhow::Result<String> {
 }
 
 pub async fn retries(base: &str) -> anyhow::Result<String> {
+    let base = base.trim_end_matches('/');
     let pending = get(&format!("{base}/emulator/retries")).await?;
     Ok(table(
         &["SUBSCRIPTION", "EVENT", "ATTEMPTS", "DUE", "ACTION", "LAST"],
@@ -181,6 +185,7 @@ pub async fn retries(base: &str) -> anyhow::Result<String> {
 }
 
 pub async fn dead_letters(base: &str) -> anyhow::Result<String> {
+    let base = base.trim_end_matches('/');
     let blobs = get(&format!("{base}/emulator/dead-letters")).await?;
     Ok(table(
         &["CONTAINER", "BLOB"],
@@ -198,6 +203,7 @@ pub async fn redeliver(
     subscription: Option<&str>,
     blob: Option<&str>,
 ) -> anyhow::Result<String> {
+    let base = base.trim_end_matches('/');
     let body = match blob {
         Some(path) => {
             let (container, name) = path

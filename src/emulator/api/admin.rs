@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 
 use super::ApiState;
 use crate::emulator::dead_letter;
-use crate::emulator::delivery::{DeliveryRecord, handshake, now_ms};
+use crate::emulator::delivery::{DeliveryRecord, SubscriptionRuntime, handshake, now_ms};
 use crate::emulator::subscriptions::Destination;
 
 fn problem(status: StatusCode, message: impl Into<String>) -> Response {
@@ -166,10 +166,21 @@ pub async fn redeliver(
     }
     let mut redelivered = Vec::new();
     for blob in chosen {
+        // Names are unique per topic only, and the blob path (Azure's) names no topic: prefer
+        // the subscription that dead-letters into this blob's container.
+        let named =
+            |rt: &&Arc<SubscriptionRuntime>| rt.subscription.name.upper() == blob.subscription;
         let Some(rt) = api
             .runtimes
             .iter()
-            .find(|rt| rt.subscription.name.upper() == blob.subscription)
+            .filter(named)
+            .find(|rt| {
+                rt.subscription
+                    .dead_letter
+                    .as_ref()
+                    .is_some_and(|d| d.container == blob.container)
+            })
+            .or_else(|| api.runtimes.iter().find(named))
         else {
             return problem(
                 StatusCode::CONFLICT,
@@ -209,51 +220,62 @@ pub async fn redeliver(
     Json(json!({"redelivered": redelivered})).into_response()
 }
 
-/// Runs the validation handshake of a webhook subscription again.
+/// Runs the validation handshake again, for every subscription with this name (names are unique
+/// per topic only).
 pub async fn revalidate(State(api): State<Arc<ApiState>>, Path(name): Path<String>) -> Response {
-    let Some(rt) = api
+    let named: Vec<_> = api
         .runtimes
         .iter()
-        .find(|rt| rt.subscription.name.as_str().eq_ignore_ascii_case(&name))
+        .filter(|rt| rt.subscription.name.as_str().eq_ignore_ascii_case(&name))
         .cloned()
-    else {
+        .collect();
+    if named.is_empty() {
         return problem(
             StatusCode::NOT_FOUND,
             format!("no subscription named {name}"),
         );
-    };
-    let (sender, settings, base) = (
-        api.sender.clone(),
-        api.delivery.clone(),
-        api.base_url.clone(),
-    );
-    tokio::spawn(async move { handshake::validate(&rt, &sender, &settings, &base).await });
+    }
+    for rt in named {
+        let (sender, settings, base) = (
+            api.sender.clone(),
+            api.delivery.clone(),
+            api.base_url.clone(),
+        );
+        tokio::spawn(async move { handshake::validate(&rt, &sender, &settings, &base).await });
+    }
     (StatusCode::ACCEPTED, Json(json!({"status": "validating"}))).into_response()
 }
 
 /// The `validationUrl` of a manual validation (Event Grid serves it on port 553; here, on the
-/// emulator's port).
+/// emulator's port). The URL names the subscription, not its topic, so every subscription of
+/// that name is tried; only the one whose code and token match is validated.
 pub async fn manual_validation(
     State(api): State<Arc<ApiState>>,
     Path(name): Path<String>,
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
-    let Some(rt) = api
-        .runtimes
-        .iter()
-        .find(|rt| rt.subscription.name.as_str().eq_ignore_ascii_case(&name))
-    else {
-        return problem(
-            StatusCode::NOT_FOUND,
-            format!("no subscription named {name}"),
-        );
-    };
     let id = query.get("id").map(String::as_str).unwrap_or("");
     let token = query.get("token").map(String::as_str).unwrap_or("");
-    match handshake::complete_manual(rt, id, token) {
-        Ok(()) => Html("<p>Webhook successfully validated as a subscription endpoint.</p>")
-            .into_response(),
-        Err(e) => problem(StatusCode::BAD_REQUEST, e),
+    let mut refused = None;
+    for rt in api
+        .runtimes
+        .iter()
+        .filter(|rt| rt.subscription.name.as_str().eq_ignore_ascii_case(&name))
+    {
+        match handshake::complete_manual(rt, id, token) {
+            Ok(()) => {
+                return Html("<p>Webhook successfully validated as a subscription endpoint.</p>")
+                    .into_response();
+            }
+            Err(e) => refused = Some(e),
+        }
+    }
+    match refused {
+        Some(e) => problem(StatusCode::BAD_REQUEST, e),
+        None => problem(
+            StatusCode::NOT_FOUND,
+            format!("no subscription named {name}"),
+        ),
     }
 }
 

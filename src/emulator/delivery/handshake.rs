@@ -15,7 +15,7 @@
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use subtle_compare::constant_time_eq;
+use subtle::ConstantTimeEq;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
@@ -252,12 +252,7 @@ fn error_chain(error: &dyn std::error::Error) -> String {
     text
 }
 
-/// Constant-time comparison of short secrets.
-mod subtle_compare {
-    pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-        if a.len() != b.len() {
-            return false;
-        }
-        a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-    }
+/// Constant-time comparison of short secrets (validation codes and tokens).
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.ct_eq(b).into()
 }
