@@ -606,6 +606,20 @@ impl Dispatcher {
 
     fn start_dead_letter(&mut self, events: Vec<(Position, RawObject)>) {
         let Some(config) = self.rt.subscription.dead_letter.clone() else {
+            // The subscriptions file lost this dead-letter destination since these events were
+            // scheduled for it (they were recovered after a restart). Azure drops dead letters
+            // whose destination is gone; keeping them pending would hold them for ever.
+            let mut settled = Vec::new();
+            for (at, _) in events {
+                self.pending.remove(&at);
+                self.counters.dropped += 1;
+                settled.push(StateRecord::Settled {
+                    sub: self.rt.key.clone(),
+                    pos: at,
+                });
+            }
+            tracing::warn!(subscription = %self.rt.key, events = settled.len(), "dropped events awaiting a dead-letter write: the subscription no longer has a dead-letter destination");
+            self.spool.record(settled);
             return;
         };
         let positions: Vec<Position> = events.iter().map(|(at, _)| *at).collect();

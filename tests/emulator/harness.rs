@@ -1,0 +1,547 @@
+//! Starting the emulator for a test: its own subscriptions file, data folder and port (0), Azure's
+//! durations scaled down; plus the files, events and polling the tests share.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use ordergrid::emulator::delivery::DeliverySettings;
+use ordergrid::emulator::{Emulator, EmulatorSettings, TopicKeys};
+use ordergrid::eventgrid::sas::TopicKey;
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+use tokio::sync::oneshot;
+
+/// How long a test waits for something that should happen in milliseconds.
+pub const PATIENCE: Duration = Duration::from_secs(10);
+
+/// Polls `check` every few milliseconds until it returns `Some`; fails the test after `deadline`.
+pub async fn eventually<T>(
+    what: &str,
+    deadline: Duration,
+    mut check: impl AsyncFnMut() -> Option<T>,
+) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(
+            start.elapsed() < deadline,
+            "timed out after {deadline:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+// ---- the subscriptions file ----
+
+/// `{"topics": [...]}`.
+pub fn file(topics: Vec<Value>) -> Value {
+    json!({ "topics": topics })
+}
+
+/// An Event Grid schema topic.
+pub fn topic(name: &str, subscriptions: Vec<Value>) -> Value {
+    json!({"name": name, "inputSchema": "EventGridSchema", "subscriptions": subscriptions})
+}
+
+/// A CloudEvents 1.0 topic.
+pub fn cloud_topic(name: &str, subscriptions: Vec<Value>) -> Value {
+    json!({"name": name, "inputSchema": "CloudEventSchemaV1_0", "subscriptions": subscriptions})
+}
+
+/// A webhook subscription with Azure's defaults.
+pub fn webhook(name: &str, url: &str) -> Value {
+    json!({
+        "name": name,
+        "destination": {"endpointType": "WebHook", "properties": {"endpointUrl": url}}
+    })
+}
+
+/// An Azure Function subscription.
+pub fn function(name: &str, function_name: &str) -> Value {
+    json!({
+        "name": name,
+        "destination": {"endpointType": "AzureFunction", "properties": {"functionName": function_name}}
+    })
+}
+
+/// `subscription` with `retryPolicy.maxDeliveryAttempts` and a dead-letter container.
+pub fn dead_lettered(mut subscription: Value, container: &str, max_attempts: u32) -> Value {
+    subscription["retryPolicy"] = json!({"maxDeliveryAttempts": max_attempts});
+    subscription["deadLetter"] = json!({"blobContainerName": container});
+    subscription
+}
+
+// ---- events ----
+
+pub fn now_rfc3339() -> String {
+    OffsetDateTime::now_utc().format(&Rfc3339).unwrap()
+}
+
+/// An Event Grid schema event.
+pub fn event(id: &str, event_type: &str, data: Value) -> Value {
+    json!({
+        "id": id,
+        "subject": format!("orders/{id}"),
+        "eventType": event_type,
+        "eventTime": now_rfc3339(),
+        "data": data,
+        "dataVersion": "1.0"
+    })
+}
+
+/// `n` `NewOrder` events with ids `<prefix>-0`, `<prefix>-1`, …
+pub fn events(prefix: &str, n: usize) -> Vec<Value> {
+    (0..n)
+        .map(|i| event(&format!("{prefix}-{i}"), "NewOrder", json!({"orderId": i})))
+        .collect()
+}
+
+/// A CloudEvents 1.0 event.
+pub fn cloud_event(id: &str, event_type: &str, data: Value) -> Value {
+    json!({
+        "specversion": "1.0",
+        "id": id,
+        "source": "/ordergrid/tests",
+        "type": event_type,
+        "subject": format!("orders/{id}"),
+        "time": now_rfc3339(),
+        "datacontenttype": "application/json",
+        "data": data
+    })
+}
+
+pub fn sorted(ids: impl IntoIterator<Item = impl Into<String>>) -> Vec<String> {
+    let mut ids: Vec<String> = ids.into_iter().map(Into::into).collect();
+    ids.sort();
+    ids
+}
+
+/// `http://127.0.0.1:<port>` of a port nothing listens on (bound, then closed).
+pub async fn closed_port_url() -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    drop(listener);
+    format!("http://127.0.0.1:{port}")
+}
+
+// ---- the emulator in-process ----
+
+pub struct Setup {
+    file: Value,
+    delivery: DeliverySettings,
+    seed_compat: bool,
+    dead_letter_dir: bool,
+}
+
+impl Setup {
+    /// Time scale 0.001 (Azure's 10 s first retry takes 10 ms), no dead-letter delay, a 5 s
+    /// delivery timeout.
+    pub fn new(file: Value) -> Self {
+        Self {
+            file,
+            delivery: DeliverySettings {
+                time_scale: 0.001,
+                delivery_timeout: Duration::from_secs(5),
+                dead_letter_delay: Duration::ZERO,
+                ..DeliverySettings::default()
+            },
+            seed_compat: true,
+            dead_letter_dir: false,
+        }
+    }
+
+    pub fn time_scale(mut self, scale: f64) -> Self {
+        self.delivery.time_scale = scale;
+        self
+    }
+
+    pub fn delivery_timeout(mut self, timeout: Duration) -> Self {
+        self.delivery.delivery_timeout = timeout;
+        self
+    }
+
+    pub fn dead_letter_delay(mut self, delay: Duration) -> Self {
+        self.delivery.dead_letter_delay = delay;
+        self
+    }
+
+    /// Turns the seed's key-less `POST /publish` off (`ORDERGRID_EMULATOR_SEED_COMPAT=false`).
+    pub fn without_seed_compat(mut self) -> Self {
+        self.seed_compat = false;
+        self
+    }
+
+    pub fn functions_base_url(mut self, url: &str) -> Self {
+        self.delivery.functions_base_url = url.to_owned();
+        self
+    }
+
+    /// Dead letters go to `<tmp>/dead-letter-folder` instead of the data folder's default.
+    pub fn own_dead_letter_dir(mut self) -> Self {
+        self.dead_letter_dir = true;
+        self
+    }
+
+    pub async fn start(self) -> TestEmulator {
+        let dir = tempfile::tempdir().unwrap();
+        let subscriptions_file = dir.path().join("subscriptions.json");
+        std::fs::write(
+            &subscriptions_file,
+            serde_json::to_vec_pretty(&self.file).unwrap(),
+        )
+        .unwrap();
+        let data_dir = dir.path().join("data");
+        let settings = EmulatorSettings {
+            port: 0,
+            subscriptions_file,
+            data_dir: data_dir.clone(),
+            dead_letter_dir: self
+                .dead_letter_dir
+                .then(|| dir.path().join("dead-letter-folder")),
+            key: None,
+            delivery: self.delivery,
+            seed_compat: self.seed_compat,
+        };
+        TestEmulator::run(settings, dir).await
+    }
+}
+
+pub struct TestEmulator {
+    /// `http://127.0.0.1:<port>`.
+    pub base: String,
+    pub port: u16,
+    pub keys: Vec<TopicKeys>,
+    pub client: reqwest::Client,
+    pub dead_letter_dir: PathBuf,
+    settings: EmulatorSettings,
+    /// Sending (or dropping) it stops the emulator gracefully.
+    stop: oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+    dir: tempfile::TempDir,
+}
+
+impl TestEmulator {
+    async fn run(settings: EmulatorSettings, dir: tempfile::TempDir) -> Self {
+        let emulator = Emulator::build(settings.clone())
+            .await
+            .unwrap_or_else(|e| panic!("the emulator did not build: {e:#}"));
+        let (stop, stopped) = oneshot::channel::<()>();
+        let (base, port, keys) = (
+            emulator.base_url().to_owned(),
+            emulator.port(),
+            emulator.keys().to_vec(),
+        );
+        let task = tokio::spawn(emulator.run_until_stopped(async move {
+            let _ = stopped.await;
+        }));
+        Self {
+            base,
+            port,
+            keys,
+            client: reqwest::Client::new(),
+            dead_letter_dir: settings
+                .dead_letter_dir
+                .clone()
+                .unwrap_or_else(|| settings.data_dir.join("dead-letters")),
+            settings,
+            stop,
+            task,
+            dir,
+        }
+    }
+
+    /// [`TestEmulator::restart`] with a changed subscriptions file.
+    pub async fn restart_with(self, file: &Value) -> Self {
+        std::fs::write(
+            &self.settings.subscriptions_file,
+            serde_json::to_vec_pretty(file).unwrap(),
+        )
+        .unwrap();
+        self.restart().await
+    }
+
+    /// Stops the emulator gracefully (as Ctrl-C does) and starts it again on the same files,
+    /// on a new port.
+    pub async fn restart(self) -> Self {
+        let Self {
+            settings,
+            stop,
+            task,
+            dir,
+            ..
+        } = self;
+        let _ = stop.send(());
+        task.await
+            .unwrap()
+            .unwrap_or_else(|e| panic!("the emulator stopped with an error: {e:#}"));
+        Self::run(settings, dir).await
+    }
+    pub fn key(&self, topic: &str) -> &TopicKey {
+        &self
+            .keys
+            .iter()
+            .find(|k| k.topic == topic)
+            .unwrap_or_else(|| panic!("no keys for topic {topic}"))
+            .key1
+    }
+
+    /// `http://127.0.0.1:<port>/<topic>/api/events` (no query).
+    pub fn endpoint(&self, topic: &str) -> String {
+        format!("{}/{topic}/api/events", self.base)
+    }
+
+    /// The endpoint with `?api-version=2018-01-01`.
+    pub fn publish_url(&self, topic: &str) -> String {
+        format!("{}?api-version=2018-01-01", self.endpoint(topic))
+    }
+
+    /// A publish request with the key in `aeg-sas-key` and no body yet.
+    pub fn publish_request(&self, topic: &str) -> reqwest::RequestBuilder {
+        self.client
+            .post(self.publish_url(topic))
+            .header("aeg-sas-key", self.key(topic).expose_secret())
+    }
+
+    /// Publishes an Event Grid schema array (or anything JSON) with the key; returns the answer.
+    pub async fn publish(&self, topic: &str, body: &Value) -> reqwest::Response {
+        self.publish_request(topic)
+            .header("content-type", "application/json; charset=utf-8")
+            .body(body.to_string())
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Publishes and insists on 200.
+    pub async fn publish_ok(&self, topic: &str, events: &[Value]) {
+        let response = self.publish(topic, &Value::from(events.to_vec())).await;
+        let status = response.status();
+        assert_eq!(
+            status,
+            200,
+            "publish refused: {}",
+            response.text().await.unwrap_or_default()
+        );
+    }
+
+    pub async fn get(&self, path: &str) -> Value {
+        let response = self
+            .client
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            response.status().is_success(),
+            "GET {path}: {}",
+            response.status()
+        );
+        response.json().await.unwrap()
+    }
+
+    /// The subscription's entry in `GET /emulator/subscriptions`.
+    pub async fn subscription(&self, name: &str) -> Value {
+        let all = self.get("/emulator/subscriptions").await;
+        all.as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["name"] == name)
+            .unwrap_or_else(|| panic!("no subscription {name} in {all}"))
+            .clone()
+    }
+
+    pub async fn counters(&self, name: &str) -> Value {
+        self.subscription(name).await["counters"].clone()
+    }
+
+    /// Waits until `counter` of subscription `name` reaches `at_least`; returns all counters.
+    pub async fn wait_for_counter(&self, name: &str, counter: &str, at_least: u64) -> Value {
+        eventually(
+            &format!("{name}'s {counter} counter to reach {at_least}"),
+            PATIENCE,
+            async || {
+                let counters = self.counters(name).await;
+                (counters[counter].as_u64().unwrap_or(0) >= at_least).then_some(counters)
+            },
+        )
+        .await
+    }
+
+    /// Waits until the subscription's validation state is `state`; returns the validation.
+    pub async fn wait_for_validation(&self, name: &str, state: &str) -> Value {
+        eventually(
+            &format!("{name}'s validation to be {state}"),
+            PATIENCE,
+            async || {
+                let validation = self.subscription(name).await["validation"].clone();
+                (validation["state"] == state).then_some(validation)
+            },
+        )
+        .await
+    }
+
+    /// Every dead-letter file under the dead-letter folder, relative to it.
+    pub fn dead_letter_files(&self) -> Vec<PathBuf> {
+        json_files(&self.dead_letter_dir)
+            .into_iter()
+            .map(|p| p.strip_prefix(&self.dead_letter_dir).unwrap().to_owned())
+            .collect()
+    }
+
+    /// Waits for `n` dead-letter files and returns them (relative paths) with their events.
+    pub async fn wait_for_dead_letters(&self, n: usize) -> Vec<(PathBuf, Vec<Value>)> {
+        let files = eventually(
+            &format!(
+                "{n} dead-letter blobs in {}",
+                self.dead_letter_dir.display()
+            ),
+            PATIENCE,
+            async || {
+                let files = self.dead_letter_files();
+                (files.len() >= n).then_some(files)
+            },
+        )
+        .await;
+        files
+            .into_iter()
+            .map(|f| {
+                let events: Vec<Value> =
+                    serde_json::from_slice(&std::fs::read(self.dead_letter_dir.join(&f)).unwrap())
+                        .unwrap();
+                (f, events)
+            })
+            .collect()
+    }
+}
+
+pub fn json_files(dir: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut stack = vec![dir.to_owned()];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.extension().is_some_and(|e| e == "json") {
+                found.push(path);
+            }
+        }
+    }
+    found.sort();
+    found
+}
+
+// ---- processes: the real binary and the SDK scripts ----
+
+pub fn repo_root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Runs a command off the async runtime (the emulator under test lives on it) and returns its
+/// output. Failures name the program only: arguments may hold a topic key.
+pub async fn run(mut command: Command) -> Output {
+    tokio::task::spawn_blocking(move || {
+        command
+            .stdin(Stdio::null())
+            .output()
+            .unwrap_or_else(|e| panic!("failed to run {}: {e}", command.get_program().display()))
+    })
+    .await
+    .unwrap()
+}
+
+/// `ordergrid <args>`, the real binary; returns stdout, failing the test on a non-zero exit.
+pub async fn ordergrid_cli(args: &[&str]) -> String {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_ordergrid"));
+    command.args(args).env("ORDERGRID_LOG", "warn");
+    let out = run(command).await;
+    assert!(
+        out.status.success(),
+        "ordergrid {args:?} failed ({}): {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// The Python with the test requirements (azure-eventgrid, …): `ORDERGRID_TEST_PYTHON`, or the
+/// venv `scripts/test-env` builds (it also installs `tests/support/node_modules`). A copy of
+/// `tests/api/helpers.rs::test_python`.
+pub fn test_python() -> PathBuf {
+    static PYTHON: OnceLock<PathBuf> = OnceLock::new();
+    PYTHON
+        .get_or_init(|| {
+            if let Some(p) = std::env::var_os("ORDERGRID_TEST_PYTHON") {
+                return PathBuf::from(p);
+            }
+            let out = Command::new(repo_root().join("scripts/test-env"))
+                .current_dir(repo_root())
+                .stderr(Stdio::inherit())
+                .output()
+                .expect("failed to run scripts/test-env");
+            assert!(
+                out.status.success(),
+                "scripts/test-env failed; see its output above"
+            );
+            let stdout = String::from_utf8(out.stdout).unwrap();
+            PathBuf::from(
+                stdout
+                    .lines()
+                    .last()
+                    .expect("scripts/test-env printed nothing")
+                    .trim(),
+            )
+        })
+        .clone()
+}
+
+// ---- Azure's error answers ----
+
+/// Checks an error answer has Azure's shape — `{"error": {"code", "message", "details":
+/// [{"code", "message"}]}}`, the message ending `Report '<x-ms-request-id>:<M/d/yyyy h:mm:ss tt>
+/// (UTC)' to our forums for assistance or raise a support ticket.` — and returns the message
+/// without that suffix.
+pub async fn expect_azure_error(response: reqwest::Response, status: u16, code: &str) -> String {
+    let actual = response.status().as_u16();
+    let request_id = response
+        .headers()
+        .get("x-ms-request-id")
+        .map(|v| v.to_str().unwrap().to_owned());
+    let text = response.text().await.unwrap();
+    assert_eq!(actual, status, "unexpected status; body: {text}");
+    let request_id = request_id.expect("an error answer without x-ms-request-id");
+    uuid::Uuid::parse_str(&request_id).expect("x-ms-request-id is not a GUID");
+    let body: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(body["error"]["code"], code, "{body}");
+    let message = body["error"]["message"].as_str().expect("no error.message");
+    let details = body["error"]["details"]
+        .as_array()
+        .expect("no error.details");
+    assert_eq!(details.len(), 1, "{body}");
+    assert!(details[0]["code"].is_string(), "{body}");
+    assert_eq!(details[0]["message"], message, "{body}");
+
+    let at = message
+        .rfind(" Report '")
+        .unwrap_or_else(|| panic!("no Report suffix in {message:?}"));
+    let report = &message[at + " Report '".len()..];
+    let (id, rest) = report.split_once(':').unwrap();
+    assert_eq!(id, request_id, "the Report id is the x-ms-request-id");
+    let when = rest
+        .strip_suffix(" (UTC)' to our forums for assistance or raise a support ticket.")
+        .unwrap_or_else(|| panic!("the Report suffix does not end like Azure's: {message:?}"));
+    let format = time::macros::format_description!(
+        "[month padding:none]/[day padding:none]/[year] [hour repr:12 padding:none]:[minute]:[second] [period]"
+    );
+    time::PrimitiveDateTime::parse(when, format)
+        .unwrap_or_else(|e| panic!("{when:?} is not Azure's M/d/yyyy h:mm:ss tt: {e}"));
+    message[..at].to_owned()
+}

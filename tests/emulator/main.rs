@@ -1,0 +1,18 @@
+//! Black-box tests of the Event Grid emulator (issue 3): the real emulator on port 0 (in-process,
+//! or the real binary for the crash and CLI tests), real receivers, the official SDKs.
+//!
+//! Every test writes its own subscriptions file pointing at a [`receiver::Receiver`] it controls,
+//! runs with Azure's durations scaled down (`time_scale`), and waits by polling with a deadline,
+//! never by sleeping.
+
+mod admin;
+mod auth;
+mod crash;
+mod dead_letter;
+mod delivery;
+mod handshake;
+mod harness;
+mod publish;
+mod receiver;
+mod retry;
+mod sdk;
