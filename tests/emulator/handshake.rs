@@ -383,3 +383,70 @@ async fn an_endpoint_that_never_answers_the_handshake_fails_after_the_timeout() 
     assert!(receiver.validations("/silent-eg").len() > 1);
     assert!(receiver.to("/silent-ce").len() > 1);
 }
+
+/// Re-validation that fails stops deliveries from then on, as a subscription that no longer
+/// validates gets nothing; events published meanwhile wait, and go out once it validates again.
+#[tokio::test]
+async fn a_failed_revalidation_stops_deliveries_until_the_endpoint_validates_again() {
+    let receiver = Receiver::start().await;
+    let emulator = Setup::new(file(vec![topic(
+        "orders",
+        vec![
+            webhook("flaky", &receiver.url("/hook")),
+            webhook("witness", &receiver.url("/witness")),
+        ],
+    )]))
+    .start()
+    .await;
+    emulator.wait_for_validation("flaky", "succeeded").await;
+    emulator.wait_for_validation("witness", "succeeded").await;
+    emulator
+        .publish_ok("orders", &[event("before", "NewOrder", json!({}))])
+        .await;
+    eventually("the first delivery", PATIENCE, async || {
+        (receiver.delivered_ids("/hook") == ["before"]).then_some(())
+    })
+    .await;
+
+    let revalidate = async || {
+        let response = reqwest::Client::new()
+            .post(format!(
+                "{}/emulator/subscriptions/flaky/validate",
+                emulator.base
+            ))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 202);
+    };
+    receiver.handshake("/hook", Handshake::Wrong);
+    revalidate().await;
+    emulator.wait_for_validation("flaky", "failed").await;
+    emulator
+        .publish_ok("orders", &[event("while-failed", "NewOrder", json!({}))])
+        .await;
+    // The witness subscription receives it; by then the failed one would have too, had it been
+    // delivering.
+    eventually("the witness's delivery", PATIENCE, async || {
+        receiver
+            .delivered_ids("/witness")
+            .contains(&"while-failed".to_owned())
+            .then_some(())
+    })
+    .await;
+    assert_eq!(
+        receiver.delivered_ids("/hook"),
+        ["before"],
+        "nothing is delivered while the subscription is failed"
+    );
+
+    receiver.handshake("/hook", Handshake::Answer);
+    revalidate().await;
+    emulator.wait_for_validation("flaky", "succeeded").await;
+    eventually(
+        "the waiting event, once validated again",
+        PATIENCE,
+        async || (receiver.delivered_ids("/hook") == ["before", "while-failed"]).then_some(()),
+    )
+    .await;
+}

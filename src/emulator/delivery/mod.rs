@@ -366,33 +366,27 @@ impl Dispatcher {
 
     pub async fn run_until_stopped(mut self, shutdown: CancellationToken) {
         let mut validation = self.rt.validation.subscribe();
-        loop {
-            if validation.borrow_and_update().allows_delivery() {
-                break;
-            }
-            tokio::select! {
-                changed = validation.changed() => if changed.is_err() { return },
-                Some(query) = self.queries.recv() => self.answer(query).await,
-                () = shutdown.cancelled() => return,
-            }
-        }
         let mut events = self.spool.watch_events();
         let mut tick = tokio::time::interval(self.settings.watermark_interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            if let Err(e) = self.try_dispatch() {
+            // Nothing new starts while the endpoint is not validated (at start-up, or after a
+            // re-validation failed); attempts in flight still finish and are recorded.
+            let deliver = validation.borrow_and_update().allows_delivery();
+            if deliver && let Err(e) = self.try_dispatch() {
                 tracing::error!(subscription = %self.rt.key, error = %e, "failed to read the spool; retrying shortly");
                 tokio::time::sleep(Duration::from_millis(500)).await;
             }
             let caught_up = self.buffer.is_empty() && self.cursor >= self.spool.events_end();
-            let can_take = self.in_flight < self.settings.concurrency;
+            let can_take = deliver && self.in_flight < self.settings.concurrency;
             let next_due = self
                 .due
                 .first()
                 .map(|(ms, _)| Duration::from_millis((ms - now_ms()).max(0) as u64));
             tokio::select! {
                 Some(done) = self.done_rx.recv() => self.apply(done),
-                changed = events.changed(), if caught_up => if changed.is_err() { break },
+                changed = validation.changed() => if changed.is_err() { break },
+                changed = events.changed(), if deliver && caught_up => if changed.is_err() { break },
                 () = tokio::time::sleep(next_due.unwrap_or(Duration::from_secs(3600))), if next_due.is_some() && can_take => {}
                 _ = tick.tick() => self.write_watermark(),
                 Some(query) = self.queries.recv() => self.answer(query).await,
