@@ -12,19 +12,35 @@ use std::time::Duration;
 use lettre::message::Mailbox;
 use rust_decimal::Decimal;
 
+use crate::blob::{BlobConnection, BlobTiming};
 use crate::domain::{Currency, OrderLimits};
 use crate::email::{SmtpSettings, SmtpTls};
 use crate::emulator::EmulatorSettings;
+use crate::emulator::dead_letter::DeadLetterStorage;
 use crate::emulator::delivery::DeliverySettings;
 use crate::eventgrid::sas::TopicKey;
 
 /// The port the Functions host tells a custom handler to listen on.
 pub const PORT_SETTING: &str = "FUNCTIONS_CUSTOMHANDLER_PORT";
 
+/// The connection (Functions conventions) the blob store uses: `ORDERGRID_STORAGE` (a connection
+/// string) or `ORDERGRID_STORAGE__blobServiceUri` (+ `__credential`, `__clientId`).
+pub const STORAGE_CONNECTION: &str = "ORDERGRID_STORAGE";
+
+/// The emulator's dead-letter account: a connection named like the handler's.
+pub const DEAD_LETTER_STORAGE_CONNECTION: &str = "ORDERGRID_EMULATOR_DEAD_LETTER_STORAGE";
+
 /// Where records live.
 #[derive(Debug, Clone)]
 pub enum StoreSettings {
-    Folder { path: PathBuf },
+    Folder {
+        path: PathBuf,
+    },
+    /// Blob containers `orders` and `email-ledger` of a Storage account.
+    Blob {
+        connection: BlobConnection,
+        timing: BlobTiming,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -72,12 +88,37 @@ pub const SETTINGS: &[(&str, &str, &str)] = &[
     (
         "ORDERGRID_STORE",
         "folder",
-        "where orders and the email ledger live: folder",
+        "where orders and the email ledger live: folder or blob",
     ),
     (
         "ORDERGRID_STORE_PATH",
         ".ordergrid/store",
         "folder of the folder store",
+    ),
+    (
+        STORAGE_CONNECTION,
+        "",
+        "blob store: a storage connection string (UseDevelopmentStorage=true for Azurite)",
+    ),
+    (
+        "ORDERGRID_STORAGE__blobServiceUri",
+        "",
+        "blob store, identity-based: https://<account>.blob.core.windows.net",
+    ),
+    (
+        "ORDERGRID_STORAGE__credential",
+        "",
+        "managedidentity to insist on the managed identity",
+    ),
+    (
+        "ORDERGRID_STORAGE__clientId",
+        "",
+        "client id of a user-assigned managed identity",
+    ),
+    (
+        "ORDERGRID_STORE_TIMEOUT",
+        "10s",
+        "blob store: how long one request may take before it is retried",
     ),
     (
         "ORDERGRID_EMAIL_TRANSPORT",
@@ -166,6 +207,11 @@ pub const EMULATOR_SETTINGS: &[(&str, &str, &str)] = &[
         "ORDERGRID_EMULATOR_DEAD_LETTERS",
         "<data>/dead-letters",
         "dead-letter folder (laid out like the container)",
+    ),
+    (
+        DEAD_LETTER_STORAGE_CONNECTION,
+        "",
+        "dead letters to blob containers of this storage account (a connection string) instead",
     ),
     (
         "ORDERGRID_EMULATOR_KEY",
@@ -296,18 +342,7 @@ impl HandlerSettings {
                 s.parse().ok()
             }),
         };
-        let store = match r.string("ORDERGRID_STORE", "folder").as_str() {
-            "folder" => StoreSettings::Folder {
-                path: r.string("ORDERGRID_STORE_PATH", ".ordergrid/store").into(),
-            },
-            other => {
-                r.errors
-                    .push(format!("ORDERGRID_STORE={other:?}: must be folder"));
-                StoreSettings::Folder {
-                    path: PathBuf::new(),
-                }
-            }
-        };
+        let store = store_settings(&mut r);
         let smtp_timeout = r.duration("ORDERGRID_SMTP_TIMEOUT", Duration::from_secs(15));
         let email = match r.string("ORDERGRID_EMAIL_TRANSPORT", "outbox").as_str() {
             "outbox" => EmailSettings::Outbox {
@@ -398,10 +433,20 @@ pub struct EmulatorOverrides {
 }
 
 impl EmulatorOverrides {
+    /// The emulator's settings, without where dead letters go (see [`EmulatorOverrides::load`]).
     pub fn settings(
         &self,
         env: &HashMap<String, String>,
     ) -> Result<EmulatorSettings, SettingsError> {
+        self.load(env).map(|(settings, _)| settings)
+    }
+
+    /// The emulator's settings and where its dead letters go: the folder, or blob containers
+    /// when `ORDERGRID_EMULATOR_DEAD_LETTER_STORAGE` names a storage account.
+    pub fn load(
+        &self,
+        env: &HashMap<String, String>,
+    ) -> Result<(EmulatorSettings, DeadLetterStorage), SettingsError> {
         let mut r = Reader {
             env,
             errors: vec![],
@@ -484,10 +529,19 @@ impl EmulatorOverrides {
             )
             .into();
         let dead_letter_dir = r.raw("ORDERGRID_EMULATOR_DEAD_LETTERS").map(PathBuf::from);
+        let dead_letter_storage =
+            match BlobConnection::from_env(env, DEAD_LETTER_STORAGE_CONNECTION) {
+                Ok(Some(connection)) => DeadLetterStorage::Blob(connection),
+                Ok(None) => DeadLetterStorage::Folder,
+                Err(errors) => {
+                    r.errors.extend(errors);
+                    DeadLetterStorage::Folder
+                }
+            };
         if !r.errors.is_empty() {
             return Err(SettingsError(r.errors));
         }
-        Ok(EmulatorSettings {
+        let settings = EmulatorSettings {
             port: self.port.unwrap_or(port),
             subscriptions_file: self
                 .subscriptions_file
@@ -498,7 +552,71 @@ impl EmulatorOverrides {
             key,
             delivery,
             seed_compat,
-        })
+        };
+        Ok((settings, dead_letter_storage))
+    }
+}
+
+/// `ORDERGRID_STORE` and the settings of the store it names.
+fn store_settings(r: &mut Reader<'_>) -> StoreSettings {
+    let store_timeout = r.parse(
+        "ORDERGRID_STORE_TIMEOUT",
+        BlobTiming::default().try_timeout,
+        "not a duration above zero (examples: 500ms, 10s)",
+        |s| parse_duration(s).filter(|d| !d.is_zero()),
+    );
+    match r.string("ORDERGRID_STORE", "folder").as_str() {
+        "folder" => StoreSettings::Folder {
+            path: r.string("ORDERGRID_STORE_PATH", ".ordergrid/store").into(),
+        },
+        "blob" => match BlobConnection::from_env(r.env, STORAGE_CONNECTION) {
+            Ok(Some(connection)) => StoreSettings::Blob {
+                connection,
+                timing: BlobTiming {
+                    try_timeout: store_timeout,
+                    ..BlobTiming::default()
+                },
+            },
+            Ok(None) => {
+                r.errors.push(format!(
+                    "ORDERGRID_STORE=blob needs {STORAGE_CONNECTION} (a connection string; \
+                     UseDevelopmentStorage=true for Azurite) or \
+                     {STORAGE_CONNECTION}__blobServiceUri (identity-based, as in Azure)"
+                ));
+                StoreSettings::Folder {
+                    path: PathBuf::new(),
+                }
+            }
+            Err(errors) => {
+                r.errors.extend(errors);
+                StoreSettings::Folder {
+                    path: PathBuf::new(),
+                }
+            }
+        },
+        other => {
+            r.errors
+                .push(format!("ORDERGRID_STORE={other:?}: must be folder or blob"));
+            StoreSettings::Folder {
+                path: PathBuf::new(),
+            }
+        }
+    }
+}
+
+impl StoreSettings {
+    /// Only the store's settings (for `ordergrid orders`, which reads what the handler wrote).
+    pub fn from_env(env: &HashMap<String, String>) -> Result<Self, SettingsError> {
+        let mut r = Reader {
+            env,
+            errors: vec![],
+        };
+        let store = store_settings(&mut r);
+        if r.errors.is_empty() {
+            Ok(store)
+        } else {
+            Err(SettingsError(r.errors))
+        }
     }
 }
 
@@ -666,6 +784,92 @@ mod tests {
         assert_eq!(
             (overridden.port, overridden.delivery.time_scale),
             (0, 0.001)
+        );
+    }
+
+    #[test]
+    fn the_blob_store_reads_the_functions_style_connection_settings() {
+        let port = (PORT_SETTING, "1");
+        let blob = ("ORDERGRID_STORE", "blob");
+        let err = HandlerSettings::from_env(&env(&[port, blob]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("ORDERGRID_STORE=blob needs ORDERGRID_STORAGE"),
+            "{err}"
+        );
+        let s = HandlerSettings::from_env(&env(&[
+            port,
+            blob,
+            ("ORDERGRID_STORAGE", "UseDevelopmentStorage=true"),
+            ("ORDERGRID_STORE_TIMEOUT", "2s"),
+        ]))
+        .unwrap();
+        let StoreSettings::Blob { connection, timing } = s.store else {
+            panic!("a blob store")
+        };
+        assert_eq!(
+            connection.service_url().as_str(),
+            "http://127.0.0.1:10000/devstoreaccount1"
+        );
+        assert_eq!(timing.try_timeout, Duration::from_secs(2));
+        // What the Bicep sets in Azure, where the platform provides IDENTITY_ENDPOINT.
+        let s = HandlerSettings::from_env(&env(&[
+            port,
+            blob,
+            (
+                "ORDERGRID_STORAGE__blobServiceUri",
+                "https://acct.blob.core.windows.net",
+            ),
+            ("IDENTITY_ENDPOINT", "http://localhost:8081/msi/token"),
+        ]))
+        .unwrap();
+        let StoreSettings::Blob { connection, .. } = s.store else {
+            panic!("a blob store")
+        };
+        assert!(matches!(
+            connection.auth(),
+            crate::blob::BlobAuth::ManagedIdentity { client_id: None }
+        ));
+        let err = HandlerSettings::from_env(&env(&[
+            port,
+            blob,
+            ("ORDERGRID_STORAGE", "AccountName=a;AccountKey=hunter2!"),
+            ("ORDERGRID_STORE_TIMEOUT", "0s"),
+        ]))
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("ORDERGRID_STORAGE: AccountKey is not base64"),
+            "{err}"
+        );
+        assert!(err.contains("ORDERGRID_STORE_TIMEOUT=\"0s\""), "{err}");
+        assert!(!err.contains("hunter2"), "{err}");
+        let err = HandlerSettings::from_env(&env(&[port, ("ORDERGRID_STORE", "cosmos")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("must be folder or blob"), "{err}");
+    }
+
+    #[test]
+    fn emulator_dead_letters_go_to_blob_storage_when_a_connection_is_named() {
+        let (_, storage) = EmulatorOverrides::default().load(&env(&[])).unwrap();
+        assert!(matches!(storage, DeadLetterStorage::Folder));
+        let (_, storage) = EmulatorOverrides::default()
+            .load(&env(&[(
+                DEAD_LETTER_STORAGE_CONNECTION,
+                "UseDevelopmentStorage=true",
+            )]))
+            .unwrap();
+        assert!(matches!(storage, DeadLetterStorage::Blob(_)));
+        let err = EmulatorOverrides::default()
+            .load(&env(&[(DEAD_LETTER_STORAGE_CONNECTION, "hunter2")]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("ORDERGRID_EMULATOR_DEAD_LETTER_STORAGE: not a connection string")
+                && !err.contains("hunter2"),
+            "{err}"
         );
     }
 

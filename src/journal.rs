@@ -140,17 +140,7 @@ impl Journal {
             ))
         })?;
 
-        let mut numbers: Vec<u32> = fs::read_dir(dir)
-            .map_err(|e| JournalError::new(format!("failed to list {}: {e}", dir.display())))?
-            .filter_map(|entry| {
-                let name = entry.ok()?.file_name().into_string().ok()?;
-                name.strip_prefix("seg-")?
-                    .strip_suffix(".log")?
-                    .parse()
-                    .ok()
-            })
-            .collect();
-        numbers.sort_unstable();
+        let numbers = segment_numbers(dir)?;
         let mut segments = BTreeMap::new();
         for &n in &numbers {
             let path = segment_path(dir, n);
@@ -491,6 +481,22 @@ fn encode_frame(buf: &mut Vec<u8>, payload: &[u8]) {
     buf.extend_from_slice(payload);
 }
 
+/// The numbers of the segment files in `dir`, ascending.
+fn segment_numbers(dir: &Path) -> Result<Vec<u32>, JournalError> {
+    let mut numbers: Vec<u32> = fs::read_dir(dir)
+        .map_err(|e| JournalError::new(format!("failed to list {}: {e}", dir.display())))?
+        .filter_map(|entry| {
+            let name = entry.ok()?.file_name().into_string().ok()?;
+            name.strip_prefix("seg-")?
+                .strip_suffix(".log")?
+                .parse()
+                .ok()
+        })
+        .collect();
+    numbers.sort_unstable();
+    Ok(numbers)
+}
+
 fn segment_path(dir: &Path, n: u32) -> PathBuf {
     dir.join(format!("seg-{n:08}.log"))
 }
@@ -514,25 +520,10 @@ fn create_segment(dir: &Path, n: u32) -> Result<File, JournalError> {
 /// a journal another process is writing. An incomplete frame at the very end (a write in
 /// progress) ends the scan; damage anywhere else is an error.
 pub fn read_all_frames(dir: &Path) -> Result<Vec<(Position, Bytes)>, JournalError> {
-    let mut numbers: Vec<u32> = match fs::read_dir(dir) {
-        Ok(entries) => entries
-            .filter_map(|entry| {
-                let name = entry.ok()?.file_name().into_string().ok()?;
-                name.strip_prefix("seg-")?
-                    .strip_suffix(".log")?
-                    .parse()
-                    .ok()
-            })
-            .collect(),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(vec![]),
-        Err(e) => {
-            return Err(JournalError::new(format!(
-                "failed to list {}: {e}",
-                dir.display()
-            )));
-        }
-    };
-    numbers.sort_unstable();
+    if !dir.exists() {
+        return Ok(vec![]);
+    }
+    let numbers = segment_numbers(dir)?;
     let mut frames = Vec::new();
     for (i, &n) in numbers.iter().enumerate() {
         let path = segment_path(dir, n);
@@ -729,6 +720,15 @@ impl Writer {
 mod tests {
     use super::*;
 
+    fn contents(journal: &Journal) -> Vec<Bytes> {
+        journal
+            .scan_all()
+            .unwrap()
+            .into_iter()
+            .map(|(_, p)| p)
+            .collect()
+    }
+
     fn payloads(items: &[&'static str]) -> Vec<Bytes> {
         items
             .iter()
@@ -750,12 +750,7 @@ mod tests {
             }
         }
         let journal = Journal::open(dir.path(), small).unwrap();
-        let all: Vec<Bytes> = journal
-            .scan_all()
-            .unwrap()
-            .into_iter()
-            .map(|(_, p)| p)
-            .collect();
+        let all = contents(&journal);
         assert_eq!(all, payloads(&["a", "bb", "ccc", "dddd", "e", "f"]));
         assert!(segment_path(dir.path(), 2).exists(), "segments rolled");
     }
@@ -777,12 +772,7 @@ mod tests {
             .unwrap();
         let journal = Journal::open(dir.path(), JournalOptions::default()).unwrap();
         journal.append(payloads(&["three"])).await.unwrap();
-        let all: Vec<Bytes> = journal
-            .scan_all()
-            .unwrap()
-            .into_iter()
-            .map(|(_, p)| p)
-            .collect();
+        let all = contents(&journal);
         assert_eq!(all, payloads(&["one", "three"]));
     }
 
@@ -829,12 +819,7 @@ mod tests {
         let from = journal.roll().await.unwrap();
         journal.append(payloads(&["new"])).await.unwrap();
         assert_eq!(journal.remove_before(from).unwrap(), 1);
-        let all: Vec<Bytes> = journal
-            .scan_all()
-            .unwrap()
-            .into_iter()
-            .map(|(_, p)| p)
-            .collect();
+        let all = contents(&journal);
         assert_eq!(all, payloads(&["new"]));
     }
 

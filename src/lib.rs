@@ -5,11 +5,13 @@
 //!   `EmailNotifier` (Event Grid triggers);
 //!
 //! on a ground floor that imports nothing of ours: [`domain`] (orders, money, ids, emails) and
-//! [`eventgrid`] (the wire formats), plus the side-effect interfaces [`store`] and [`email`].
+//! [`eventgrid`] (the wire formats), plus the side-effect interfaces [`store`] and [`email`], and
+//! [`blob`] (Blob Storage connections, shared by the blob store and the emulator's dead letters).
 //! See `ARCHITECTURE.md` for the flows and invariants.
 
 #![forbid(unsafe_code)]
 
+pub mod blob;
 pub mod config;
 pub mod devhost;
 pub mod domain;

@@ -5,13 +5,13 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
-use ordergrid::config::{EmulatorOverrides, HandlerSettings};
+use ordergrid::config::{EmulatorOverrides, HandlerSettings, StoreSettings};
 use ordergrid::emulator::{Emulator, cli};
 use ordergrid::eventgrid::Schema;
 use ordergrid::functions::{Handler, records};
 use ordergrid::publish::{self, AuthMode, NewOrderFlags, PublishRequest};
 use ordergrid::stack::{LocalStack, StackSettings};
-use ordergrid::store::FolderStore;
+use ordergrid::store::{BlobStore, FolderStore, RecordStore};
 
 #[derive(Parser)]
 #[command(
@@ -125,7 +125,8 @@ enum OrdersAction {
 
 #[derive(Args)]
 struct StorePath {
-    /// The folder store (the local stack's is .ordergrid/store).
+    /// The folder store (the local stack's is .ordergrid/store); with ORDERGRID_STORE=blob, the
+    /// blob store ORDERGRID_STORAGE names is read instead.
     #[arg(long, env = "ORDERGRID_STORE_PATH", default_value = ".ordergrid/store")]
     store: PathBuf,
 }
@@ -270,10 +271,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Orders { action } => {
             let out = match action {
                 OrdersAction::List(path) => {
-                    records::list(&FolderStore::snapshot(&path.store)?).await?
+                    records::list(&*records_store(&env, &path.store).await?).await?
                 }
                 OrdersAction::Show { order_id, store } => {
-                    records::show(&FolderStore::snapshot(&store.store)?, &order_id).await?
+                    records::show(&*records_store(&env, &store.store).await?, &order_id).await?
                 }
             };
             print!("{out}");
@@ -287,8 +288,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 functions_base_url: run.functions_url,
                 time_scale: run.time_scale,
             };
-            let settings = overrides.settings(&env)?;
-            let emulator = Emulator::build(settings).await?;
+            let (settings, dead_letters) = overrides.load(&env)?;
+            let emulator = Emulator::build_with_dead_letters(settings, dead_letters).await?;
             for keys in emulator.keys() {
                 tracing::info!(
                     port = emulator.port(),
@@ -322,4 +323,18 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// The store `ordergrid orders` reads: the handler's blob store when `ORDERGRID_STORE=blob`,
+/// otherwise a snapshot of the folder store at `folder`.
+async fn records_store(
+    env: &std::collections::HashMap<String, String>,
+    folder: &std::path::Path,
+) -> anyhow::Result<Box<dyn RecordStore>> {
+    Ok(match StoreSettings::from_env(env)? {
+        StoreSettings::Blob { connection, timing } => {
+            Box::new(BlobStore::open(&connection, timing).await?)
+        }
+        StoreSettings::Folder { .. } => Box::new(FolderStore::snapshot(folder)?),
+    })
 }

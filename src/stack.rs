@@ -7,6 +7,11 @@
 //! OrderProcessor's `eventGrid` output binding (`OrdersTopic`) publishes back to the emulator's
 //! `orders` topic with the topic's key. Everything listens on 127.0.0.1 and keeps its state
 //! under one data folder, so a restart resumes pending deliveries.
+//!
+//! By a settings change the records and dead letters go to Blob Storage (Azurite) instead:
+//! `ORDERGRID_STORE=blob` with `ORDERGRID_STORAGE` reaches the handler through the inherited
+//! environment (the folder path the stack sets is then unused), and
+//! `ORDERGRID_EMULATOR_DEAD_LETTER_STORAGE` points the emulator's dead letters at an account.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -15,7 +20,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::EmulatorOverrides;
+use crate::config::{EmulatorOverrides, StoreSettings};
 use crate::devhost::{self, FunctionsHost};
 use crate::emulator::Emulator;
 
@@ -38,6 +43,7 @@ pub struct LocalStack {
     host: FunctionsHost,
     data_dir: PathBuf,
     outbox: PathBuf,
+    store: String,
 }
 
 impl LocalStack {
@@ -53,7 +59,7 @@ impl LocalStack {
             .with_context(|| format!("failed to resolve {}", settings.data_dir.display()))?;
         let host_listener = devhost::bind(settings.host_port).await?;
         let host_url = format!("http://127.0.0.1:{}", host_listener.local_addr()?.port());
-        let mut emulator_settings = EmulatorOverrides {
+        let (mut emulator_settings, dead_letters) = EmulatorOverrides {
             port: Some(settings.emulator_port),
             subscriptions_file: Some(
                 env.get("ORDERGRID_EMULATOR_SUBSCRIPTIONS")
@@ -64,11 +70,11 @@ impl LocalStack {
             functions_base_url: Some(host_url),
             time_scale: settings.time_scale,
         }
-        .settings(env)?;
+        .load(env)?;
         if emulator_settings.dead_letter_dir.is_none() {
             emulator_settings.dead_letter_dir = Some(data.join("dead-letters"));
         }
-        let emulator = Emulator::build(emulator_settings).await?;
+        let emulator = Emulator::build_with_dead_letters(emulator_settings, dead_letters).await?;
         let orders = emulator.keys().iter().find(|k| k.topic == "orders").context(
             "the subscriptions file has no `orders` topic, which the OrderProcessor's output binding publishes to",
         )?;
@@ -89,7 +95,13 @@ impl LocalStack {
             Some(path) => std::path::absolute(path)?,
             None => data.join("store"),
         };
+        // Used by the folder store only; with ORDERGRID_STORE=blob (inherited by the handler,
+        // with the ORDERGRID_STORAGE* settings) the records go to Blob Storage instead.
         app_settings.insert("ORDERGRID_STORE_PATH".into(), store.display().to_string());
+        let store = match StoreSettings::from_env(env)? {
+            StoreSettings::Blob { connection, .. } => format!("blob {}", connection.describe()),
+            StoreSettings::Folder { .. } => format!("folder {}", store.display()),
+        };
         app_settings.insert("ORDERGRID_OUTBOX_PATH".into(), outbox.display().to_string());
         let host =
             FunctionsHost::with_listener(&settings.app_root, app_settings, host_listener).await?;
@@ -98,6 +110,7 @@ impl LocalStack {
             host,
             data_dir: data.clone(),
             outbox,
+            store,
         })
     }
 
@@ -138,6 +151,8 @@ impl LocalStack {
         );
         let _ = writeln!(out, "  custom handler     {handler}");
         let _ = writeln!(out, "  data folder        {}", self.data_dir.display());
+        let _ = writeln!(out, "  store              {}", self.store);
+        let _ = writeln!(out, "  dead letters       {}", self.emulator.dead_letters());
         let _ = writeln!(out, "  email outbox       {}", self.outbox.display());
         let _ = writeln!(out, "\nPublish a test order:\n");
         let _ = writeln!(

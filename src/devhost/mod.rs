@@ -34,6 +34,9 @@ pub struct HostState {
     pub manifest: AppManifest,
     pub settings: HashMap<String, String>,
     pub worker: Arc<Worker>,
+    /// One publisher per output target (endpoint setting), so connections are reused.
+    pub publishers:
+        std::sync::Mutex<HashMap<String, Arc<crate::eventgrid::publisher::PublisherClient>>>,
 }
 
 pub struct FunctionsHost {
@@ -76,6 +79,7 @@ impl FunctionsHost {
                 manifest,
                 settings,
                 worker,
+                publishers: Default::default(),
             }),
             supervisor,
             stop,

@@ -29,7 +29,7 @@ use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 
 use self::api::{ApiState, TopicState};
-use self::dead_letter::{DeadLetterSink, FolderSink};
+use self::dead_letter::{BlobSink, DeadLetterSink, DeadLetterStorage, FolderSink};
 use self::delivery::{DeliverySettings, Dispatcher, SubscriptionRuntime, handshake, webhook};
 use self::spool::Spool;
 use self::subscriptions::SubscriptionsFile;
@@ -75,8 +75,17 @@ pub struct Emulator {
 
 impl Emulator {
     /// Loads the subscriptions file, opens the spool (recovering what was in flight), binds
-    /// `127.0.0.1:<port>`. Nothing is delivered until [`Emulator::run_until_stopped`].
+    /// `127.0.0.1:<port>`. Nothing is delivered until [`Emulator::run_until_stopped`]. Dead
+    /// letters go to the folder.
     pub async fn build(settings: EmulatorSettings) -> anyhow::Result<Self> {
+        Self::build_with_dead_letters(settings, DeadLetterStorage::Folder).await
+    }
+
+    /// [`Emulator::build`], with dead letters going where `dead_letters` says.
+    pub async fn build_with_dead_letters(
+        settings: EmulatorSettings,
+        dead_letters: DeadLetterStorage,
+    ) -> anyhow::Result<Self> {
         let file = SubscriptionsFile::load(&settings.subscriptions_file)?;
         let listener =
             tokio::net::TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, settings.port)))
@@ -94,7 +103,21 @@ impl Emulator {
             .dead_letter_dir
             .clone()
             .unwrap_or_else(|| settings.data_dir.join("dead-letters"));
-        let dead_letters: Arc<dyn DeadLetterSink> = Arc::new(FolderSink::new(dead_letter_dir));
+        let dead_letters: Arc<dyn DeadLetterSink> = match dead_letters {
+            DeadLetterStorage::Folder => Arc::new(FolderSink::new(dead_letter_dir)),
+            DeadLetterStorage::Blob(connection) => {
+                let containers = file
+                    .topics
+                    .iter()
+                    .flat_map(|t| &t.subscriptions)
+                    .filter_map(|s| s.dead_letter.as_ref().map(|d| d.container.clone()));
+                Arc::new(
+                    BlobSink::connect(&connection, containers)
+                        .await
+                        .map_err(anyhow::Error::msg)?,
+                )
+            }
+        };
         let delivery = Arc::new(settings.delivery.clone());
         let sender = webhook::Sender::new(delivery.delivery_timeout).map_err(anyhow::Error::msg)?;
 
@@ -165,6 +188,11 @@ impl Emulator {
 
     pub fn keys(&self) -> &[TopicKeys] {
         &self.keys
+    }
+
+    /// Where dead letters go (a folder, or blob containers of an account), for people.
+    pub fn dead_letters(&self) -> String {
+        self.api.dead_letters.describe()
     }
 
     /// The publish endpoint of a topic: `http://127.0.0.1:<port>/<topic>/api/events`.

@@ -23,7 +23,7 @@ use crate::config::{EmailSettings, HandlerSettings, StoreSettings};
 use crate::domain::OrderLimits;
 use crate::email::{ConfirmationRenderer, EmailTransport, OutboxTransport, SmtpTransport};
 use crate::eventgrid::InboundEvent;
-use crate::store::{FolderStore, FolderStoreOptions, RecordStore};
+use crate::store::{BlobStore, FolderStore, FolderStoreOptions, RecordStore};
 
 /// The side effects and policies the functions use.
 pub struct Services {
@@ -36,14 +36,22 @@ pub struct Services {
 }
 
 impl Services {
-    /// Opens the store and the email transport the settings name.
-    pub fn from_settings(settings: &HandlerSettings) -> anyhow::Result<Self> {
+    /// Opens the store and the email transport the settings name. A blob store is reached
+    /// (its containers created if missing) before this returns, so a wrong connection fails
+    /// start-up rather than the first invocation.
+    pub async fn from_settings(settings: &HandlerSettings) -> anyhow::Result<Self> {
         let store: Arc<dyn RecordStore> = match &settings.store {
             StoreSettings::Folder { path } => Arc::new(
                 FolderStore::open(path, FolderStoreOptions::default())
                     .with_context(|| format!("failed to open the store in {}", path.display()))?,
             ),
+            StoreSettings::Blob { connection, timing } => Arc::new(
+                BlobStore::open(connection, *timing)
+                    .await
+                    .context("failed to open the blob store")?,
+            ),
         };
+        tracing::info!(store = %store.describe(), "store ready");
         let email: Arc<dyn EmailTransport> = match &settings.email {
             EmailSettings::Outbox { path } => Arc::new(
                 OutboxTransport::new(path.clone())
@@ -165,7 +173,7 @@ pub struct Handler {
 impl Handler {
     /// Opens the store and transport from settings and binds `127.0.0.1:<port>`.
     pub async fn build(settings: &HandlerSettings) -> anyhow::Result<Self> {
-        let services = Services::from_settings(settings)?;
+        let services = Services::from_settings(settings).await?;
         Self::with_services(settings.port, services).await
     }
 

@@ -14,6 +14,7 @@
 //! - a record that was half written (crash, torn write) never reads as valid;
 //! - every error is [`StoreError`], which callers treat as transient (retry later).
 
+mod blob;
 mod folder;
 mod memory;
 
@@ -22,6 +23,7 @@ use std::fmt;
 use async_trait::async_trait;
 use bytes::Bytes;
 
+pub use blob::BlobStore;
 pub use folder::{FolderSnapshot, FolderStore, FolderStoreOptions};
 pub use memory::MemoryStore;
 

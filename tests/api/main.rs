@@ -1,6 +1,8 @@
 //! Black-box tests of ordergrid: the real app (or binary) on port 0, real components around it.
 
+mod azurite;
 mod binary;
+mod blob;
 mod crash;
 mod email_notifier;
 mod events;

@@ -97,7 +97,7 @@ async fn app_with_smtp(dir: tempfile::TempDir, settings: &[(&str, String)]) -> T
         "Shop <orders@shop.example>".into(),
     );
     let settings = HandlerSettings::from_env_with_port(&env, Some(0)).unwrap();
-    let services = Services::from_settings(&settings).unwrap();
+    let services = Services::from_settings(&settings).await.unwrap();
     let store = services.store.clone();
     serve(services, store, PathBuf::new(), dir).await
 }

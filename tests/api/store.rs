@@ -4,10 +4,13 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use futures::future::join_all;
+use ordergrid::blob::BlobTiming;
 use ordergrid::store::{
-    Collection, Created, Deleted, FolderStore, FolderStoreOptions, MemoryStore, RecordKey,
-    RecordStore, Replaced,
+    BlobStore, Collection, Created, Deleted, FolderStore, FolderStoreOptions, MemoryStore,
+    RecordKey, RecordStore, Replaced,
 };
+
+use crate::azurite::Azurite;
 
 fn key(name: &str) -> RecordKey {
     RecordKey::new(Collection::Orders, name).unwrap()
@@ -213,8 +216,18 @@ fn folder() -> (Arc<dyn RecordStore>, tempfile::TempDir) {
     (Arc::new(store), dir)
 }
 
+/// The blob store on its own Azurite.
+async fn blob() -> (Arc<dyn RecordStore>, Azurite) {
+    let azurite = Azurite::start().await;
+    let store = BlobStore::open(&azurite.connection(), BlobTiming::default())
+        .await
+        .unwrap();
+    (Arc::new(store), azurite)
+}
+
 store_suite!(memory_store, memory());
 store_suite!(folder_store, folder());
+store_suite!(blob_store, blob().await);
 
 /// Everything acknowledged is there after a reopen, including replaces and deletes.
 #[tokio::test]

@@ -4,9 +4,11 @@
 //! `lastHttpStatusCode` (when there was an answer), `publishTime` and `lastDeliveryAttemptTime`
 //! (lower-case names for CloudEvents, as in Azure's sample).
 //!
-//! Sinks: a local folder with that layout ([`FolderSink`]); Blob Storage comes later. A sink
-//! reports a blob durable before the dispatcher forgets the event.
+//! Sinks: a local folder with that layout ([`FolderSink`], the default), or blob containers of a
+//! Storage account, Azurite or Azure ([`BlobSink`]); see [`DeadLetterStorage`]. A sink reports a
+//! blob durable before the dispatcher forgets the event.
 
+mod blob;
 mod folder;
 
 use async_trait::async_trait;
@@ -15,10 +17,22 @@ use serde_json::value::{RawValue, to_raw_value};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
+pub use blob::BlobSink;
 pub use folder::FolderSink;
 
 use super::spool::LastAttempt;
+use crate::blob::BlobConnection;
 use crate::eventgrid::{RawObject, Schema};
+
+/// Where the emulator writes dead letters.
+#[derive(Debug, Clone, Default)]
+pub enum DeadLetterStorage {
+    /// The folder `EmulatorSettings::dead_letter_dir` names.
+    #[default]
+    Folder,
+    /// Blob containers (those the subscriptions file names) of a Storage account.
+    Blob(BlobConnection),
+}
 
 /// A stored dead-letter blob.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

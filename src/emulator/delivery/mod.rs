@@ -438,10 +438,7 @@ impl Dispatcher {
     fn next_batch(&mut self, now: i64) -> Vec<(Item, bytes::Bytes)> {
         let rt = self.rt.clone();
         let sub = &rt.subscription;
-        let ttl_ms = self
-            .settings
-            .scaled(sub.retry.event_time_to_live)
-            .as_millis() as i64;
+        let ttl_ms = self.ttl_ms();
         let mut batch: Vec<(Item, bytes::Bytes)> = Vec::new();
         let mut bytes = 0usize;
         while let Some(front) = self.buffer.front() {
@@ -493,10 +490,7 @@ impl Dispatcher {
     fn dispatch_due(&mut self, now: i64) -> Result<(), String> {
         let rt = self.rt.clone();
         let sub = &rt.subscription;
-        let ttl_ms = self
-            .settings
-            .scaled(sub.retry.event_time_to_live)
-            .as_millis() as i64;
+        let ttl_ms = self.ttl_ms();
         let mut retries: Vec<(Item, bytes::Bytes)> = Vec::new();
         let mut dead: Vec<(Position, RawObject)> = Vec::new();
         while self.in_flight < self.settings.concurrency {
@@ -839,6 +833,13 @@ impl Dispatcher {
             );
             "dropped".to_owned()
         }
+    }
+
+    /// The subscription's event time to live, scaled, in milliseconds.
+    fn ttl_ms(&self) -> i64 {
+        self.settings
+            .scaled(self.rt.subscription.retry.event_time_to_live)
+            .as_millis() as i64
     }
 
     /// The lowest event not yet settled or recorded as pending.
