@@ -3,13 +3,16 @@
 //!
 //! Idempotency:
 //! - an order is recorded under `orders/<orderId>` with a conditional create; of any number of
-//!   deliveries (retries, races, re-publishes) exactly one creates it and emits `OrderAccepted`;
-//! - a duplicate with the *same* content is acknowledged silently; an order id reused with
-//!   *different* content is rejected (`OrderRejected`), never overwritten;
-//! - a rejection is recorded under `orders/rejected/<uuid of the event id>`, so a redelivered
-//!   invalid event emits no second `OrderRejected`;
-//! - emitted events have ids derived from what they are about, so a consumer that keys on the
-//!   event id is idempotent too.
+//!   deliveries (retries, races, re-publishes) exactly one creates it;
+//! - a rejection is recorded under `orders/rejected/<uuid of the event id>`;
+//! - the emitted `OrderAccepted` / `OrderRejected` is built from the record: its id derives from
+//!   the order id (or the rejected event's id) and its time is the record's, so every emission
+//!   of it is the same event, byte for byte, and a consumer keying on the event id sees one;
+//! - a redelivery of the *same* event emits that same event again: Event Grid redelivers when it
+//!   did not get (or the host did not complete) the earlier answer, and only re-emitting
+//!   guarantees the output is not lost (at-least-once, like Event Grid itself);
+//! - the same order published again as a *new* event is acknowledged and emits nothing; an order
+//!   id reused with *different* content is rejected (`OrderRejected`), never overwritten.
 
 use anyhow::Context;
 use bytes::Bytes;
@@ -95,49 +98,19 @@ async fn record(
         .map_err(InvocationError::Transient)?;
     match created {
         Created::Created(_) => {
-            let data = to_raw_value(&serde_json::json!({
-                "orderId": order_id,
-                "customerId": order.customer_id(),
-                "orderValue": order.order_value().amount().to_string(),
-                "currency": order.order_value().currency(),
-                "customerEmail": order.customer_email(),
-                "items": order.items(),
-                "sourceEventId": event.id,
-            }))
-            .map_err(|e| InvocationError::Internal(e.into()))?;
-            let accepted = EventGridEvent::new(
-                accepted_id,
-                ORDER_ACCEPTED,
-                subject(Some(order_id)),
-                data,
-                "1.0",
-            );
             let summary = format!(
                 "order {order_id} recorded ({}, customer {}); OrderAccepted emitted",
                 order.order_value(),
                 order.customer_id()
             );
             tracing::info!(outcome = "accepted", "{summary}");
-            emit(accepted, summary)
+            emit(accepted_event(order, &record)?, summary)
         }
         Created::Exists(existing) => {
             let existing: OrderRecord = serde_json::from_slice(&existing.body)
                 .with_context(|| format!("the stored record of order {order_id} is not readable"))
                 .map_err(InvocationError::Internal)?;
-            if existing.order == order_json {
-                let summary = if existing.event_id == event.id {
-                    format!(
-                        "order {order_id} was already recorded by an earlier delivery of this event; nothing emitted"
-                    )
-                } else {
-                    format!(
-                        "order {order_id} was already recorded from event {} with the same content; nothing emitted",
-                        existing.event_id
-                    )
-                };
-                tracing::info!(outcome = "duplicate", "{summary}");
-                Ok(InvocationResponse::log(summary))
-            } else {
+            if existing.order != order_json {
                 let rejection = Rejection {
                     order_id: Some(order_id.to_string()),
                     reasons: vec![RejectionReason {
@@ -148,9 +121,87 @@ async fn record(
                         ),
                     }],
                 };
-                reject(services, event, rejection).await
+                return reject(services, event, rejection).await;
+            }
+            if existing.event_id == event.id {
+                let summary = format!(
+                    "order {order_id} was already recorded by an earlier delivery of this event; OrderAccepted emitted again (same id), in case that answer was lost"
+                );
+                tracing::info!(outcome = "redelivered", "{summary}");
+                emit(accepted_event(order, &existing)?, summary)
+            } else {
+                let summary = format!(
+                    "order {order_id} was already recorded from event {} with the same content; nothing emitted",
+                    existing.event_id
+                );
+                tracing::info!(outcome = "duplicate", "{summary}");
+                Ok(InvocationResponse::log(summary))
             }
         }
+    }
+}
+
+/// `OrderAccepted` for a recorded order: the same event however often it is emitted.
+fn accepted_event(
+    order: &NewOrder,
+    record: &OrderRecord,
+) -> Result<EventGridEvent, InvocationError> {
+    let data = to_raw_value(&serde_json::json!({
+        "orderId": order.order_id(),
+        "customerId": order.customer_id(),
+        "orderValue": order.order_value().amount().to_string(),
+        "currency": order.order_value().currency(),
+        "customerEmail": order.customer_email(),
+        "items": order.items(),
+        "sourceEventId": record.event_id,
+    }))
+    .map_err(|e| InvocationError::Internal(e.into()))?;
+    Ok(recorded_event(
+        &record.accepted_event_id,
+        ORDER_ACCEPTED,
+        subject(Some(order.order_id())),
+        &record.recorded_at,
+        data,
+    ))
+}
+
+/// `OrderRejected` for a recorded rejection: the same event however often it is emitted.
+fn rejected_event(record: &RejectionRecord) -> Result<EventGridEvent, InvocationError> {
+    let data = to_raw_value(&serde_json::json!({
+        "orderId": record.order_id,
+        "sourceEventId": record.event_id,
+        "reasons": record.reasons,
+    }))
+    .map_err(|e| InvocationError::Internal(e.into()))?;
+    let order_id = record
+        .order_id
+        .as_deref()
+        .and_then(|id| OrderId::parse(id).ok());
+    Ok(recorded_event(
+        &record.rejected_event_id,
+        ORDER_REJECTED,
+        subject(order_id.as_ref()),
+        &record.rejected_at,
+        data,
+    ))
+}
+
+fn recorded_event(
+    id: &str,
+    event_type: &str,
+    subject: String,
+    time: &str,
+    data: Box<RawValue>,
+) -> EventGridEvent {
+    EventGridEvent {
+        id: id.to_owned(),
+        topic: None,
+        subject,
+        event_type: event_type.to_owned(),
+        event_time: time.to_owned(),
+        data: Some(data),
+        data_version: Some("1.0".to_owned()),
+        metadata_version: None,
     }
 }
 
@@ -180,35 +231,25 @@ async fn reject(
     let shown_id = rejection.order_id.as_deref().unwrap_or("(none)");
     match created {
         Created::Created(_) => {
-            let data = to_raw_value(&serde_json::json!({
-                "orderId": rejection.order_id,
-                "sourceEventId": event.id,
-                "reasons": rejection.reasons,
-            }))
-            .map_err(|e| InvocationError::Internal(e.into()))?;
-            let order_id = rejection
-                .order_id
-                .as_deref()
-                .and_then(|id| OrderId::parse(id).ok());
-            let rejected = EventGridEvent::new(
-                rejected_id,
-                ORDER_REJECTED,
-                subject(order_id.as_ref()),
-                data,
-                "1.0",
-            );
             let summary = format!(
                 "order {shown_id} rejected: {}; OrderRejected emitted",
                 rejection.summary()
             );
             tracing::info!(outcome = "rejected", "{summary}");
-            emit(rejected, summary)
+            emit(rejected_event(&record)?, summary)
         }
-        Created::Exists(_) => {
-            let summary =
-                format!("order {shown_id} was already rejected for this event; nothing emitted");
-            tracing::info!(outcome = "duplicate", "{summary}");
-            Ok(InvocationResponse::log(summary))
+        Created::Exists(existing) => {
+            // Rejections are keyed by event: this is a redelivery of the same event.
+            let existing: RejectionRecord = serde_json::from_slice(&existing.body)
+                .with_context(|| {
+                    format!("the stored rejection of event {} is not readable", event.id)
+                })
+                .map_err(InvocationError::Internal)?;
+            let summary = format!(
+                "order {shown_id} was already rejected for this event; OrderRejected emitted again (same id), in case that answer was lost"
+            );
+            tracing::info!(outcome = "redelivered", "{summary}");
+            emit(rejected_event(&existing)?, summary)
         }
     }
 }

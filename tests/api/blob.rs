@@ -71,11 +71,20 @@ async fn concurrent_duplicates_across_three_processes_yield_one_order_one_accept
         "OrderProcessor answers: {:?}",
         processed.iter().map(|(_, a)| a.status).collect::<Vec<_>>()
     );
-    let accepted: usize = processed.iter().map(|(_, a)| a.emitted().len()).sum();
+    // One OrderAccepted event across all processes: answers that raced the recorder may carry
+    // it too (a redelivery re-emits), always identical; one delivery recorded the order.
+    let mut accepted: Vec<Value> = processed.iter().flat_map(|(_, a)| a.emitted()).collect();
+    accepted.dedup();
     assert_eq!(
-        accepted, 1,
-        "exactly one OrderAccepted across all processes"
+        accepted.len(),
+        1,
+        "one OrderAccepted across all processes: {accepted:?}"
     );
+    let recorded = processed
+        .iter()
+        .filter(|(_, a)| a.log().contains("recorded ("))
+        .count();
+    assert_eq!(recorded, 1, "exactly one delivery recorded the order");
     let store = store_of(&azurite).await;
     assert_eq!(
         store.list(Collection::Orders, "").await.unwrap(),
@@ -116,7 +125,8 @@ async fn concurrent_duplicates_across_three_processes_yield_one_order_one_accept
 #[derive(Debug, Default, Clone)]
 struct Seen {
     statuses: Vec<u16>,
-    accepted: usize,
+    /// Every OrderAccepted an answer carried (a redelivery carries the same one again).
+    accepted: Vec<Value>,
     /// Answered 200 with OrderAccepted before Azurite was stopped.
     acknowledged_before_stop: bool,
 }
@@ -161,7 +171,7 @@ async fn azurite_stopped_and_restarted_mid_stream_loses_no_order_and_records_non
                     let mut seen = seen.lock().unwrap();
                     let entry = seen.entry(i).or_default();
                     entry.statuses.push(answer.status);
-                    entry.accepted += answer.emitted().len();
+                    entry.accepted.extend(answer.emitted());
                     entry.acknowledged_before_stop = !was_stopped
                         && !stopped.load(std::sync::atomic::Ordering::SeqCst)
                         && answer.status == 200
@@ -220,7 +230,7 @@ async fn azurite_stopped_and_restarted_mid_stream_loses_no_order_and_records_non
             let mut seen = seen.lock().unwrap();
             let entry = seen.get_mut(&i).unwrap();
             entry.statuses.push(answer.status);
-            entry.accepted += answer.emitted().len();
+            entry.accepted.extend(answer.emitted());
             if answer.status == 200 {
                 break;
             }
@@ -245,9 +255,11 @@ async fn azurite_stopped_and_restarted_mid_stream_loses_no_order_and_records_non
             .invoke(&client, "OrderProcessor", &processor(i))
             .await;
         assert_eq!(answer.status, 200);
-        assert!(
-            answer.emitted().is_empty(),
-            "no second OrderAccepted for o{i:03}"
+        let first = seen.lock().unwrap()[&i].accepted[0].clone();
+        assert_eq!(
+            answer.emitted(),
+            [first],
+            "o{i:03}: a redelivery carries the same OrderAccepted again"
         );
     }
 
@@ -267,16 +279,18 @@ async fn azurite_stopped_and_restarted_mid_stream_loses_no_order_and_records_non
         let record: Value = serde_json::from_slice(&record.body).unwrap();
         assert_eq!(record["eventId"], format!("evt-{i}"));
     }
-    // At most one OrderAccepted per order, and exactly one for every order answered before the
-    // stop. An order whose write reached Azurite just as it stopped (the answer lost, so the
-    // delivery got 503) is found recorded by its retry, which emits nothing: the handler's
-    // "first recorder emits" rule, not a store property (see the issue 6 report).
+    // Every order's OrderAccepted went out, and it is one event: an order whose write reached
+    // Azurite just as it stopped (the answer lost, so the delivery got 503) is found recorded by
+    // its retry, which carries the same OrderAccepted, so nothing is lost and nothing differs.
     let seen = seen.lock().unwrap();
     for (i, s) in seen.iter() {
-        assert!(s.accepted <= 1, "o{i:03} was accepted twice: {s:?}");
-        if s.acknowledged_before_stop || s.statuses == [200] {
-            assert_eq!(s.accepted, 1, "o{i:03}: {s:?}");
-        }
+        let mut distinct = s.accepted.clone();
+        distinct.dedup();
+        assert_eq!(
+            distinct.len(),
+            1,
+            "o{i:03}: one OrderAccepted, never none, never two different: {s:?}"
+        );
     }
 }
 

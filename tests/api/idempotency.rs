@@ -1,4 +1,8 @@
 //! The same order delivered many times at once: one record, one OrderAccepted, one email.
+//!
+//! "One OrderAccepted" is one event: deliveries that raced the recorder may carry it too (a
+//! redelivery re-emits, so an answer lost on the way cannot lose the event), always with the
+//! same id, time and data, so a consumer keying on the event id sees it once.
 
 use futures::future::join_all;
 
@@ -31,8 +35,20 @@ async fn concurrent_duplicate_deliveries_yield_one_record_one_accepted_one_email
         "OrderProcessor answers: {:?}",
         processed.iter().map(|(_, a)| a.status).collect::<Vec<_>>()
     );
-    let accepted: usize = processed.iter().map(|(_, a)| a.emitted().len()).sum();
-    assert_eq!(accepted, 1, "exactly one OrderAccepted");
+    let mut accepted: Vec<serde_json::Value> =
+        processed.iter().flat_map(|(_, a)| a.emitted()).collect();
+    accepted.dedup();
+    assert_eq!(
+        accepted.len(),
+        1,
+        "one OrderAccepted event (however often it was carried): {accepted:?}"
+    );
+    assert_eq!(accepted[0]["eventType"], "OrderAccepted");
+    let recorded = processed
+        .iter()
+        .filter(|(_, a)| a.log().contains("recorded ("))
+        .count();
+    assert_eq!(recorded, 1, "exactly one delivery recorded the order");
     assert_eq!(app.orders().await, ["dup-1"]);
 
     // EmailNotifier deliveries that raced the sender are told to retry (503), never acknowledged
