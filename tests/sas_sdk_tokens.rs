@@ -16,49 +16,18 @@
 //! `@azure/eventgrid` by resolving from the script's own directory. Keys are random per run and
 //! neither keys nor tokens are ever printed.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
-use std::sync::OnceLock;
 
 use ordergrid::eventgrid::sas::{self, SasError, TopicKey};
+
+#[path = "shared/mod.rs"]
+mod shared;
+use shared::{repo_root, test_python};
 use time::{Duration, OffsetDateTime};
 
 const ENDPOINT: &str = "https://orders.westus2-1.eventgrid.azure.net/api/events";
 const HOST: &str = "orders.westus2-1.eventgrid.azure.net";
-
-fn repo_root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// The venv python (a copy of `tests/api/helpers.rs::test_python`): `$ORDERGRID_TEST_PYTHON`, or
-/// what `scripts/test-env` prints last after building the venv and `node_modules`.
-fn test_python() -> PathBuf {
-    static PYTHON: OnceLock<PathBuf> = OnceLock::new();
-    PYTHON
-        .get_or_init(|| {
-            if let Some(p) = std::env::var_os("ORDERGRID_TEST_PYTHON") {
-                return PathBuf::from(p);
-            }
-            let out = Command::new(repo_root().join("scripts/test-env"))
-                .current_dir(repo_root())
-                .stderr(Stdio::inherit())
-                .output()
-                .expect("failed to run scripts/test-env");
-            assert!(
-                out.status.success(),
-                "scripts/test-env failed; see its output above"
-            );
-            let stdout = String::from_utf8(out.stdout).unwrap();
-            PathBuf::from(
-                stdout
-                    .lines()
-                    .last()
-                    .expect("scripts/test-env printed nothing")
-                    .trim(),
-            )
-        })
-        .clone()
-}
 
 /// `tests/support`, with `@azure/eventgrid` installed in its `node_modules`.
 fn node_support_dir() -> PathBuf {

@@ -407,22 +407,23 @@ async fn dead_letters_are_blobs_with_azures_names_and_content_in_azurite() {
 
     // The blob, as the SDK sees it in the container.
     let container = azurite.account().container("dead-letters");
-    let names = eventually_async("the dead-letter blob", Duration::from_secs(30), || {
-        let container = &container;
-        async move {
-            let names: Vec<String> = container
-                .list_blobs(None)
-                .unwrap()
-                .try_collect::<Vec<_>>()
-                .await
-                .ok()?
-                .into_iter()
-                .filter_map(|b| b.name)
-                .collect();
-            (!names.is_empty()).then_some(names)
-        }
-    })
-    .await;
+    let names =
+        crate::shared::eventually_async("the dead-letter blob", Duration::from_secs(30), || {
+            let container = &container;
+            async move {
+                let names: Vec<String> = container
+                    .list_blobs(None)
+                    .unwrap()
+                    .try_collect::<Vec<_>>()
+                    .await
+                    .ok()?
+                    .into_iter()
+                    .filter_map(|b| b.name)
+                    .collect();
+                (!names.is_empty()).then_some(names)
+            }
+        })
+        .await;
     let after = OffsetDateTime::now_utc();
     assert_eq!(names.len(), 1, "{names:?}");
     let parts: Vec<&str> = names[0].split('/').collect();
@@ -494,7 +495,7 @@ async fn dead_letters_are_blobs_with_azures_names_and_content_in_azurite() {
         "{}",
         redelivered.text().await.unwrap_or_default()
     );
-    eventually_async("the redelivery to arrive", Duration::from_secs(30), || {
+    crate::shared::eventually_async("the redelivery to arrive", Duration::from_secs(30), || {
         let received = received.clone();
         async move { (received.lock().unwrap().len() >= 2).then_some(()) }
     })
@@ -516,25 +517,6 @@ async fn dead_letters_are_blobs_with_azures_names_and_content_in_azurite() {
 
     stop.cancel();
     running.await.unwrap().unwrap();
-}
-
-/// [`crate::helpers::eventually`] for an async check.
-async fn eventually_async<T, F: std::future::Future<Output = Option<T>>>(
-    what: &str,
-    deadline: Duration,
-    mut check: impl FnMut() -> F,
-) -> T {
-    let start = Instant::now();
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(
-            start.elapsed() < deadline,
-            "timed out after {deadline:?} waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 /// A TCP proxy in front of Azurite that can swallow the next answer: it forwards the request,

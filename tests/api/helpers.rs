@@ -1,10 +1,11 @@
 //! Starting the app and the real components around it.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
-use std::sync::{Arc, OnceLock};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
+pub use crate::shared::{eml_files, eventually, repo_root, test_python};
 use ordergrid::domain::OrderLimits;
 use ordergrid::email::{ConfirmationRenderer, EmailTransport, OutboxTransport};
 use ordergrid::functions::{Handler, Services};
@@ -117,73 +118,6 @@ impl TestApp {
     pub fn emails(&self) -> Vec<PathBuf> {
         eml_files(&self.outbox)
     }
-}
-
-pub fn eml_files(dir: &Path) -> Vec<PathBuf> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map(|entries| {
-            entries
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| p.extension().is_some_and(|x| x == "eml"))
-                .collect()
-        })
-        .unwrap_or_default();
-    files.sort();
-    files
-}
-
-/// Polls `check` until it returns `Some` or the deadline passes.
-pub async fn eventually<T>(
-    what: &str,
-    deadline: Duration,
-    mut check: impl FnMut() -> Option<T>,
-) -> T {
-    let start = Instant::now();
-    loop {
-        if let Some(value) = check() {
-            return value;
-        }
-        assert!(
-            start.elapsed() < deadline,
-            "timed out after {deadline:?} waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-}
-
-/// The Python with the test requirements (aiosmtpd, …): `ORDERGRID_TEST_PYTHON`, or the venv
-/// `scripts/test-env` builds (run here if needed, so plain `cargo test` works too).
-pub fn test_python() -> PathBuf {
-    static PYTHON: OnceLock<PathBuf> = OnceLock::new();
-    PYTHON
-        .get_or_init(|| {
-            if let Some(p) = std::env::var_os("ORDERGRID_TEST_PYTHON") {
-                return PathBuf::from(p);
-            }
-            let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-            let out = Command::new(root.join("scripts/test-env"))
-                .current_dir(root)
-                .stderr(Stdio::inherit())
-                .output()
-                .expect("failed to run scripts/test-env");
-            assert!(
-                out.status.success(),
-                "scripts/test-env failed; see its output above"
-            );
-            let stdout = String::from_utf8(out.stdout).unwrap();
-            PathBuf::from(
-                stdout
-                    .lines()
-                    .last()
-                    .expect("scripts/test-env printed nothing")
-                    .trim(),
-            )
-        })
-        .clone()
-}
-
-pub fn repo_root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
 /// The real `ordergrid serve` process, listening on a port it picked (port 0).

@@ -1,6 +1,9 @@
 //! Black-box tests of ordergrid: the real app (or binary) on port 0, real components around it.
 
 mod azurite;
+#[path = "../shared/mod.rs"]
+mod shared;
+
 mod binary;
 mod blob;
 mod crash;

@@ -3,8 +3,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use ordergrid::emulator::delivery::DeliverySettings;
 use ordergrid::emulator::{Emulator, EmulatorSettings, TopicKeys};
@@ -14,27 +13,11 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use tokio::sync::oneshot;
 
+pub use crate::shared::eventually_async as eventually;
+pub use crate::shared::{repo_root, test_python};
+
 /// How long a test waits for something that should happen in milliseconds.
 pub const PATIENCE: Duration = Duration::from_secs(10);
-
-/// Polls `check` every few milliseconds until it returns `Some`; fails the test after `deadline`.
-pub async fn eventually<T>(
-    what: &str,
-    deadline: Duration,
-    mut check: impl AsyncFnMut() -> Option<T>,
-) -> T {
-    let start = Instant::now();
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(
-            start.elapsed() < deadline,
-            "timed out after {deadline:?} waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-}
 
 // ---- the subscriptions file ----
 
@@ -441,10 +424,6 @@ pub fn json_files(dir: &Path) -> Vec<PathBuf> {
 
 // ---- processes: the real binary and the SDK scripts ----
 
-pub fn repo_root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
 /// Runs a command off the async runtime (the emulator under test lives on it) and returns its
 /// output. Failures name the program only: arguments may hold a topic key.
 pub async fn run(mut command: Command) -> Output {
@@ -470,37 +449,6 @@ pub async fn ordergrid_cli(args: &[&str]) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8(out.stdout).unwrap()
-}
-
-/// The Python with the test requirements (azure-eventgrid, …): `ORDERGRID_TEST_PYTHON`, or the
-/// venv `scripts/test-env` builds (it also installs `tests/support/node_modules`). A copy of
-/// `tests/api/helpers.rs::test_python`.
-pub fn test_python() -> PathBuf {
-    static PYTHON: OnceLock<PathBuf> = OnceLock::new();
-    PYTHON
-        .get_or_init(|| {
-            if let Some(p) = std::env::var_os("ORDERGRID_TEST_PYTHON") {
-                return PathBuf::from(p);
-            }
-            let out = Command::new(repo_root().join("scripts/test-env"))
-                .current_dir(repo_root())
-                .stderr(Stdio::inherit())
-                .output()
-                .expect("failed to run scripts/test-env");
-            assert!(
-                out.status.success(),
-                "scripts/test-env failed; see its output above"
-            );
-            let stdout = String::from_utf8(out.stdout).unwrap();
-            PathBuf::from(
-                stdout
-                    .lines()
-                    .last()
-                    .expect("scripts/test-env printed nothing")
-                    .trim(),
-            )
-        })
-        .clone()
 }
 
 // ---- Azure's error answers ----

@@ -5,6 +5,9 @@
 //! runs with Azure's durations scaled down (`time_scale`), and waits by polling with a deadline,
 //! never by sleeping.
 
+#[path = "../shared/mod.rs"]
+mod shared;
+
 mod admin;
 mod auth;
 mod crash;

@@ -1,9 +1,8 @@
 //! The local stack on Azurite instead of the folder store, by a settings change only: orders
 //! and the email ledger in Blob Storage, dead letters as blobs.
 
-use std::future::Future;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures::TryStreamExt as _;
 use ordergrid::blob::BlobTiming;
@@ -12,24 +11,6 @@ use serde_json::Value;
 
 use crate::azurite::Azurite;
 use crate::helpers::{Stack, binary, free_port};
-
-async fn until<T, F: Future<Output = Option<T>>>(
-    what: &str,
-    deadline: Duration,
-    mut check: impl FnMut() -> F,
-) -> T {
-    let start = Instant::now();
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(
-            start.elapsed() < deadline,
-            "timed out after {deadline:?} waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
 
 /// With the SMTP server down and Event Grid's clock 20,000 times faster, the order is recorded
 /// in Azurite and the EmailNotifier's event is dead-lettered into Azurite once its time to live
@@ -84,16 +65,17 @@ async fn the_stack_keeps_orders_and_dead_letters_in_azurite_when_the_settings_sa
         .await
         .unwrap();
     let order = RecordKey::new(Collection::Orders, "30001").unwrap();
-    let record = until("the order in Azurite", Duration::from_secs(30), || {
-        let (store, order) = (&store, &order);
-        async move { store.get(order).await.ok().flatten() }
-    })
-    .await;
+    let record =
+        crate::shared::eventually_async("the order in Azurite", Duration::from_secs(30), || {
+            let (store, order) = (&store, &order);
+            async move { store.get(order).await.ok().flatten() }
+        })
+        .await;
     let record: Value = serde_json::from_slice(&record.body).unwrap();
     assert_eq!(record["order"]["orderId"], "30001");
 
     let container = azurite.account().container("dead-letters");
-    let name = until(
+    let name = crate::shared::eventually_async(
         "the EmailNotifier's dead letter",
         Duration::from_secs(60),
         || {

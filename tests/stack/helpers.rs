@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::Router;
@@ -15,31 +15,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use serde_json::{Value, json};
 
-pub fn repo_root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
+pub use crate::shared::{eventually, free_port, repo_root, test_python};
 
 pub fn binary() -> &'static str {
     env!("CARGO_BIN_EXE_ordergrid")
-}
-
-/// Polls `check` until it returns `Some`, or panics after `deadline` naming `what`.
-pub async fn eventually<T>(
-    what: &str,
-    deadline: Duration,
-    mut check: impl FnMut() -> Option<T>,
-) -> T {
-    let start = Instant::now();
-    loop {
-        if let Some(value) = check() {
-            return value;
-        }
-        assert!(
-            start.elapsed() < deadline,
-            "timed out after {deadline:?} waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 /// A running `ordergrid dev`, in `dir` (its `.ordergrid` folder is the stack's data folder).
@@ -343,32 +322,6 @@ pub fn subscriptions_with_observer(dir: &Path, observer_url: &str) -> PathBuf {
     path
 }
 
-/// The Python with the test requirements (see tests/api/helpers.rs).
-pub fn test_python() -> PathBuf {
-    static PYTHON: OnceLock<PathBuf> = OnceLock::new();
-    PYTHON
-        .get_or_init(|| {
-            if let Some(p) = std::env::var_os("ORDERGRID_TEST_PYTHON") {
-                return PathBuf::from(p);
-            }
-            let out = Command::new(repo_root().join("scripts/test-env"))
-                .current_dir(repo_root())
-                .stderr(Stdio::inherit())
-                .output()
-                .unwrap();
-            assert!(out.status.success(), "scripts/test-env failed");
-            PathBuf::from(
-                String::from_utf8(out.stdout)
-                    .unwrap()
-                    .lines()
-                    .last()
-                    .unwrap()
-                    .trim(),
-            )
-        })
-        .clone()
-}
-
 /// A real SMTP server (aiosmtpd) on `port` (0: any), storing messages in `maildir`.
 pub struct SmtpSink {
     child: Child,
@@ -409,20 +362,5 @@ impl Drop for SmtpSink {
 }
 
 pub fn eml_count(dir: &Path) -> usize {
-    std::fs::read_dir(dir)
-        .map(|d| {
-            d.filter_map(|e| e.ok())
-                .filter(|e| e.path().extension().is_some_and(|x| x == "eml"))
-                .count()
-        })
-        .unwrap_or(0)
-}
-
-/// A port nothing listens on right now.
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    crate::shared::eml_files(dir).len()
 }
