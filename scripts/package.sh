@@ -40,27 +40,6 @@ fi
 command -v cargo >/dev/null 2>&1 || die "cargo not found (install Rust with rustup)"
 command -v python3 >/dev/null 2>&1 || die "python3 not found (needed to read host.json)"
 
-apt_updated=0
-# apt_install PACKAGE COMMAND: install a Debian package unless COMMAND exists.
-apt_install() {
-    local pkg="$1" cmd="$2"
-    command -v "$cmd" >/dev/null 2>&1 && return 0
-    command -v apt-get >/dev/null 2>&1 \
-        || die "'$cmd' not found and this is not a Debian/Ubuntu system: install the package that provides it ($pkg on Debian)"
-    local -a sudo=()
-    if [[ "$(id -u)" -ne 0 ]]; then
-        command -v sudo >/dev/null 2>&1 || die "'$cmd' not found: run 'apt-get install $pkg' as root"
-        sudo=(sudo)
-    fi
-    log "'$cmd' not found: installing Debian package $pkg (apt-get)"
-    if [[ "$apt_updated" -eq 0 ]]; then
-        "${sudo[@]}" apt-get update -qq >&2 || die "apt-get update failed"
-        apt_updated=1
-    fi
-    DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq "$pkg" >&2 \
-        || die "apt-get install $pkg failed"
-    command -v "$cmd" >/dev/null 2>&1 || die "installed $pkg but '$cmd' is still not on PATH"
-}
 
 # --- tools ------------------------------------------------------------------
 if ! rustup target list --installed 2>/dev/null | grep -qx "$TARGET"; then
@@ -70,8 +49,7 @@ if ! rustup target list --installed 2>/dev/null | grep -qx "$TARGET"; then
     rustup target add "$TARGET" >&2 || die "rustup target add $TARGET failed"
 fi
 # C dependencies (aws-lc-sys, ring) need a C compiler for musl.
-apt_install musl-tools musl-gcc
-apt_install zip zip
+scripts/apt-install musl-tools musl-gcc zip zip
 
 # --- where host.json wants the binary -----------------------------------------
 exe_path="$(
