@@ -16,6 +16,7 @@ mod delivery;
 mod handshake;
 mod harness;
 mod publish;
+mod publish_cli;
 mod receiver;
 mod retry;
 mod sdk;
