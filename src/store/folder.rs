@@ -60,10 +60,49 @@ struct Slot {
     pending: Option<watch::Receiver<()>>,
 }
 
-type Index = Mutex<HashMap<RecordKey, Slot>>;
+/// The index, split into shards by key hash: a shard's lock is held only for a lookup, and when
+/// a shard's map grows (rehashing all its entries) only that shard's keys wait, for a sixteenth
+/// of the time one map would take.
+struct Index {
+    shards: Vec<Mutex<HashMap<RecordKey, Slot>>>,
+}
 
-fn lock(index: &Index) -> MutexGuard<'_, HashMap<RecordKey, Slot>> {
-    index.lock().unwrap_or_else(|p| p.into_inner())
+const SHARDS: usize = 16;
+
+impl Index {
+    fn new(entries: impl IntoIterator<Item = (RecordKey, Slot)>) -> Self {
+        let index = Self {
+            shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
+        };
+        for (key, slot) in entries {
+            index.shard(&key).insert(key, slot);
+        }
+        index
+    }
+
+    /// The locked shard that holds `key`.
+    fn shard(&self, key: &RecordKey) -> MutexGuard<'_, HashMap<RecordKey, Slot>> {
+        use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
+        let hash = BuildHasherDefault::<DefaultHasher>::default().hash_one(key) as usize;
+        self.shards[hash % SHARDS]
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Committed keys matching `keep`, one shard locked at a time.
+    fn committed_keys(&self, keep: impl Fn(&RecordKey) -> bool) -> Vec<RecordKey> {
+        self.shards
+            .iter()
+            .flat_map(|shard| {
+                let shard = shard.lock().unwrap_or_else(|p| p.into_inner());
+                shard
+                    .iter()
+                    .filter(|(k, slot)| slot.committed.is_some() && keep(k))
+                    .map(|(k, _)| k.clone())
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    }
 }
 
 /// What a writer found when it looked at a key.
@@ -121,7 +160,7 @@ impl FolderStore {
         }
         Ok(Self {
             journal,
-            index: Arc::new(Mutex::new(index)),
+            index: Arc::new(Index::new(index)),
             next_version: AtomicU64::new(max_version + 1),
         })
     }
@@ -178,7 +217,7 @@ impl FolderStore {
 
     /// Claims `key` for a write whose precondition is `allowed(current committed state)`.
     fn claim(&self, key: &RecordKey, allowed: impl Fn(Option<&Loc>) -> bool) -> Claim {
-        let mut index = lock(&self.index);
+        let mut index = self.index.shard(key);
         let slot = index.entry(key.clone()).or_default();
         if let Some(pending) = &slot.pending {
             return Claim::Wait(pending.clone());
@@ -265,7 +304,7 @@ impl FolderStore {
 
 /// Ends a key's pending state; `Some(new)` means the write committed with that location.
 fn release(index: &Index, key: &RecordKey, committed: Option<Option<Loc>>) {
-    let mut index = lock(index);
+    let mut index = index.shard(key);
     if let Some(slot) = index.get_mut(key) {
         slot.pending = None;
         if let Some(new) = committed {
@@ -368,7 +407,11 @@ impl RecordStore for FolderStore {
     }
 
     async fn get(&self, key: &RecordKey) -> Result<Option<Record>, StoreError> {
-        let loc = lock(&self.index).get(key).and_then(|slot| slot.committed);
+        let loc = self
+            .index
+            .shard(key)
+            .get(key)
+            .and_then(|slot| slot.committed);
         loc.map(|loc| self.read(key, loc)).transpose()
     }
 
@@ -399,14 +442,11 @@ impl RecordStore for FolderStore {
     }
 
     async fn list(&self, collection: Collection, prefix: &str) -> Result<Vec<String>, StoreError> {
-        let mut names: Vec<String> = lock(&self.index)
-            .iter()
-            .filter(|(k, slot)| {
-                slot.committed.is_some()
-                    && k.collection() == collection
-                    && k.name().starts_with(prefix)
-            })
-            .map(|(k, _)| k.name().to_owned())
+        let mut names: Vec<String> = self
+            .index
+            .committed_keys(|k| k.collection() == collection && k.name().starts_with(prefix))
+            .into_iter()
+            .map(|k| k.name().to_owned())
             .collect();
         names.sort();
         Ok(names)

@@ -1,0 +1,1384 @@
+//! Load generator and measurements for the custom handler (`ordergrid serve`), issue 2.
+//!
+//! Every mode runs the real release binary as a child process, the way the Functions host does,
+//! with a fresh store and outbox folder under `target/bench-tmp/` (the real disk, never tmpfs):
+//!
+//! - `startup`: spawn, poll `GET /` until it answers 200, then idle 1 s and read `VmRSS`;
+//! - `max`: closed loop, `--concurrency` keep-alive connections posting distinct NewOrder
+//!   envelopes to `/OrderProcessor` for `--duration` seconds;
+//! - `rate`: open loop at `--rate` requests per second, latency measured from each request's
+//!   *scheduled* send time (no coordinated omission);
+//! - `fsync-baseline`: append one order-sized frame and `fdatasync` it, in a loop: the rate a
+//!   store without group commit could reach;
+//! - `summarize`: medians and spread across the runs recorded in `--results`.
+//!
+//! After `max` and `rate` the server is killed with SIGKILL and the store folder is reopened with
+//! [`FolderStore::open`]: every order answered 200 must be there (acknowledged means written).
+//! That `fdatasync` ran is shown by counting the server's `fdatasync` calls (`perf stat` on the
+//! syscall tracepoint, when `perf` works) and the disk's flush requests (`/sys/dev/block/*/stat`).
+//!
+//! The generator shares the machine with the server; it reports its own CPU time next to the
+//! server's (and the server's per thread) so the split is visible, and the slowest requests with
+//! their order sequence numbers, so a stall can be tied to the store's size. Before each run it
+//! waits for an idle machine, and it repeats a run that other processes disturbed (CPU or disk
+//! reads). Each measuring mode appends one JSON line to `--results`.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fs::{self, File, OpenOptions};
+use std::io::{BufRead, Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::os::unix::fs::{FileExt, MetadataExt};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail, ensure};
+use clap::{Parser, ValueEnum};
+use ordergrid::store::{Collection, FolderStore, FolderStoreOptions, RecordStore};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+#[derive(Parser)]
+#[command(about = "Load generator and measurements for `ordergrid serve`")]
+struct Args {
+    #[arg(long, value_enum)]
+    mode: Mode,
+    /// The handler binary (build it with `cargo build --release`).
+    #[arg(long, default_value = "target/release/ordergrid")]
+    binary: PathBuf,
+    /// Parent of the per-run data folders and the fsync baseline file (on the real disk).
+    #[arg(long, default_value = "target/bench-tmp")]
+    tmp: PathBuf,
+    /// `ORDERGRID_LOG` for the handler: `warn` silences the per-invocation info line.
+    #[arg(long, default_value = "warn")]
+    log: String,
+    #[arg(long, default_value_t = 64)]
+    concurrency: usize,
+    /// Arrivals per second for `rate` (and `fsync-baseline --paced`).
+    #[arg(long, default_value_t = 1000.0)]
+    rate: f64,
+    /// Measured seconds (after the warm-up).
+    #[arg(long, default_value_t = 20.0)]
+    duration: f64,
+    /// Seconds of load before measuring starts (its orders are still checked for durability).
+    #[arg(long, default_value_t = 2.0)]
+    warmup: f64,
+    /// Processes to start in `startup`.
+    #[arg(long, default_value_t = 50)]
+    runs: usize,
+    /// Seconds to leave a started handler alone before reading its idle RSS.
+    #[arg(long, default_value_t = 1.0)]
+    idle: f64,
+    /// `fsync-baseline` at `--rate` syncs per second instead of back to back.
+    #[arg(long)]
+    paced: bool,
+    /// Bytes per `fdatasync` in `fsync-baseline` (one order's journal frame is about 290).
+    #[arg(long, default_value_t = 288)]
+    fsync_bytes: usize,
+    /// Worker threads of the generator's runtime; 1 leaves the most CPU to the server.
+    #[arg(long, default_value_t = 1)]
+    client_threads: usize,
+    /// Before measuring, wait until the machine's other CPU use stays below this many cores
+    /// (another build on a 2-core machine would otherwise be measured too).
+    #[arg(long, default_value_t = 0.1)]
+    quiet_below: f64,
+    /// Give up waiting for a quiet machine after this many seconds, and measure anyway.
+    #[arg(long, default_value_t = 1800.0)]
+    quiet_timeout: f64,
+    /// Repeat a run if other processes used more than this many cores during it.
+    #[arg(long, default_value_t = 0.25)]
+    max_other: f64,
+    /// Runs to try before keeping a disturbed one (with a warning).
+    #[arg(long, default_value_t = 5)]
+    attempts: usize,
+    /// Do not count the server's fdatasync calls with `perf stat`.
+    #[arg(long)]
+    no_perf: bool,
+    /// Name of this configuration in the results file (runs with one label are summarised together).
+    #[arg(long)]
+    label: Option<String>,
+    /// JSON-lines file to append this run's result to (read by `summarize`).
+    #[arg(long)]
+    results: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Mode {
+    Startup,
+    Max,
+    Rate,
+    FsyncBaseline,
+    Summarize,
+}
+
+fn main() -> std::process::ExitCode {
+    let args = Args::parse();
+    match run(&args) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: &Args) -> anyhow::Result<()> {
+    if args.mode == Mode::Summarize {
+        let path = args
+            .results
+            .as_deref()
+            .context("summarize needs --results")?;
+        return summarize(path);
+    }
+    fs::create_dir_all(&args.tmp)
+        .with_context(|| format!("failed to create {}", args.tmp.display()))?;
+    let cores = std::thread::available_parallelism().map_or(2.0, |n| n.get() as f64);
+    let mut discarded = Vec::new();
+    let mut result = loop {
+        let (waited, busy_before) = wait_for_quiet(args);
+        let before = (machine_jiffies(), cpu_seconds("self"), Instant::now());
+        let mut result = match args.mode {
+            Mode::Startup => startup(args)?,
+            Mode::FsyncBaseline => fsync_baseline(args)?,
+            Mode::Max | Mode::Rate => {
+                ensure!(
+                    args.binary.is_file(),
+                    "no handler binary at {}: run `cargo build --release --bin ordergrid` first",
+                    args.binary.display()
+                );
+                tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(args.client_threads.max(1))
+                    .enable_all()
+                    .build()
+                    .context("failed to start the generator's runtime")?
+                    .block_on(load(args))?
+            }
+            Mode::Summarize => unreachable!(),
+        };
+        let after = (machine_jiffies(), cpu_seconds("self"), Instant::now());
+        let busy = (after.0.0 - before.0.0) / (after.0.1 - before.0.1) * cores;
+        result["machine_busy_cores_whole_run"] = round3(busy);
+        result["quiet_wait_s"] = round3(waited);
+        result["busy_before_cores"] = round3(busy_before);
+        // Load and rate runs know the server's share of their window; the other modes count
+        // everything but the generator itself (a starting handler uses well under 0.01 cores).
+        // The machine-wide figure is tick-sampled and reads low under bursty load (it can
+        // come out below the sum of the per-process times), the per-process one misses
+        // processes that came and went: take the larger.
+        let other = result["other_cpu_cores"]
+            .as_f64()
+            .unwrap_or_else(|| {
+                busy - (after.1 - before.1) / after.2.duration_since(before.2).as_secs_f64()
+            })
+            .max(result["other_processes_cores"].as_f64().unwrap_or(0.0));
+        let foreign_reads = result["disk_reads_in_window"].as_f64().unwrap_or(0.0);
+        let disturbed = other > args.max_other || foreign_reads > 50.0;
+        if !disturbed || discarded.len() + 1 >= args.attempts {
+            if disturbed {
+                eprintln!(
+                    "warning: other processes used {other:.2} cores and read the disk {foreign_reads} times \
+                     during the last of {} attempts; keeping it",
+                    args.attempts
+                );
+            }
+            result["other_cpu_cores_checked"] = round3(other);
+            break result;
+        }
+        eprintln!(
+            "discarded: other processes used {other:.2} cores (limit {}) and read the disk \
+             {foreign_reads} times (limit 50); measuring again",
+            args.max_other
+        );
+        discarded.push(round3(other));
+    };
+    result["discarded_attempts_other_cores"] = Value::Array(discarded);
+    if let Some(path) = &args.results {
+        let mut file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .with_context(|| format!("failed to open {}", path.display()))?;
+        writeln!(file, "{result}")
+            .with_context(|| format!("failed to write {}", path.display()))?;
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// The handler process.
+
+struct Server {
+    child: Child,
+    addr: SocketAddr,
+    /// The run's data folder; removed when dropped.
+    dir: tempfile::TempDir,
+    stdout_lines: Arc<AtomicU64>,
+    stderr: Arc<Mutex<Vec<String>>>,
+}
+
+impl Server {
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    fn store_dir(&self) -> PathBuf {
+        self.dir.path().join("store")
+    }
+
+    /// SIGKILL, so nothing the handler could still do after answering is counted as durable.
+    fn kill(&mut self) -> anyhow::Result<()> {
+        self.child.kill().context("failed to kill the handler")?;
+        self.child.wait().context("failed to reap the handler")?;
+        Ok(())
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The handler's environment, as the Functions host would set it; nothing else is inherited.
+fn handler_command(args: &Args, dir: &Path, port: u16) -> Command {
+    let mut cmd = Command::new(&args.binary);
+    cmd.arg("serve")
+        .env_clear()
+        .env("FUNCTIONS_CUSTOMHANDLER_PORT", port.to_string())
+        .env("ORDERGRID_LOG_FORMAT", "json")
+        .env("ORDERGRID_LOG", &args.log)
+        .env("ORDERGRID_STORE_PATH", dir.join("store"))
+        .env("ORDERGRID_OUTBOX_PATH", dir.join("outbox"))
+        .stdin(Stdio::null());
+    cmd
+}
+
+fn run_dir(args: &Args) -> anyhow::Result<tempfile::TempDir> {
+    tempfile::Builder::new()
+        .prefix("run-")
+        .tempdir_in(&args.tmp)
+        .with_context(|| format!("failed to create a run folder in {}", args.tmp.display()))
+}
+
+/// Starts the handler on port 0 with stdout and stderr piped (as the host reads them) and
+/// waits until it answers `GET /`.
+///
+/// The port is read from the kernel's socket table (`/proc/<pid>/net/tcp`), not from the
+/// "listening" log line: that line is INFO, so `ORDERGRID_LOG=warn` suppresses it.
+fn start_server(args: &Args) -> anyhow::Result<Server> {
+    let dir = run_dir(args)?;
+    let mut child = handler_command(args, dir.path(), 0)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("failed to start {}", args.binary.display()))?;
+    let stdout_lines = Arc::new(AtomicU64::new(0));
+    let stderr = Arc::new(Mutex::new(Vec::new()));
+    let mut out = child.stdout.take().context("no stdout pipe")?;
+    let lines = stdout_lines.clone();
+    std::thread::spawn(move || {
+        let mut buf = vec![0u8; 64 * 1024];
+        while let Ok(n) = out.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            let newlines = buf[..n].iter().filter(|b| **b == b'\n').count();
+            lines.fetch_add(newlines as u64, Ordering::Relaxed);
+        }
+    });
+    let err = child.stderr.take().context("no stderr pipe")?;
+    let sink = stderr.clone();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(err).lines().map_while(Result::ok) {
+            sink.lock().unwrap().push(line);
+        }
+    });
+    let mut server = Server {
+        child,
+        addr: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
+        dir,
+        stdout_lines,
+        stderr,
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let port = loop {
+        if let Some(port) = listening_port(server.pid()) {
+            break port;
+        }
+        if let Some(status) = server.child.try_wait()? {
+            bail!(
+                "the handler exited with {status} before listening:\n{}",
+                server.stderr.lock().unwrap().join("\n")
+            );
+        }
+        ensure!(
+            Instant::now() < deadline,
+            "the handler did not listen within 10 s"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    };
+    server.addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    while !probe(server.addr) {
+        ensure!(
+            Instant::now() < deadline,
+            "the handler did not answer GET / within 10 s"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    Ok(server)
+}
+
+/// The TCP port a process is listening on, from its socket inodes and `/proc/<pid>/net/tcp`.
+fn listening_port(pid: u32) -> Option<u16> {
+    let inodes: HashSet<u64> = fs::read_dir(format!("/proc/{pid}/fd"))
+        .ok()?
+        .filter_map(|entry| {
+            let target = fs::read_link(entry.ok()?.path()).ok()?;
+            let target = target.to_str()?;
+            target
+                .strip_prefix("socket:[")?
+                .strip_suffix(']')?
+                .parse()
+                .ok()
+        })
+        .collect();
+    let table = fs::read_to_string(format!("/proc/{pid}/net/tcp")).ok()?;
+    table.lines().skip(1).find_map(|line| {
+        // sl local_address rem_address st tx_queue:rx_queue tr:tm->when retrnsmt uid timeout inode
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let listening = fields.get(3) == Some(&"0A");
+        let ours = fields
+            .get(9)
+            .and_then(|i| i.parse::<u64>().ok())
+            .is_some_and(|i| inodes.contains(&i));
+        if !(listening && ours) {
+            return None;
+        }
+        u16::from_str_radix(fields.get(1)?.rsplit(':').next()?, 16).ok()
+    })
+}
+
+/// One readiness probe on a fresh connection: `GET /`, true on a 200 status line.
+fn probe(addr: SocketAddr) -> bool {
+    let Ok(mut stream) = TcpStream::connect(addr) else {
+        return false;
+    };
+    let _ = stream.set_nodelay(true);
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+    if stream
+        .write_all(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        .is_err()
+    {
+        return false;
+    }
+    let mut got = Vec::with_capacity(64);
+    let mut buf = [0u8; 512];
+    while got.len() < 12 {
+        match stream.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+        }
+    }
+    got.starts_with(b"HTTP/1.1 200")
+}
+
+/// A port the kernel considers free right now (the Functions host picks one the same way).
+fn free_port() -> anyhow::Result<u16> {
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).context("failed to find a port")?;
+    Ok(listener.local_addr()?.port())
+}
+
+/// A `kB` line of `/proc/<pid>/status` (`VmRSS`, `VmHWM`, …), in MiB.
+fn status_mib(pid: u32, field: &str) -> anyhow::Result<f64> {
+    let status = fs::read_to_string(format!("/proc/{pid}/status"))
+        .with_context(|| format!("failed to read /proc/{pid}/status"))?;
+    let kb: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .with_context(|| format!("no {field} in /proc/{pid}/status"))?;
+    Ok(kb / 1024.0)
+}
+
+// ---------------------------------------------------------------------------------------------
+// CPU and disk accounting.
+
+/// CPU seconds (user + system) a process has used, all threads, from `/proc/<pid>/stat`.
+fn cpu_seconds(pid: &str) -> f64 {
+    // USER_HZ is 100 on every Linux architecture Rust targets.
+    const TICKS_PER_SECOND: f64 = 100.0;
+    let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return f64::NAN;
+    };
+    // Fields after the parenthesised command name: state is field 3, utime 14, stime 15.
+    let Some(rest) = stat.rfind(')').map(|i| &stat[i + 2..]) else {
+        return f64::NAN;
+    };
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok());
+    match (ticks(11), ticks(12)) {
+        (Some(user), Some(system)) => (user + system) / TICKS_PER_SECOND,
+        _ => f64::NAN,
+    }
+}
+
+/// Busy and total jiffies of the whole machine, from `/proc/stat`.
+fn machine_jiffies() -> (f64, f64) {
+    let stat = fs::read_to_string("/proc/stat").unwrap_or_default();
+    let Some(cpu) = stat.lines().next() else {
+        return (f64::NAN, f64::NAN);
+    };
+    let values: Vec<f64> = cpu
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    let total: f64 = values.iter().take(8).sum();
+    let idle = values.get(3).copied().unwrap_or(0.0) + values.get(4).copied().unwrap_or(0.0);
+    (total - idle, total)
+}
+
+/// Flushes everyone's dirty pages (so their write-back does not land in the measurement), then
+/// waits until, for two consecutive seconds, the machine used less than `--quiet-below` cores
+/// and the disk was busy less than 2% of the time. Returns the seconds waited and the busy
+/// cores of the last sample.
+fn wait_for_quiet(args: &Args) -> (f64, f64) {
+    let cores = std::thread::available_parallelism().map_or(2.0, |n| n.get() as f64);
+    let disk = disk_stat_path(&args.tmp);
+    let started = Instant::now();
+    let mut quiet_samples = 0;
+    let _ = Command::new("sync").status();
+    let mut last = (machine_jiffies(), Disk::read(disk.as_deref()));
+    loop {
+        std::thread::sleep(Duration::from_secs(1));
+        let now = (machine_jiffies(), Disk::read(disk.as_deref()));
+        let busy = (now.0.0 - last.0.0) / (now.0.1 - last.0.1) * cores;
+        let disk_busy_ms = now.1.busy_ms - last.1.busy_ms;
+        last = now;
+        // NaN (no disk statistics) counts as quiet.
+        let disk_quiet = disk_busy_ms.is_nan() || disk_busy_ms < 20.0;
+        quiet_samples = if busy < args.quiet_below && disk_quiet {
+            quiet_samples + 1
+        } else {
+            0
+        };
+        let waited = started.elapsed().as_secs_f64();
+        if quiet_samples >= 2 {
+            return (waited, busy);
+        }
+        if waited > args.quiet_timeout {
+            eprintln!(
+                "warning: the machine is still busy ({busy:.2} cores, disk {disk_busy_ms:.0} ms/s) \
+                 after {waited:.0} s; measuring anyway"
+            );
+            return (waited, busy);
+        }
+    }
+}
+
+/// The `/sys/dev/block/<major>:<minor>/stat` of the device holding `path`.
+fn disk_stat_path(path: &Path) -> Option<PathBuf> {
+    let dev = fs::metadata(path).ok()?.dev();
+    let major = ((dev >> 8) & 0xfff) | ((dev >> 32) & !0xfff);
+    let minor = (dev & 0xff) | ((dev >> 12) & !0xff);
+    let own = PathBuf::from(format!("/sys/dev/block/{major}:{minor}/stat"));
+    // A partition's flush requests are counted on the whole disk.
+    let parent = PathBuf::from(format!("/sys/dev/block/{major}:{minor}/../stat"));
+    [parent, own].into_iter().find(|p| p.is_file())
+}
+
+/// Counters of the disk holding the data folders (`Documentation/block/stat.rst`).
+#[derive(Clone, Copy, Default)]
+struct Disk {
+    reads: f64,
+    writes: f64,
+    sectors_written: f64,
+    /// Milliseconds the device had I/O in flight.
+    busy_ms: f64,
+    flushes: f64,
+}
+
+impl Disk {
+    fn read(stat: Option<&Path>) -> Self {
+        let text = stat
+            .and_then(|p| fs::read_to_string(p).ok())
+            .unwrap_or_default();
+        let fields: Vec<f64> = text
+            .split_whitespace()
+            .filter_map(|v| v.parse().ok())
+            .collect();
+        let field = |i: usize| fields.get(i).copied().unwrap_or(f64::NAN);
+        Self {
+            reads: field(0),
+            writes: field(4),
+            sectors_written: field(6),
+            busy_ms: field(9),
+            flushes: field(15),
+        }
+    }
+}
+
+/// Bytes a process has caused to be sent to storage (`write_bytes` of `/proc/<pid>/io`).
+fn written_bytes(pid: u32) -> f64 {
+    fs::read_to_string(format!("/proc/{pid}/io"))
+        .ok()
+        .and_then(|io| {
+            io.lines()
+                .find_map(|l| l.strip_prefix("write_bytes:"))
+                .and_then(|v| v.trim().parse().ok())
+        })
+        .unwrap_or(f64::NAN)
+}
+
+/// A snapshot of everything a measurement window is the difference of.
+struct Counters {
+    at: Instant,
+    server_cpu: f64,
+    generator_cpu: f64,
+    machine_busy: f64,
+    machine_total: f64,
+    disk: Disk,
+    server_written: f64,
+    /// CPU seconds of every process, by pid: `(command, seconds)`.
+    processes: HashMap<u32, (String, f64)>,
+    /// CPU seconds of each of the server's threads, by tid: `(thread name, seconds)`.
+    server_threads: HashMap<u32, (String, f64)>,
+}
+
+impl Counters {
+    fn take(server_pid: u32, disk: Option<&Path>) -> Self {
+        let (machine_busy, machine_total) = machine_jiffies();
+        Self {
+            at: Instant::now(),
+            server_cpu: cpu_seconds(&server_pid.to_string()),
+            generator_cpu: cpu_seconds("self"),
+            machine_busy,
+            machine_total,
+            disk: Disk::read(disk),
+            server_written: written_bytes(server_pid),
+            processes: all_processes(),
+            server_threads: tasks_of(server_pid),
+        }
+    }
+
+    /// CPU cores used by each kind of server thread (summed by thread name) in the window.
+    fn server_thread_cores(&self, last: &Counters, window: f64) -> Value {
+        let mut by_name: BTreeMap<&str, f64> = BTreeMap::new();
+        for (tid, (name, seconds)) in &last.server_threads {
+            let before = self.server_threads.get(tid).map_or(0.0, |(_, s)| *s);
+            *by_name.entry(name.as_str()).or_default() += (seconds - before) / window;
+        }
+        by_name
+            .into_iter()
+            .map(|(name, cores)| (name.to_owned(), round3(cores)))
+            .collect::<serde_json::Map<_, _>>()
+            .into()
+    }
+
+    /// The busiest processes other than the server and the generator between two snapshots
+    /// (`"command": cores`), and their total in cores. A process that started after the first
+    /// snapshot counts from zero; one that ended before the second is missed (the machine-wide
+    /// figure still has it).
+    fn others(&self, last: &Counters, server_pid: u32, window: f64) -> (Value, f64) {
+        let me = std::process::id();
+        let mut by_command: HashMap<&str, f64> = HashMap::new();
+        for (pid, (command, seconds)) in &last.processes {
+            if *pid == server_pid || *pid == me {
+                continue;
+            }
+            let before = self.processes.get(pid).map_or(0.0, |(_, s)| *s);
+            *by_command.entry(command.as_str()).or_default() += (seconds - before) / window;
+        }
+        let total = by_command.values().sum();
+        let mut top: Vec<(&str, f64)> = by_command.into_iter().filter(|(_, c)| *c > 0.0).collect();
+        top.sort_by(|a, b| b.1.total_cmp(&a.1));
+        let top: serde_json::Map<String, Value> = top
+            .into_iter()
+            .take(4)
+            .map(|(command, cores)| (command.to_owned(), round3(cores)))
+            .collect();
+        (Value::Object(top), total)
+    }
+}
+
+/// `(thread name, CPU seconds)` of every thread of a process.
+fn tasks_of(pid: u32) -> HashMap<u32, (String, f64)> {
+    let Ok(entries) = fs::read_dir(format!("/proc/{pid}/task")) else {
+        return HashMap::new();
+    };
+    entries
+        .filter_map(|entry| {
+            let tid: u32 = entry.ok()?.file_name().to_str()?.parse().ok()?;
+            let path = format!("{pid}/task/{tid}");
+            let name = fs::read_to_string(format!("/proc/{path}/comm")).ok()?;
+            let seconds = cpu_seconds(&path);
+            seconds
+                .is_finite()
+                .then(|| (tid, (name.trim().to_owned(), seconds)))
+        })
+        .collect()
+}
+
+/// `(command, CPU seconds)` of every process, from `/proc/<pid>/stat`.
+fn all_processes() -> HashMap<u32, (String, f64)> {
+    let Ok(entries) = fs::read_dir("/proc") else {
+        return HashMap::new();
+    };
+    entries
+        .filter_map(|entry| {
+            let pid: u32 = entry.ok()?.file_name().to_str()?.parse().ok()?;
+            let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+            let command = stat.get(stat.find('(')? + 1..stat.rfind(')')?)?.to_owned();
+            let seconds = cpu_seconds(&pid.to_string());
+            seconds.is_finite().then_some((pid, (command, seconds)))
+        })
+        .collect()
+}
+
+/// Counts the server's `fdatasync` calls with `perf stat` until the server exits.
+struct SyscallCounter(Child);
+
+impl SyscallCounter {
+    fn attach(pid: u32) -> Option<Self> {
+        let child = Command::new("perf")
+            .args([
+                "stat",
+                "-x",
+                ",",
+                "-e",
+                "syscalls:sys_enter_fdatasync",
+                "-p",
+            ])
+            .arg(pid.to_string())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .ok()?;
+        // Give perf a moment to open its counters before the load starts.
+        std::thread::sleep(Duration::from_millis(300));
+        Some(Self(child))
+    }
+
+    /// The count, once the server has exited (perf then prints it and exits too).
+    fn finish(self) -> Option<f64> {
+        let Self(perf) = self;
+        let out = perf.wait_with_output().ok()?;
+        String::from_utf8_lossy(&out.stderr)
+            .lines()
+            .find(|l| l.contains("sys_enter_fdatasync"))
+            .and_then(|l| l.split(',').next()?.trim().parse().ok())
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Statistics.
+
+/// Latencies in microseconds.
+#[derive(Default)]
+struct Latencies(Vec<u64>);
+
+impl Latencies {
+    fn push(&mut self, d: Duration) {
+        self.0.push(d.as_micros() as u64);
+    }
+
+    /// The `q` quantile (nearest rank) in milliseconds.
+    fn quantile_ms(&mut self, q: f64) -> f64 {
+        if self.0.is_empty() {
+            return f64::NAN;
+        }
+        self.0.sort_unstable();
+        let rank = ((q * self.0.len() as f64).ceil() as usize).clamp(1, self.0.len());
+        self.0[rank - 1] as f64 / 1000.0
+    }
+
+    fn summary(&mut self) -> Value {
+        json!({
+            "p50_ms": round3(self.quantile_ms(0.50)),
+            "p90_ms": round3(self.quantile_ms(0.90)),
+            "p99_ms": round3(self.quantile_ms(0.99)),
+            "max_ms": round3(self.quantile_ms(1.0)),
+            "samples": self.0.len(),
+            "over_2ms": self.0.iter().filter(|us| **us > 2_000).count(),
+            "over_5ms": self.0.iter().filter(|us| **us > 5_000).count(),
+            "over_10ms": self.0.iter().filter(|us| **us > 10_000).count(),
+        })
+    }
+}
+
+fn round3(x: f64) -> Value {
+    if x.is_finite() {
+        json!((x * 1000.0).round() / 1000.0)
+    } else {
+        Value::Null
+    }
+}
+
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    match values.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => values[n / 2],
+        n => (values[n / 2 - 1] + values[n / 2]) / 2.0,
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// startup
+
+fn startup(args: &Args) -> anyhow::Result<Value> {
+    ensure!(
+        args.binary.is_file(),
+        "no handler binary at {}: run `cargo build --release --bin ordergrid` first",
+        args.binary.display()
+    );
+    let mut ready = Latencies::default();
+    let mut rss = Vec::with_capacity(args.runs);
+    let mut probes = Vec::with_capacity(args.runs);
+    let mut exec_floor = Latencies::default();
+    for run in 0..args.runs {
+        let dir = run_dir(args)?;
+        // Like the Functions host: pick the port, pass it in, poll until the handler answers.
+        let port = free_port()?;
+        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+        let stdout = File::create(dir.path().join("stdout.log"))?;
+        let stderr = File::create(dir.path().join("stderr.log"))?;
+        let started = Instant::now();
+        let mut child = handler_command(args, dir.path(), port)
+            .stdout(stdout)
+            .stderr(stderr)
+            .spawn()
+            .with_context(|| format!("failed to start {}", args.binary.display()))?;
+        let mut attempts = 0u32;
+        let answered = loop {
+            attempts += 1;
+            if probe(addr) {
+                break started.elapsed();
+            }
+            if let Some(status) = child.try_wait()? {
+                bail!(
+                    "run {run}: the handler exited with {status}: {}",
+                    fs::read_to_string(dir.path().join("stderr.log")).unwrap_or_default()
+                );
+            }
+            if started.elapsed() > Duration::from_secs(10) {
+                let _ = child.kill();
+                bail!("run {run}: no answer to GET / within 10 s");
+            }
+            std::thread::sleep(Duration::from_micros(100));
+        };
+        ready.push(answered);
+        probes.push(f64::from(attempts));
+        // The floor under that: exec, dynamic loading and exit, with no runtime or store.
+        let exec_started = Instant::now();
+        let status = Command::new(&args.binary)
+            .arg("--version")
+            .env_clear()
+            .stdout(Stdio::null())
+            .status()
+            .context("failed to run the handler with --version")?;
+        ensure!(status.success(), "`ordergrid --version` failed: {status}");
+        exec_floor.push(exec_started.elapsed());
+        std::thread::sleep(Duration::from_secs_f64(args.idle));
+        rss.push(status_mib(child.id(), "VmRSS")?);
+        child.kill()?;
+        child.wait()?;
+    }
+    let mut summary = ready.summary();
+    let rss_median = median(&mut rss);
+    let rss_max = rss.iter().copied().fold(f64::NAN, f64::max);
+    summary["rss_idle_median_mib"] = round3(rss_median);
+    summary["rss_idle_max_mib"] = round3(rss_max);
+    summary["probe_attempts_median"] = json!(median(&mut probes));
+    let result = json!({
+        "mode": "startup",
+        "label": args.label.clone().unwrap_or_else(|| format!("startup-{}", args.log)),
+        "log": args.log,
+        "runs": args.runs,
+        "ready": summary,
+        "version_exec": exec_floor.summary(),
+    });
+    println!(
+        "startup ({} runs, ORDERGRID_LOG={}): ready p50 {} ms, p90 {} ms, max {} ms; idle RSS median {:.2} MiB (max {:.2}); `--version` exec-to-exit p50 {} ms",
+        args.runs,
+        args.log,
+        result["ready"]["p50_ms"],
+        result["ready"]["p90_ms"],
+        result["ready"]["max_ms"],
+        rss_median,
+        rss_max,
+        result["version_exec"]["p50_ms"]
+    );
+    Ok(result)
+}
+
+// ---------------------------------------------------------------------------------------------
+// fsync-baseline
+
+fn fsync_baseline(args: &Args) -> anyhow::Result<Value> {
+    let path = args
+        .tmp
+        .join(format!("fsync-baseline-{}.log", std::process::id()));
+    let file = OpenOptions::new()
+        .create(true)
+        .write(true)
+        .truncate(true)
+        .open(&path)
+        .with_context(|| format!("failed to create {}", path.display()))?;
+    let frame = vec![0x5au8; args.fsync_bytes];
+    let mut latencies = Latencies::default();
+    let mut offset = 0u64;
+    let disk = disk_stat_path(&args.tmp);
+    let disk_before = Disk::read(disk.as_deref());
+    let started = Instant::now();
+    let until = Duration::from_secs_f64(args.duration);
+    let interval = args.paced.then(|| Duration::from_secs_f64(1.0 / args.rate));
+    // The store's pattern exactly: append at the end of the segment, then fdatasync.
+    while started.elapsed() < until {
+        if let Some(interval) = interval {
+            let at = started + interval * latencies.0.len() as u32;
+            let now = Instant::now();
+            if at > now {
+                std::thread::sleep(at - now);
+            }
+        }
+        file.write_all_at(&frame, offset)
+            .context("failed to write the baseline file")?;
+        offset += frame.len() as u64;
+        let t = Instant::now();
+        file.sync_data().context("fdatasync failed")?;
+        latencies.push(t.elapsed());
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let disk_after = Disk::read(disk.as_deref());
+    drop(file);
+    fs::remove_file(&path).with_context(|| format!("failed to remove {}", path.display()))?;
+    let count = latencies.0.len();
+    let rate = count as f64 / elapsed;
+    let result = json!({
+        "mode": "fsync-baseline",
+        "label": args.label.clone().unwrap_or_else(|| "fsync-baseline".into()),
+        "paced_rate": if args.paced { json!(args.rate) } else { Value::Null },
+        "bytes_per_sync": args.fsync_bytes,
+        "disk_reads_in_window": round3(disk_after.reads - disk_before.reads),
+        "disk_flushes_in_window": round3(disk_after.flushes - disk_before.flushes),
+        "syncs_per_s": round3(rate),
+        "sync": latencies.summary(),
+    });
+    println!(
+        "fsync baseline: {count} x (append {} B + fdatasync) in {elapsed:.1} s = {rate:.0}/s; fdatasync p50 {} ms, p99 {} ms, max {} ms",
+        args.fsync_bytes,
+        result["sync"]["p50_ms"],
+        result["sync"]["p99_ms"],
+        result["sync"]["max_ms"]
+    );
+    Ok(result)
+}
+
+// ---------------------------------------------------------------------------------------------
+// max and rate
+
+/// Envelopes for distinct orders: the host's shape (see `tests/api/events.rs`), with the order
+/// id spliced into a pre-rendered template so building one costs a few small copies.
+struct Envelopes {
+    parts: Vec<String>,
+    prefix: String,
+}
+
+impl Envelopes {
+    const HOLE: &'static str = "@@ID@@";
+
+    fn new() -> Self {
+        let data = json!({
+            "orderId": Self::HOLE,
+            "customerId": "67890",
+            "orderValue": 150.0,
+            "customerEmail": "customer@example.com"
+        });
+        let event = json!({
+            "id": format!("evt-{}", Self::HOLE),
+            "topic": "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg/providers/Microsoft.EventGrid/topics/orders",
+            "subject": "orders",
+            "eventType": "NewOrder",
+            "eventTime": "2026-11-22T10:00:00.0000000Z",
+            "data": data,
+            "dataVersion": "1.0",
+            "metadataVersion": "1"
+        });
+        let envelope = json!({
+            "Data": { "event": event },
+            "Metadata": {
+                "data": data,
+                "sys": {
+                    "MethodName": "OrderProcessor",
+                    "UtcNow": "2026-11-22T10:00:00.123Z",
+                    "RandGuid": "35e6e68c-5583-436c-a277-5aec2b416ba8"
+                }
+            }
+        });
+        let nonce = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis())
+            .unwrap_or(0);
+        Self {
+            parts: envelope
+                .to_string()
+                .split(Self::HOLE)
+                .map(str::to_owned)
+                .collect(),
+            prefix: format!("b{nonce}-"),
+        }
+    }
+
+    fn order_id(&self, n: u64) -> String {
+        format!("{}{n}", self.prefix)
+    }
+
+    fn body(&self, order_id: &str) -> String {
+        let mut body =
+            String::with_capacity(self.parts.iter().map(String::len).sum::<usize>() + 96);
+        for (i, part) in self.parts.iter().enumerate() {
+            if i > 0 {
+                body.push_str(order_id);
+            }
+            body.push_str(part);
+        }
+        body
+    }
+}
+
+/// Just enough of the invocation response to check it: one `OrderAccepted` in `outputEvents`.
+#[derive(Deserialize)]
+struct Answer<'a> {
+    #[serde(rename = "Outputs", borrow)]
+    outputs: Outputs<'a>,
+}
+
+#[derive(Deserialize)]
+struct Outputs<'a> {
+    #[serde(rename = "outputEvents", borrow, default)]
+    output_events: Vec<Emitted<'a>>,
+}
+
+#[derive(Deserialize)]
+struct Emitted<'a> {
+    #[serde(rename = "eventType", borrow)]
+    event_type: std::borrow::Cow<'a, str>,
+}
+
+struct Target {
+    client: reqwest::Client,
+    url: String,
+    envelopes: Envelopes,
+    next: AtomicU64,
+}
+
+impl Target {
+    /// Posts one new order; returns its sequence number (how many orders were sent before it)
+    /// and `Err` for anything but a 200 with one `OrderAccepted`.
+    async fn post_new_order(&self) -> (u64, Result<(), String>) {
+        let n = self.next.fetch_add(1, Ordering::Relaxed);
+        (n, self.post(n).await)
+    }
+
+    async fn post(&self, n: u64) -> Result<(), String> {
+        let order_id = self.envelopes.order_id(n);
+        let response = self
+            .client
+            .post(&self.url)
+            .header("content-type", "application/json")
+            .header("x-azure-functions-invocationid", format!("inv-{order_id}"))
+            .body(self.envelopes.body(&order_id))
+            .send()
+            .await
+            .map_err(|e| format!("request failed: {e:#}"))?;
+        let status = response.status();
+        let body = response
+            .bytes()
+            .await
+            .map_err(|e| format!("reading the answer failed: {e:#}"))?;
+        if status != reqwest::StatusCode::OK {
+            return Err(format!(
+                "status {status}: {}",
+                String::from_utf8_lossy(&body[..body.len().min(300)])
+            ));
+        }
+        let answer: Answer<'_> = serde_json::from_slice(&body).map_err(|e| {
+            format!(
+                "unreadable answer ({e}): {}",
+                String::from_utf8_lossy(&body)
+            )
+        })?;
+        match answer.outputs.output_events.as_slice() {
+            [one] if one.event_type == "OrderAccepted" => Ok(()),
+            _ => Err(format!(
+                "expected one OrderAccepted in Outputs.outputEvents: {}",
+                String::from_utf8_lossy(&body)
+            )),
+        }
+    }
+}
+
+/// What every request task records.
+#[derive(Default)]
+struct Tally {
+    ok: u64,
+    failed: u64,
+    first_failures: Vec<String>,
+    /// Measured from the scheduled send time (`rate`) or the actual send time (`max`).
+    latency: Latencies,
+    /// `rate` only: from the actual send time, i.e. the server's service time plus the client's.
+    service: Latencies,
+    /// Requests whose answer came inside the measured window.
+    in_window: u64,
+    /// The slowest measured requests: `(latency µs, order sequence number)`.
+    slowest: Vec<(u64, u64)>,
+}
+
+impl Tally {
+    const SLOWEST: usize = 8;
+
+    fn note_slow(&mut self, latency: Duration, seq: u64) {
+        self.slowest.push((latency.as_micros() as u64, seq));
+        if self.slowest.len() > 4 * Self::SLOWEST {
+            self.keep_slowest();
+        }
+    }
+
+    fn keep_slowest(&mut self) {
+        self.slowest.sort_unstable_by(|a, b| b.cmp(a));
+        self.slowest.truncate(Self::SLOWEST);
+    }
+
+    fn fail(&mut self, why: String) {
+        self.failed += 1;
+        if self.first_failures.len() < 5 {
+            self.first_failures.push(why);
+        }
+    }
+}
+
+async fn load(args: &Args) -> anyhow::Result<Value> {
+    let mut server = start_server(args)?;
+    let pid = server.pid();
+    let rss_ready = status_mib(pid, "VmRSS")?;
+    let perf = if args.no_perf {
+        None
+    } else {
+        SyscallCounter::attach(pid)
+    };
+    let disk = disk_stat_path(&args.tmp);
+    let client = reqwest::Client::builder()
+        .http1_only()
+        .no_proxy()
+        .tcp_nodelay(true)
+        .pool_max_idle_per_host(usize::MAX)
+        .timeout(Duration::from_secs(30))
+        .build()
+        .context("failed to build the HTTP client")?;
+    let target = Arc::new(Target {
+        client,
+        url: format!("http://{}/OrderProcessor", server.addr),
+        envelopes: Envelopes::new(),
+        next: AtomicU64::new(0),
+    });
+    let tally = Arc::new(Mutex::new(Tally::default()));
+    let start = Instant::now();
+    let window_start = start + Duration::from_secs_f64(args.warmup);
+    let window_end = window_start + Duration::from_secs_f64(args.duration);
+
+    // Snapshots at the edges of the measured window.
+    let snapshots = tokio::spawn(async move {
+        tokio::time::sleep_until(window_start.into()).await;
+        let first = Counters::take(pid, disk.as_deref());
+        tokio::time::sleep_until(window_end.into()).await;
+        (first, Counters::take(pid, disk.as_deref()))
+    });
+
+    match args.mode {
+        Mode::Max => run_closed_loop(args, &target, &tally, window_start, window_end).await,
+        _ => run_open_loop(args, &target, &tally, start, window_start, window_end).await?,
+    }
+    let (first, last) = snapshots.await.context("the snapshot task failed")?;
+    let rss_after = status_mib(pid, "VmRSS")?;
+    let hwm = status_mib(pid, "VmHWM")?;
+    let threads = fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Threads:"))
+                .and_then(|v| v.trim().parse::<u64>().ok())
+        });
+
+    // Acknowledged must mean stored: kill the handler outright and reopen its folder.
+    server.kill()?;
+    let fdatasyncs = perf.and_then(SyscallCounter::finish);
+    let store_dir = server.store_dir();
+    let stored = {
+        let store = FolderStore::open(&store_dir, FolderStoreOptions::default())
+            .with_context(|| format!("failed to reopen {}", store_dir.display()))?;
+        store
+            .list(Collection::Orders, "")
+            .await
+            .context("failed to list the stored orders")?
+            .len() as u64
+    };
+    let stdout_lines = server.stdout_lines.load(Ordering::Relaxed);
+    let stderr_lines = server.stderr.lock().unwrap().clone();
+
+    let mut tally = tally.lock().unwrap();
+    let window = last.at.duration_since(first.at).as_secs_f64();
+    let server_cores = (last.server_cpu - first.server_cpu) / window;
+    let generator_cores = (last.generator_cpu - first.generator_cpu) / window;
+    let machine_cores = if last.machine_total > first.machine_total {
+        (last.machine_busy - first.machine_busy) / (last.machine_total - first.machine_total)
+            * std::thread::available_parallelism().map_or(2.0, |n| n.get() as f64)
+    } else {
+        f64::NAN
+    };
+    let (others_top, others_total) = first.others(&last, pid, window);
+    let throughput = tally.in_window as f64 / window;
+    let disk_flushes = last.disk.flushes - first.disk.flushes;
+    let mib = |bytes: f64| round3(bytes / (1024.0 * 1024.0));
+    let mut result = json!({
+        "mode": if args.mode == Mode::Max { "max" } else { "rate" },
+        "label": args.label.clone().unwrap_or_default(),
+        "log": args.log,
+        "concurrency": if args.mode == Mode::Max { json!(args.concurrency) } else { Value::Null },
+        "target_rate": if args.mode == Mode::Rate { json!(args.rate) } else { Value::Null },
+        "client_threads": args.client_threads,
+        "window_s": round3(window),
+        "throughput_rps": round3(throughput),
+        "latency": tally.latency.summary(),
+        "ok_total": tally.ok,
+        "failed": tally.failed,
+        "stored_orders": stored,
+        "server_cpu_cores": round3(server_cores),
+        "server_thread_cores": first.server_thread_cores(&last, window),
+        "generator_cpu_cores": round3(generator_cores),
+        "machine_busy_cores": round3(machine_cores),
+        // Kernel threads (ext4 journal, block I/O), perf, and anything else running.
+        "other_cpu_cores": round3(machine_cores - server_cores - generator_cores),
+        "other_processes_cores": round3(others_total),
+        "other_top": others_top,
+        "rss_ready_mib": round3(rss_ready),
+        "rss_after_mib": round3(rss_after),
+        "rss_peak_mib": round3(hwm),
+        "server_threads": threads,
+        "fdatasyncs_total": fdatasyncs,
+        "orders_per_fdatasync": fdatasyncs.map(|f| round3(tally.ok as f64 / f)),
+        "disk_flushes_in_window": round3(disk_flushes),
+        "orders_per_disk_flush_in_window": round3(tally.in_window as f64 / disk_flushes),
+        "disk_writes_in_window": round3(last.disk.writes - first.disk.writes),
+        // The handler reads nothing from disk: reads in the window are someone else's.
+        "disk_reads_in_window": round3(last.disk.reads - first.disk.reads),
+        "disk_written_mib_in_window": mib((last.disk.sectors_written - first.disk.sectors_written) * 512.0),
+        "server_written_mib_in_window": mib(last.server_written - first.server_written),
+        "disk_busy_fraction_in_window": round3((last.disk.busy_ms - first.disk.busy_ms) / 1000.0 / window),
+        "handler_stdout_lines": stdout_lines,
+        "handler_stderr_lines": stderr_lines.len(),
+    });
+    if args.mode == Mode::Rate {
+        result["service_latency"] = tally.service.summary();
+    }
+    // Where in the run the stalls were: the sequence number says how many orders the store
+    // held (about) when each slowest request was sent.
+    tally.keep_slowest();
+    result["slowest"] = tally
+        .slowest
+        .iter()
+        .map(|(us, seq)| json!({"ms": round3(*us as f64 / 1000.0), "order_seq": seq}))
+        .collect();
+    println!("{}", serde_json::to_string_pretty(&result)?);
+    for why in &tally.first_failures {
+        eprintln!("failure: {why}");
+    }
+    for line in stderr_lines.iter().take(5) {
+        eprintln!("handler stderr: {line}");
+    }
+    ensure!(
+        tally.failed == 0,
+        "{} of {} requests failed",
+        tally.failed,
+        tally.failed + tally.ok
+    );
+    ensure!(
+        stored == tally.ok,
+        "{} orders answered 200 but {stored} are in the store after the handler was killed",
+        tally.ok
+    );
+    Ok(result)
+}
+
+/// `--concurrency` tasks, each with at most one request in flight, until the window ends.
+async fn run_closed_loop(
+    args: &Args,
+    target: &Arc<Target>,
+    tally: &Arc<Mutex<Tally>>,
+    window_start: Instant,
+    window_end: Instant,
+) {
+    let workers: Vec<_> = (0..args.concurrency)
+        .map(|_| {
+            let target = target.clone();
+            let tally = tally.clone();
+            tokio::spawn(async move {
+                let mut mine = Tally::default();
+                while Instant::now() < window_end {
+                    let sent = Instant::now();
+                    let (seq, outcome) = target.post_new_order().await;
+                    let done = Instant::now();
+                    match outcome {
+                        Ok(()) => {
+                            mine.ok += 1;
+                            if sent >= window_start && done <= window_end {
+                                mine.latency.push(done - sent);
+                                mine.note_slow(done - sent, seq);
+                            }
+                            if done >= window_start && done <= window_end {
+                                mine.in_window += 1;
+                            }
+                        }
+                        Err(why) => mine.fail(why),
+                    }
+                }
+                let mut all = tally.lock().unwrap();
+                all.ok += mine.ok;
+                all.in_window += mine.in_window;
+                all.latency.0.extend(mine.latency.0);
+                all.slowest.extend(mine.slowest);
+                all.keep_slowest();
+                // `fail` counts each message it is given; add the failures beyond those.
+                all.failed += mine.failed - mine.first_failures.len() as u64;
+                for why in mine.first_failures {
+                    all.fail(why);
+                }
+            })
+        })
+        .collect();
+    for worker in workers {
+        let _ = worker.await;
+    }
+}
+
+/// Requests at fixed intervals from `start`, each in its own task, however long earlier ones take.
+async fn run_open_loop(
+    args: &Args,
+    target: &Arc<Target>,
+    tally: &Arc<Mutex<Tally>>,
+    start: Instant,
+    window_start: Instant,
+    window_end: Instant,
+) -> anyhow::Result<()> {
+    ensure!(args.rate > 0.0, "--rate must be positive");
+    let interval_ns = 1e9 / args.rate;
+    let total = ((window_end - start).as_secs_f64() * args.rate).floor() as u64;
+    // A plain thread keeps the schedule: tokio's timer has 1 ms granularity, nanosleep does not.
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Instant>();
+    let scheduler = std::thread::spawn(move || {
+        for i in 0..total {
+            let at = start + Duration::from_nanos((i as f64 * interval_ns) as u64);
+            let now = Instant::now();
+            if at > now {
+                std::thread::sleep(at - now);
+            }
+            if tx.send(at).is_err() {
+                break;
+            }
+        }
+    });
+    let mut tasks = tokio::task::JoinSet::new();
+    while let Some(scheduled) = rx.recv().await {
+        let target = target.clone();
+        let tally = tally.clone();
+        tasks.spawn(async move {
+            let sent = Instant::now();
+            let (seq, outcome) = target.post_new_order().await;
+            let done = Instant::now();
+            let mut all = tally.lock().unwrap();
+            match outcome {
+                Ok(()) => {
+                    all.ok += 1;
+                    if scheduled >= window_start && scheduled < window_end {
+                        all.latency.push(done - scheduled);
+                        all.note_slow(done - scheduled, seq);
+                        all.service.push(done - sent);
+                        all.in_window += 1;
+                    }
+                }
+                Err(why) => all.fail(why),
+            }
+        });
+        // Reap finished tasks as we go so the set stays small.
+        while tasks.try_join_next().is_some() {}
+    }
+    while tasks.join_next().await.is_some() {}
+    scheduler
+        .join()
+        .map_err(|_| anyhow::anyhow!("the scheduler thread panicked"))?;
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// summarize
+
+/// For each label: every numeric field as `median [min – max]` over the runs with that label.
+fn summarize(path: &Path) -> anyhow::Result<()> {
+    let text =
+        fs::read_to_string(path).with_context(|| format!("failed to read {}", path.display()))?;
+    let mut order = Vec::new();
+    let mut groups: BTreeMap<String, Vec<BTreeMap<String, f64>>> = BTreeMap::new();
+    for (n, line) in text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+    {
+        let value: Value = serde_json::from_str(line)
+            .with_context(|| format!("{}:{}: not JSON", path.display(), n + 1))?;
+        let label = value["label"].as_str().unwrap_or("").to_owned();
+        let mut flat = BTreeMap::new();
+        flatten("", &value, &mut flat);
+        if !groups.contains_key(&label) {
+            order.push(label.clone());
+        }
+        groups.entry(label).or_default().push(flat);
+    }
+    for label in order {
+        let runs = &groups[&label];
+        println!("\n== {label} ({} runs): median [min – max]", runs.len());
+        let keys: Vec<&String> = runs[0].keys().collect();
+        for key in keys {
+            let mut values: Vec<f64> = runs.iter().filter_map(|r| r.get(key).copied()).collect();
+            let lo = values.iter().copied().fold(f64::INFINITY, f64::min);
+            let hi = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            let mid = median(&mut values);
+            println!("  {key:<36} {mid:>12.3}  [{lo:.3} – {hi:.3}]");
+        }
+    }
+    Ok(())
+}
+
+fn flatten(prefix: &str, value: &Value, out: &mut BTreeMap<String, f64>) {
+    match value {
+        Value::Object(map) => {
+            for (k, v) in map {
+                let key = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
+                flatten(&key, v, out);
+            }
+        }
+        Value::Number(n) => {
+            if let Some(x) = n.as_f64() {
+                out.insert(prefix.to_owned(), x);
+            }
+        }
+        _ => {}
+    }
+}
