@@ -272,7 +272,7 @@ async fn publish_output(
     } else {
         Schema::CloudEvents
     };
-    let client = PublisherClient::new(endpoint, PublishAuth::Key(key))
+    let client = cached_publisher(host, &endpoint_setting, endpoint, key)
         .map_err(|e| format!("{function}: {e}"))?;
     client
         .publish(schema, &events)
@@ -280,6 +280,28 @@ async fn publish_output(
         .map_err(|e| format!("{function}: publishing its output failed: {e}"))?;
     tracing::info!(function, events = events.len(), endpoint = %endpoint, "output binding published");
     Ok(())
+}
+
+/// The publisher for one output target, built on first use and kept: building one loads the
+/// platform's root certificates, far too slow to repeat per invocation. Keyed by the endpoint
+/// setting: the host's settings are fixed for its lifetime, as the real host's are.
+fn cached_publisher(
+    host: &HostState,
+    endpoint_setting: &str,
+    endpoint: &str,
+    key: TopicKey,
+) -> Result<Arc<PublisherClient>, String> {
+    let mut publishers = host
+        .publishers
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some(client) = publishers.get(endpoint_setting) {
+        return Ok(client.clone());
+    }
+    let client =
+        Arc::new(PublisherClient::new(endpoint, PublishAuth::Key(key)).map_err(|e| e.to_string())?);
+    publishers.insert(endpoint_setting.to_owned(), client.clone());
+    Ok(client)
 }
 
 #[cfg(test)]

@@ -239,6 +239,41 @@ struct Buffered {
     value: Option<Value>,
 }
 
+/// Failed attempts logged one by one per subscription per second; past that they are counted
+/// and the count is logged with the next one that gets through. An endpoint that is down while a
+/// large backlog retries would otherwise write a line per event per attempt.
+const FAILURES_LOGGED_PER_SECOND: u32 = 20;
+
+#[derive(Default)]
+struct LogBudget {
+    window_start_ms: i64,
+    logged: u32,
+    suppressed: u64,
+}
+
+#[derive(Debug, PartialEq)]
+enum Admit {
+    Log { suppressed: u64 },
+    Suppress,
+}
+
+impl LogBudget {
+    fn admit(&mut self, now_ms: i64) -> Admit {
+        if now_ms - self.window_start_ms >= 1000 {
+            self.window_start_ms = now_ms;
+            self.logged = 0;
+        }
+        if self.logged >= FAILURES_LOGGED_PER_SECOND {
+            self.suppressed += 1;
+            return Admit::Suppress;
+        }
+        self.logged += 1;
+        Admit::Log {
+            suppressed: std::mem::take(&mut self.suppressed),
+        }
+    }
+}
+
 pub struct Dispatcher {
     rt: Arc<SubscriptionRuntime>,
     spool: Arc<Spool>,
@@ -257,6 +292,7 @@ pub struct Dispatcher {
     /// Events before this were in the spool when the emulator started; dispatching them from
     /// the cursor means they may have been delivered before a restart.
     replay_until: Position,
+    failure_log: LogBudget,
     done_tx: mpsc::UnboundedSender<Done>,
     done_rx: mpsc::UnboundedReceiver<Done>,
     queries: mpsc::Receiver<Query>,
@@ -338,6 +374,7 @@ impl Dispatcher {
             in_flight: 0,
             counters: recovered.counters,
             written_watermark: recovered.watermark.map(|w| (w, recovered.counters)),
+            failure_log: LogBudget::default(),
             replay_until: if recovered.watermark.is_some() {
                 end
             } else {
@@ -758,15 +795,27 @@ impl Dispatcher {
             self.busy.remove(&item.at);
         }
         if failure.is_some() {
-            tracing::info!(
-                subscription = %self.rt.key,
-                events = ?items.iter().map(|i| i.id.as_str()).collect::<Vec<_>>(),
-                attempt,
-                status = ?status,
-                outcome = %last.outcome,
-                next = %next,
-                "delivery attempt failed"
-            );
+            match self.failure_log.admit(now) {
+                Admit::Log { suppressed } => {
+                    if suppressed > 0 {
+                        tracing::info!(
+                            subscription = %self.rt.key,
+                            suppressed,
+                            "more delivery attempts failed than are logged one by one; the dashboard and /admin keep every recent attempt"
+                        );
+                    }
+                    tracing::info!(
+                        subscription = %self.rt.key,
+                        events = ?items.iter().map(|i| i.id.as_str()).collect::<Vec<_>>(),
+                        attempt,
+                        status = ?status,
+                        outcome = %last.outcome,
+                        next = %next,
+                        "delivery attempt failed"
+                    );
+                }
+                Admit::Suppress => {}
+            }
         }
         let record = DeliveryRecord {
             at: rfc3339_ms(now),
@@ -926,5 +975,24 @@ impl Dispatcher {
                 let _ = reply.send(result);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failure_log_budget_counts_what_it_suppresses_and_reports_it_next_second() {
+        let mut budget = LogBudget::default();
+        let start = 10_000;
+        for _ in 0..FAILURES_LOGGED_PER_SECOND {
+            assert_eq!(budget.admit(start), Admit::Log { suppressed: 0 });
+        }
+        for _ in 0..5 {
+            assert_eq!(budget.admit(start + 999), Admit::Suppress);
+        }
+        assert_eq!(budget.admit(start + 1000), Admit::Log { suppressed: 5 });
+        assert_eq!(budget.admit(start + 1001), Admit::Log { suppressed: 0 });
     }
 }

@@ -1,0 +1,1201 @@
+//! Load generator and measurements for the Event Grid emulator (`ordergrid emulator`), issue 3.
+//!
+//! Every mode runs the real release binary as a child process with a fresh data folder under
+//! `target/bench-tmp/` (the real disk, never tmpfs) and a subscriptions file with one topic,
+//! `orders`, and two WebHook subscriptions (`sub-a`, `sub-b`) that both match every event
+//! (`includedEventTypes: ["NewOrder"]`, one event per delivery, Azure's default batching). Both
+//! point at a receiver inside this process (axum on 127.0.0.1), which answers the validation
+//! handshake and counts, per event and subscription, when it arrived.
+//!
+//! - `throughput`: `--publishers` closed-loop publishers POST batches of `--batch` events; a
+//!   publisher waits while more than `--max-backlog` acknowledged events have not reached both
+//!   subscribers yet, so the run measures what the emulator *sustains* end to end instead of
+//!   letting the spool grow without bound. Counted over `--duration` seconds after `--warmup`.
+//! - `latency`: open loop at `--rate` publish requests per second (one event each), every request
+//!   in its own task at its scheduled time; latency per subscriber from the moment the request is
+//!   sent (and from its scheduled time) to the receiver's arrival.
+//! - `backlog`: `--events` events are published while the subscribers cannot take them
+//!   (`--hold unvalidated`: the endpoints refused the validation handshake, so the emulator
+//!   delivers nothing and the events wait in the spool; `--hold outage`: the endpoints validated
+//!   and then answer 500, so the emulator retries up to its `max_pending` and the rest waits in
+//!   the spool). The emulator's RSS is sampled throughout; then the receiver recovers (and the
+//!   subscriptions are re-validated through the admin API) and the drain is timed.
+//! - `summarize`: medians and spread across the runs recorded in `--results`.
+//!
+//! Every event acknowledged with 200 must reach both subscribers before a run passes (after the
+//! measured window, the run waits for the drain), so the acknowledged-means-durable path is the
+//! one measured. The generator shares the 2 cores with the emulator: its own CPU time is reported
+//! next to the emulator's (by thread), and the machine's.
+
+use std::collections::HashMap;
+use std::fs;
+use std::io::{BufRead, BufReader};
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail, ensure};
+use axum::body::Bytes;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use clap::{Parser, ValueEnum};
+use serde_json::{Value, json};
+
+#[path = "measurement.rs"]
+mod measurement;
+
+use measurement::{
+    Latencies, QuietOptions, Snapshot, SyscallCounter, dir_bytes, disk_stat_path,
+    measure_with_retries, round3, status_mib, summarize,
+};
+
+#[derive(Parser, Clone)]
+#[command(about = "Load generator and measurements for `ordergrid emulator`")]
+struct Args {
+    #[arg(long, value_enum)]
+    mode: Mode,
+    /// The ordergrid binary (build it with `cargo build --release`).
+    #[arg(long, default_value = "target/release/ordergrid")]
+    binary: PathBuf,
+    /// Parent of the per-run data folders (on the real disk).
+    #[arg(long, default_value = "target/bench-tmp")]
+    tmp: PathBuf,
+    /// Measured seconds (after the warm-up).
+    #[arg(long, default_value_t = 20.0)]
+    duration: f64,
+    /// Seconds of load before measuring starts (its events are still checked for delivery).
+    #[arg(long, default_value_t = 5.0)]
+    warmup: f64,
+    /// `throughput`: concurrent publishers, each with one request in flight.
+    #[arg(long, default_value_t = 4)]
+    publishers: usize,
+    /// `throughput` and `backlog`: events per publish request.
+    #[arg(long, default_value_t = 500)]
+    batch: u64,
+    /// `throughput`: acknowledged events not yet at both subscribers before publishers wait.
+    #[arg(long, default_value_t = 20_000)]
+    max_backlog: u64,
+    /// `latency`: publish requests (of one event) per second.
+    #[arg(long, default_value_t = 1000.0)]
+    rate: f64,
+    /// `backlog`: events to publish while the subscribers cannot take them.
+    #[arg(long, default_value_t = 1_000_000)]
+    events: u64,
+    /// `backlog`: why the events cannot be delivered.
+    #[arg(long, value_enum, default_value = "unvalidated")]
+    hold: Hold,
+    /// `ORDERGRID_EMULATOR_TIME_SCALE` (retry schedule, TTL); Azure's timing when unset.
+    #[arg(long)]
+    time_scale: Option<f64>,
+    /// `ORDERGRID_EMULATOR_CONCURRENCY`, requests in flight per subscription (default 64).
+    #[arg(long)]
+    concurrency: Option<usize>,
+    /// `maxEventsPerBatch` of both subscriptions (Azure's default is 1).
+    #[arg(long, default_value_t = 1)]
+    max_events_per_batch: u32,
+    /// Worker threads of the generator's runtime (publishers and the receiver).
+    #[arg(long, default_value_t = 1)]
+    client_threads: usize,
+    /// Before measuring, wait until the machine's CPU use stays below this many cores.
+    #[arg(long, default_value_t = 0.1)]
+    quiet_below: f64,
+    #[arg(long, default_value_t = 1800.0)]
+    quiet_timeout: f64,
+    /// Repeat a run if other processes used more than this many cores during it.
+    #[arg(long, default_value_t = 0.25)]
+    max_other: f64,
+    #[arg(long, default_value_t = 3)]
+    attempts: usize,
+    /// Do not count the emulator's fdatasync calls with `perf stat`.
+    #[arg(long)]
+    no_perf: bool,
+    /// Name of this configuration in the results file.
+    #[arg(long)]
+    label: Option<String>,
+    /// JSON-lines file to append this run's result to (read by `summarize`).
+    #[arg(long)]
+    results: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum, Debug)]
+enum Mode {
+    Throughput,
+    Latency,
+    Backlog,
+    Summarize,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum, Debug)]
+enum Hold {
+    /// The endpoints refuse the validation handshake; nothing is delivered until re-validated.
+    Unvalidated,
+    /// The endpoints validated, then answer 500 until they recover.
+    Outage,
+}
+
+const SUBSCRIPTIONS: [&str; 2] = ["sub-a", "sub-b"];
+
+fn main() -> std::process::ExitCode {
+    let args = Args::parse();
+    match run(&args) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: &Args) -> anyhow::Result<()> {
+    if args.mode == Mode::Summarize {
+        let path = args
+            .results
+            .as_deref()
+            .context("summarize needs --results")?;
+        return summarize(path);
+    }
+    ensure!(
+        args.binary.is_file(),
+        "no ordergrid binary at {}: run `cargo build --release --bin ordergrid` first",
+        args.binary.display()
+    );
+    fs::create_dir_all(&args.tmp)
+        .with_context(|| format!("failed to create {}", args.tmp.display()))?;
+    let quiet = QuietOptions {
+        tmp: args.tmp.clone(),
+        quiet_below: args.quiet_below,
+        quiet_timeout: args.quiet_timeout,
+        max_other: args.max_other,
+        attempts: args.attempts,
+    };
+    let result = measure_with_retries(&quiet, args.results.as_deref(), || {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(args.client_threads.max(1))
+            .enable_all()
+            .build()
+            .context("failed to start the generator's runtime")?
+            .block_on(measure(args))
+    })?;
+    println!("{}", serde_json::to_string_pretty(&result)?);
+    Ok(())
+}
+
+async fn measure(args: &Args) -> anyhow::Result<Value> {
+    let capacity = match args.mode {
+        Mode::Latency => ((args.warmup + args.duration + 2.0) * args.rate) as usize + 16,
+        Mode::Backlog => args.events as usize + 16,
+        _ => 8_000_000,
+    };
+    let receiver = Arc::new(Receiver::new(capacity, args.mode == Mode::Latency));
+    match (args.mode, args.hold) {
+        (Mode::Backlog, Hold::Unvalidated) => receiver.validate.store(false, Ordering::SeqCst),
+        _ => receiver.validate.store(true, Ordering::SeqCst),
+    }
+    let receiver_addr = serve_receiver(receiver.clone()).await?;
+    let dir = tempfile::Builder::new()
+        .prefix("emulator-")
+        .tempdir_in(&args.tmp)
+        .with_context(|| format!("failed to create a run folder in {}", args.tmp.display()))?;
+    let mut emulator = EmulatorProcess::start(args, dir.path(), receiver_addr)?;
+    let result = match args.mode {
+        Mode::Throughput => throughput(args, &receiver, &mut emulator).await,
+        Mode::Latency => latency(args, &receiver, &mut emulator).await,
+        Mode::Backlog => backlog(args, &receiver, &mut emulator, dir.path()).await,
+        Mode::Summarize => unreachable!(),
+    };
+    let stderr = emulator.stderr.lock().unwrap().clone();
+    let mut result = match result {
+        Ok(result) => result,
+        Err(e) => {
+            for line in stderr.iter().rev().take(5) {
+                eprintln!("emulator stderr: {line}");
+            }
+            return Err(e);
+        }
+    };
+    let (fdatasyncs, fsyncs) = emulator.kill()?;
+    result["emulator_fdatasyncs_total"] = json!(fdatasyncs);
+    result["emulator_fsyncs_total"] = json!(fsyncs);
+    result["emulator_stderr_lines"] = json!(stderr.len());
+    result["emulator_stdout_lines"] = json!(emulator.stdout_lines.load(Ordering::Relaxed));
+    result["label"] = json!(args.label.clone().unwrap_or_default());
+    result["client_threads"] = json!(args.client_threads);
+    Ok(result)
+}
+
+// ---------------------------------------------------------------------------------------------
+// The receiver: both subscriptions' webhook endpoint.
+
+struct Receiver {
+    base: Instant,
+    /// Per event (by sequence number): bit 0 reached `sub-a`, bit 1 reached `sub-b`.
+    marks: Vec<AtomicU8>,
+    /// `latency` only: nanoseconds after `base` + 1 of each event's first arrival, per subscriber.
+    arrivals: Option<[Vec<AtomicU64>; 2]>,
+    delivered: [AtomicU64; 2],
+    /// Events that have reached both subscribers.
+    both: AtomicU64,
+    duplicates: AtomicU64,
+    unknown: AtomicU64,
+    requests: [AtomicU64; 2],
+    /// Answer the validation handshake (else 503).
+    validate: AtomicBool,
+    /// Accept notifications (else 500).
+    accept: AtomicBool,
+    validations: AtomicU64,
+    refused: AtomicU64,
+}
+
+impl Receiver {
+    fn new(capacity: usize, with_arrivals: bool) -> Self {
+        let zeros = || (0..capacity).map(|_| AtomicU64::new(0)).collect::<Vec<_>>();
+        Self {
+            base: Instant::now(),
+            marks: (0..capacity).map(|_| AtomicU8::new(0)).collect(),
+            arrivals: with_arrivals.then(|| [zeros(), zeros()]),
+            delivered: [AtomicU64::new(0), AtomicU64::new(0)],
+            both: AtomicU64::new(0),
+            duplicates: AtomicU64::new(0),
+            unknown: AtomicU64::new(0),
+            requests: [AtomicU64::new(0), AtomicU64::new(0)],
+            validate: AtomicBool::new(true),
+            accept: AtomicBool::new(true),
+            validations: AtomicU64::new(0),
+            refused: AtomicU64::new(0),
+        }
+    }
+
+    fn ns(&self, at: Instant) -> u64 {
+        at.duration_since(self.base).as_nanos() as u64 + 1
+    }
+
+    fn mark(&self, sub: usize, seq: u64, now_ns: u64) {
+        let Some(mark) = self.marks.get(seq as usize) else {
+            self.unknown.fetch_add(1, Ordering::Relaxed);
+            return;
+        };
+        let bit = 1u8 << sub;
+        let before = mark.fetch_or(bit, Ordering::Relaxed);
+        if before & bit != 0 {
+            self.duplicates.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        if let Some(arrivals) = &self.arrivals {
+            arrivals[sub][seq as usize].store(now_ns, Ordering::Relaxed);
+        }
+        self.delivered[sub].fetch_add(1, Ordering::Relaxed);
+        if before | bit == 3 {
+            self.both.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    fn counts(&self) -> (u64, u64, u64) {
+        (
+            self.both.load(Ordering::Relaxed),
+            self.delivered[0].load(Ordering::Relaxed),
+            self.delivered[1].load(Ordering::Relaxed),
+        )
+    }
+}
+
+/// Sequence numbers of the events in a delivery: the number after each `"seq":` (the publisher
+/// puts it first in `data`, and the emulator passes `data` through byte for byte).
+fn sequence_numbers(body: &[u8]) -> impl Iterator<Item = u64> + '_ {
+    const KEY: &[u8] = b"\"seq\":";
+    let mut at = 0;
+    std::iter::from_fn(move || {
+        let found = body[at..].windows(KEY.len()).position(|w| w == KEY)?;
+        let mut i = at + found + KEY.len();
+        let mut n = 0u64;
+        while let Some(d) = body.get(i).filter(|b| b.is_ascii_digit()) {
+            n = n * 10 + u64::from(d - b'0');
+            i += 1;
+        }
+        at = i;
+        Some(n)
+    })
+}
+
+async fn receive(r: Arc<Receiver>, sub: usize, headers: HeaderMap, body: Bytes) -> Response {
+    let now = r.ns(Instant::now());
+    r.requests[sub].fetch_add(1, Ordering::Relaxed);
+    let kind = headers.get("aeg-event-type").map(|v| v.as_bytes());
+    if kind == Some(b"SubscriptionValidation") {
+        r.validations.fetch_add(1, Ordering::Relaxed);
+        if !r.validate.load(Ordering::SeqCst) {
+            return (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the benchmark's receiver refuses validation for now",
+            )
+                .into_response();
+        }
+        let event: Value = serde_json::from_slice(&body).unwrap_or_default();
+        let code = event[0]["data"]["validationCode"]
+            .as_str()
+            .unwrap_or_default();
+        return axum::Json(json!({ "validationResponse": code })).into_response();
+    }
+    if !r.accept.load(Ordering::Relaxed) {
+        r.refused.fetch_add(1, Ordering::Relaxed);
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    }
+    for seq in sequence_numbers(&body) {
+        r.mark(sub, seq, now);
+    }
+    StatusCode::OK.into_response()
+}
+
+async fn serve_receiver(receiver: Arc<Receiver>) -> anyhow::Result<SocketAddr> {
+    let (a, b) = (receiver.clone(), receiver);
+    let app = axum::Router::new()
+        .route(
+            "/a",
+            post(move |headers: HeaderMap, body: Bytes| receive(a.clone(), 0, headers, body)),
+        )
+        .route(
+            "/b",
+            post(move |headers: HeaderMap, body: Bytes| receive(b.clone(), 1, headers, body)),
+        );
+    let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .await
+        .context("failed to bind the receiver")?;
+    let addr = listener.local_addr()?;
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    Ok(addr)
+}
+
+// ---------------------------------------------------------------------------------------------
+// The emulator process.
+
+struct EmulatorProcess {
+    child: Child,
+    base_url: String,
+    key: String,
+    client: reqwest::Client,
+    stdout_lines: Arc<AtomicU64>,
+    stderr: Arc<Mutex<Vec<String>>>,
+    perf: Option<SyscallCounter>,
+    /// VmRSS once both subscriptions are validated (or have failed validation), before any load.
+    rss_ready_mib: f64,
+}
+
+fn subscriptions_file(args: &Args, receiver: SocketAddr) -> Value {
+    let subscription = |name: &str, path: &str| {
+        json!({
+            "name": name,
+            "destination": {
+                "endpointType": "WebHook",
+                "properties": {
+                    "endpointUrl": format!("http://{receiver}/{path}"),
+                    "maxEventsPerBatch": args.max_events_per_batch,
+                    "preferredBatchSizeInKilobytes": 64
+                }
+            },
+            "filter": {"includedEventTypes": ["NewOrder"]},
+            "eventDeliverySchema": "EventGridSchema",
+            "retryPolicy": {"maxDeliveryAttempts": 30, "eventTimeToLiveInMinutes": 1440}
+        })
+    };
+    json!({"topics": [{
+        "name": "orders",
+        "inputSchema": "EventGridSchema",
+        "subscriptions": [subscription(SUBSCRIPTIONS[0], "a"), subscription(SUBSCRIPTIONS[1], "b")]
+    }]})
+}
+
+impl EmulatorProcess {
+    fn start(args: &Args, dir: &Path, receiver: SocketAddr) -> anyhow::Result<Self> {
+        let file = dir.join("subscriptions.json");
+        fs::write(
+            &file,
+            serde_json::to_vec_pretty(&subscriptions_file(args, receiver))?,
+        )
+        .with_context(|| format!("failed to write {}", file.display()))?;
+        let data = dir.join("data");
+        let mut cmd = Command::new(&args.binary);
+        cmd.arg("emulator")
+            .args(["--port", "0", "--subscriptions"])
+            .arg(&file)
+            .arg("--data")
+            .arg(&data)
+            .env_clear()
+            .env("ORDERGRID_LOG_FORMAT", "json")
+            // Successful deliveries and publishes log nothing at info; failures and handshakes do.
+            .env("ORDERGRID_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        if let Some(scale) = args.time_scale {
+            cmd.env("ORDERGRID_EMULATOR_TIME_SCALE", scale.to_string());
+        }
+        if let Some(concurrency) = args.concurrency {
+            cmd.env("ORDERGRID_EMULATOR_CONCURRENCY", concurrency.to_string());
+        }
+        let mut child = cmd
+            .spawn()
+            .with_context(|| format!("failed to start {}", args.binary.display()))?;
+        let stdout_lines = Arc::new(AtomicU64::new(0));
+        let stderr = Arc::new(Mutex::new(Vec::new()));
+        let (port_tx, port_rx) = std::sync::mpsc::channel::<u16>();
+        let out = child.stdout.take().context("no stdout pipe")?;
+        let lines = stdout_lines.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).split(b'\n').map_while(Result::ok) {
+                lines.fetch_add(1, Ordering::Relaxed);
+                if let Ok(v) = serde_json::from_slice::<Value>(&line)
+                    && let Some(port) = v["port"].as_u64()
+                {
+                    let _ = port_tx.send(port as u16);
+                }
+            }
+        });
+        let err = child.stderr.take().context("no stderr pipe")?;
+        let sink = stderr.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(err).lines().map_while(Result::ok) {
+                sink.lock().unwrap().push(line);
+            }
+        });
+        let port = match port_rx.recv_timeout(Duration::from_secs(20)) {
+            Ok(port) => port,
+            Err(_) => {
+                let _ = child.kill();
+                bail!(
+                    "the emulator logged no port within 20 s:\n{}",
+                    stderr.lock().unwrap().join("\n")
+                );
+            }
+        };
+        let keys_path = data.join("topic-keys.json");
+        let keys: HashMap<String, (String, String)> = serde_json::from_slice(
+            &fs::read(&keys_path)
+                .with_context(|| format!("failed to read {}", keys_path.display()))?,
+        )
+        .with_context(|| format!("{} is not the expected JSON", keys_path.display()))?;
+        let key = keys
+            .get("orders")
+            .map(|k| k.0.clone())
+            .context("no key for the orders topic")?;
+        let client = reqwest::Client::builder()
+            .http1_only()
+            .no_proxy()
+            .tcp_nodelay(true)
+            .pool_max_idle_per_host(usize::MAX)
+            .timeout(Duration::from_secs(60))
+            .build()
+            .context("failed to build the HTTP client")?;
+        let perf = if args.no_perf {
+            None
+        } else {
+            SyscallCounter::attach(child.id())
+        };
+        Ok(Self {
+            child,
+            base_url: format!("http://127.0.0.1:{port}"),
+            key,
+            client,
+            stdout_lines,
+            stderr,
+            perf,
+            rss_ready_mib: f64::NAN,
+        })
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    fn publish_url(&self) -> String {
+        format!("{}/orders/api/events?api-version=2018-01-01", self.base_url)
+    }
+
+    /// `GET /emulator/subscriptions`.
+    async fn subscriptions(&self) -> anyhow::Result<Vec<Value>> {
+        let body = self
+            .client
+            .get(format!("{}/emulator/subscriptions", self.base_url))
+            .send()
+            .await
+            .context("GET /emulator/subscriptions failed")?
+            .bytes()
+            .await?;
+        serde_json::from_slice(&body).context("unreadable /emulator/subscriptions")
+    }
+
+    /// Waits until every subscription's validation state is in `states`.
+    async fn wait_for_validation(&self, states: &[&str], within: Duration) -> anyhow::Result<()> {
+        let deadline = Instant::now() + within;
+        loop {
+            let subs = self.subscriptions().await?;
+            if subs
+                .iter()
+                .all(|s| states.contains(&s["validation"]["state"].as_str().unwrap_or("")))
+            {
+                return Ok(());
+            }
+            ensure!(
+                Instant::now() < deadline,
+                "the subscriptions did not reach {states:?} within {within:?}: {subs:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    async fn revalidate(&self, subscription: &str) -> anyhow::Result<()> {
+        let status = self
+            .client
+            .post(format!(
+                "{}/emulator/subscriptions/{subscription}/validate",
+                self.base_url
+            ))
+            .send()
+            .await
+            .context("POST …/validate failed")?
+            .status();
+        ensure!(status.is_success(), "re-validation answered {status}");
+        Ok(())
+    }
+
+    /// SIGKILL; then the fdatasync and fsync counts perf saw.
+    fn kill(&mut self) -> anyhow::Result<(Option<f64>, Option<f64>)> {
+        self.child.kill().context("failed to kill the emulator")?;
+        self.child.wait().context("failed to reap the emulator")?;
+        Ok(self
+            .perf
+            .take()
+            .map(SyscallCounter::finish)
+            .unwrap_or((None, None)))
+    }
+}
+
+impl Drop for EmulatorProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Publishing.
+
+struct Publisher {
+    client: reqwest::Client,
+    url: String,
+    key: String,
+    /// Distinguishes this run's event ids from every other run's.
+    nonce: String,
+}
+
+impl Publisher {
+    fn new(emulator: &EmulatorProcess) -> Self {
+        let nonce = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis())
+            .unwrap_or(0);
+        Self {
+            client: emulator.client.clone(),
+            url: emulator.publish_url(),
+            key: emulator.key.clone(),
+            nonce: format!("b{nonce}"),
+        }
+    }
+
+    /// A NewOrder event in the Event Grid schema, about 300 bytes; `seq` leads `data` so the
+    /// receiver finds it without parsing.
+    fn push_event(&self, body: &mut String, seq: u64) {
+        use std::fmt::Write;
+        let n = &self.nonce;
+        let _ = write!(
+            body,
+            r#"{{"id":"{n}-{seq}","subject":"orders/{seq}","eventType":"NewOrder","eventTime":"2026-11-22T10:00:00.000Z","dataVersion":"1.0","data":{{"seq":{seq},"orderId":"{n}-{seq}","customerId":"67890","orderValue":150.0,"customerEmail":"customer@example.com"}}}}"#
+        );
+    }
+
+    fn body(&self, first: u64, count: u64) -> String {
+        let mut body = String::with_capacity(count as usize * 320 + 2);
+        body.push('[');
+        for seq in first..first + count {
+            if seq > first {
+                body.push(',');
+            }
+            self.push_event(&mut body, seq);
+        }
+        body.push(']');
+        body
+    }
+
+    /// Publishes events `first..first + count`; `Err` for anything but 200.
+    async fn publish(&self, first: u64, count: u64) -> Result<(), String> {
+        let body = self.body(first, count);
+        let response = self
+            .client
+            .post(&self.url)
+            .header("content-type", "application/json")
+            .header("aeg-sas-key", &self.key)
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| format!("publish failed: {e:#}"))?;
+        let status = response.status();
+        if status != reqwest::StatusCode::OK {
+            let text = response.text().await.unwrap_or_default();
+            return Err(format!("publish answered {status}: {text}"));
+        }
+        Ok(())
+    }
+}
+
+#[derive(Default)]
+struct Failures {
+    count: u64,
+    first: Vec<String>,
+}
+
+impl Failures {
+    fn add(&mut self, why: String) {
+        self.count += 1;
+        if self.first.len() < 5 {
+            self.first.push(why);
+        }
+    }
+}
+
+/// Waits until `both` reaches `target` (or `within` passes); returns the time it took.
+async fn wait_for_both(receiver: &Receiver, target: u64, within: Duration) -> Option<Duration> {
+    let started = Instant::now();
+    while started.elapsed() < within {
+        if receiver.both.load(Ordering::Relaxed) >= target {
+            return Some(started.elapsed());
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    None
+}
+
+fn delivery_report(receiver: &Receiver) -> Value {
+    let (both, a, b) = receiver.counts();
+    json!({
+        "both": both,
+        "sub_a": a,
+        "sub_b": b,
+        "duplicates": receiver.duplicates.load(Ordering::Relaxed),
+        "unknown_sequence_numbers": receiver.unknown.load(Ordering::Relaxed),
+        "receiver_requests": receiver.requests[0].load(Ordering::Relaxed) + receiver.requests[1].load(Ordering::Relaxed),
+        "refused_while_holding": receiver.refused.load(Ordering::Relaxed),
+        "validation_requests": receiver.validations.load(Ordering::Relaxed),
+    })
+}
+
+/// Per subscription: the emulator's own counters and pending count.
+async fn emulator_counters(emulator: &EmulatorProcess) -> Value {
+    match emulator.subscriptions().await {
+        Ok(subs) => Value::Object(
+            subs.iter()
+                .map(|s| {
+                    (
+                        s["name"].as_str().unwrap_or("?").to_owned(),
+                        json!({"counters": s["counters"], "pending": s["pending"], "validation": s["validation"]["state"]}),
+                    )
+                })
+                .collect(),
+        ),
+        Err(e) => json!(format!("{e:#}")),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// throughput
+
+async fn throughput(
+    args: &Args,
+    receiver: &Arc<Receiver>,
+    emulator: &mut EmulatorProcess,
+) -> anyhow::Result<Value> {
+    emulator
+        .wait_for_validation(&["succeeded"], Duration::from_secs(20))
+        .await?;
+    let pid = emulator.pid();
+    emulator.rss_ready_mib = status_mib(pid, "VmRSS")?;
+    let disk = disk_stat_path(&args.tmp);
+    let publisher = Arc::new(Publisher::new(emulator));
+    let next = Arc::new(AtomicU64::new(0));
+    let acked = Arc::new(AtomicU64::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let failures = Arc::new(Mutex::new(Failures::default()));
+    let publish_latency = Arc::new(Mutex::new(Latencies::default()));
+    let throttled_ms = Arc::new(AtomicU64::new(0));
+    let start = Instant::now();
+    let window_start = start + Duration::from_secs_f64(args.warmup);
+    let window_end = window_start + Duration::from_secs_f64(args.duration);
+    let mut tasks = Vec::new();
+    for _ in 0..args.publishers {
+        let (publisher, next, acked, stop, receiver) = (
+            publisher.clone(),
+            next.clone(),
+            acked.clone(),
+            stop.clone(),
+            receiver.clone(),
+        );
+        let (failures, publish_latency, throttled_ms) = (
+            failures.clone(),
+            publish_latency.clone(),
+            throttled_ms.clone(),
+        );
+        let batch = args.batch;
+        let max_backlog = args.max_backlog;
+        tasks.push(tokio::spawn(async move {
+            while !stop.load(Ordering::Relaxed) {
+                let backlog = acked
+                    .load(Ordering::Relaxed)
+                    .saturating_sub(receiver.both.load(Ordering::Relaxed));
+                if backlog > max_backlog {
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                    throttled_ms.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                }
+                let first = next.fetch_add(batch, Ordering::Relaxed);
+                let sent = Instant::now();
+                match publisher.publish(first, batch).await {
+                    Ok(()) => {
+                        acked.fetch_add(batch, Ordering::Relaxed);
+                        let done = Instant::now();
+                        if sent >= window_start && done <= window_end {
+                            publish_latency.lock().unwrap().push(done - sent);
+                        }
+                    }
+                    Err(why) => failures.lock().unwrap().add(why),
+                }
+            }
+        }));
+    }
+    tokio::time::sleep_until(window_start.into()).await;
+    let watched = [("emulator", pid)];
+    let first = (
+        Snapshot::take(&watched, disk.as_deref()),
+        receiver.counts(),
+        acked.load(Ordering::Relaxed),
+        throttled_ms.load(Ordering::Relaxed),
+    );
+    // RSS through the window.
+    let mut rss_max: f64 = 0.0;
+    while Instant::now() < window_end {
+        tokio::time::sleep(Duration::from_millis(250).min(window_end - Instant::now())).await;
+        rss_max = rss_max.max(status_mib(pid, "VmRSS").unwrap_or(f64::NAN));
+    }
+    let last = (
+        Snapshot::take(&watched, disk.as_deref()),
+        receiver.counts(),
+        acked.load(Ordering::Relaxed),
+        throttled_ms.load(Ordering::Relaxed),
+    );
+    stop.store(true, Ordering::Relaxed);
+    for task in tasks {
+        let _ = task.await;
+    }
+    let total_acked = acked.load(Ordering::Relaxed);
+    let drain = wait_for_both(receiver, total_acked, Duration::from_secs(120)).await;
+    let window = last.0.at.duration_since(first.0.at).as_secs_f64();
+    let both_rate = (last.1.0 - first.1.0) as f64 / window;
+    let deliveries_rate = ((last.1.1 - first.1.1) + (last.1.2 - first.1.2)) as f64 / window;
+    let published_rate = (last.2 - first.2) as f64 / window;
+    let mut result = json!({
+        "mode": "throughput",
+        "publishers": args.publishers,
+        "batch": args.batch,
+        "max_backlog": args.max_backlog,
+        "max_events_per_batch": args.max_events_per_batch,
+        "concurrency": args.concurrency.unwrap_or(64),
+        "window_s": round3(window),
+        "events_to_both_per_s": round3(both_rate),
+        "deliveries_per_s": round3(deliveries_rate),
+        "published_acked_per_s": round3(published_rate),
+        "backlog_at_window_start": first.2.saturating_sub(first.1.0),
+        "backlog_at_window_end": last.2.saturating_sub(last.1.0),
+        "publishers_throttled_fraction": round3((last.3 - first.3) as f64 / 1000.0 / window / args.publishers as f64),
+        "publish_request_latency": publish_latency.lock().unwrap().summary(),
+        "acked_total": total_acked,
+        "drained_after_s": drain.map(|d| round3(d.as_secs_f64())),
+        "rss_ready_mib": round3(emulator.rss_ready_mib),
+        "rss_max_in_window_mib": round3(rss_max),
+        "rss_peak_mib": round3(status_mib(pid, "VmHWM")?),
+        "delivered": delivery_report(receiver),
+        "emulator_counters": emulator_counters(emulator).await,
+        "publish_failures": failures.lock().unwrap().count,
+    });
+    merge(&mut result, first.0.cpu_report(&last.0));
+    println!(
+        "throughput: {both_rate:.0} events/s to both subscribers ({deliveries_rate:.0} deliveries/s), published {published_rate:.0}/s; emulator {} cores, generator {} cores, machine {} cores",
+        result["emulator_cpu_cores"], result["generator_cpu_cores"], result["machine_busy_cores"]
+    );
+    check(receiver, total_acked, drain, &failures)?;
+    Ok(result)
+}
+
+fn merge(into: &mut Value, from: Value) {
+    if let (Value::Object(into), Value::Object(from)) = (into, from) {
+        into.extend(from);
+    }
+}
+
+/// Every acknowledged event reached both subscribers, and no publish failed.
+fn check(
+    receiver: &Receiver,
+    acked: u64,
+    drain: Option<Duration>,
+    failures: &Mutex<Failures>,
+) -> anyhow::Result<()> {
+    let failures = failures.lock().unwrap();
+    for why in &failures.first {
+        eprintln!("failure: {why}");
+    }
+    ensure!(
+        failures.count == 0,
+        "{} publish requests failed",
+        failures.count
+    );
+    ensure!(
+        drain.is_some(),
+        "{} acknowledged events, but only {} reached both subscribers",
+        acked,
+        receiver.both.load(Ordering::Relaxed)
+    );
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// latency
+
+async fn latency(
+    args: &Args,
+    receiver: &Arc<Receiver>,
+    emulator: &mut EmulatorProcess,
+) -> anyhow::Result<Value> {
+    ensure!(args.rate > 0.0, "--rate must be positive");
+    emulator
+        .wait_for_validation(&["succeeded"], Duration::from_secs(20))
+        .await?;
+    let pid = emulator.pid();
+    emulator.rss_ready_mib = status_mib(pid, "VmRSS")?;
+    let disk = disk_stat_path(&args.tmp);
+    let publisher = Arc::new(Publisher::new(emulator));
+    let total = ((args.warmup + args.duration) * args.rate).floor() as u64;
+    let sent: Arc<Vec<AtomicU64>> = Arc::new((0..total).map(|_| AtomicU64::new(0)).collect());
+    let acked = Arc::new(AtomicU64::new(0));
+    let failures = Arc::new(Mutex::new(Failures::default()));
+    let publish_latency = Arc::new(Mutex::new(Latencies::default()));
+    let start = Instant::now() + Duration::from_millis(20);
+    let window_start = start + Duration::from_secs_f64(args.warmup);
+    let window_end = window_start + Duration::from_secs_f64(args.duration);
+    let first_measured = (args.warmup * args.rate).ceil() as u64;
+    let interval_ns = 1e9 / args.rate;
+    // A plain thread keeps the schedule: tokio's timer has 1 ms granularity, nanosleep does not.
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(u64, Instant)>();
+    let scheduler = std::thread::spawn(move || {
+        for i in 0..total {
+            let at = start + Duration::from_nanos((i as f64 * interval_ns) as u64);
+            let now = Instant::now();
+            if at > now {
+                std::thread::sleep(at - now);
+            }
+            if tx.send((i, at)).is_err() {
+                break;
+            }
+        }
+    });
+    let watched = [("emulator", pid)];
+    let snapshots = tokio::spawn({
+        let disk = disk.clone();
+        async move {
+            tokio::time::sleep_until(window_start.into()).await;
+            let first = Snapshot::take(&watched, disk.as_deref());
+            tokio::time::sleep_until(window_end.into()).await;
+            (first, Snapshot::take(&watched, disk.as_deref()))
+        }
+    });
+    let scheduled_ns: Arc<Vec<AtomicU64>> =
+        Arc::new((0..total).map(|_| AtomicU64::new(0)).collect());
+    let mut tasks = tokio::task::JoinSet::new();
+    while let Some((seq, at)) = rx.recv().await {
+        let (publisher, sent, scheduled_ns, acked, failures, publish_latency, receiver) = (
+            publisher.clone(),
+            sent.clone(),
+            scheduled_ns.clone(),
+            acked.clone(),
+            failures.clone(),
+            publish_latency.clone(),
+            receiver.clone(),
+        );
+        tasks.spawn(async move {
+            scheduled_ns[seq as usize].store(receiver.ns(at), Ordering::Relaxed);
+            let now = Instant::now();
+            sent[seq as usize].store(receiver.ns(now), Ordering::Relaxed);
+            match publisher.publish(seq, 1).await {
+                Ok(()) => {
+                    acked.fetch_add(1, Ordering::Relaxed);
+                    if seq >= first_measured {
+                        publish_latency.lock().unwrap().push(now.elapsed());
+                    }
+                }
+                Err(why) => failures.lock().unwrap().add(why),
+            }
+        });
+        while tasks.try_join_next().is_some() {}
+    }
+    while tasks.join_next().await.is_some() {}
+    scheduler
+        .join()
+        .map_err(|_| anyhow::anyhow!("the scheduler thread panicked"))?;
+    let (first, last) = snapshots.await.context("the snapshot task failed")?;
+    let total_acked = acked.load(Ordering::Relaxed);
+    let drain = wait_for_both(receiver, total_acked, Duration::from_secs(60)).await;
+    let arrivals = receiver.arrivals.as_ref().context("no arrival times")?;
+    let mut per_sub = serde_json::Map::new();
+    let mut all = Latencies::default();
+    let mut all_scheduled = Latencies::default();
+    let mut lag = Latencies::default();
+    for seq in first_measured..total {
+        let s = sent[seq as usize].load(Ordering::Relaxed);
+        let sch = scheduled_ns[seq as usize].load(Ordering::Relaxed);
+        lag.push_us(s.saturating_sub(sch) / 1000);
+    }
+    for (sub, name) in SUBSCRIPTIONS.iter().enumerate() {
+        let mut from_send = Latencies::default();
+        let mut missing = 0u64;
+        for seq in first_measured..total {
+            let s = sent[seq as usize].load(Ordering::Relaxed);
+            let a = arrivals[sub][seq as usize].load(Ordering::Relaxed);
+            if a == 0 || s == 0 {
+                missing += 1;
+                continue;
+            }
+            let sch = scheduled_ns[seq as usize].load(Ordering::Relaxed);
+            from_send.push_us(a.saturating_sub(s) / 1000);
+            all.push_us(a.saturating_sub(s) / 1000);
+            all_scheduled.push_us(a.saturating_sub(sch) / 1000);
+        }
+        let mut summary = from_send.summary();
+        summary["missing"] = json!(missing);
+        per_sub.insert((*name).to_owned(), summary);
+    }
+    let mut result = json!({
+        "mode": "latency",
+        "target_rate": args.rate,
+        "events_per_request": 1,
+        "window_s": round3(last.at.duration_since(first.at).as_secs_f64()),
+        "publish_to_delivery": Value::Object(per_sub),
+        "publish_to_delivery_both_subscribers": all.summary(),
+        "publish_to_delivery_from_scheduled": all_scheduled.summary(),
+        "send_lag_behind_schedule": lag.summary(),
+        "publish_request_latency": publish_latency.lock().unwrap().summary(),
+        "acked_total": total_acked,
+        "rss_ready_mib": round3(emulator.rss_ready_mib),
+        "rss_peak_mib": round3(status_mib(pid, "VmHWM")?),
+        "delivered": delivery_report(receiver),
+        "emulator_counters": emulator_counters(emulator).await,
+    });
+    merge(&mut result, first.cpu_report(&last));
+    println!(
+        "latency at {}/s: publish→delivery p50 {} ms, p99 {} ms, max {} ms (both subscribers); emulator {} cores, generator {} cores",
+        args.rate,
+        result["publish_to_delivery_both_subscribers"]["p50_ms"],
+        result["publish_to_delivery_both_subscribers"]["p99_ms"],
+        result["publish_to_delivery_both_subscribers"]["max_ms"],
+        result["emulator_cpu_cores"],
+        result["generator_cpu_cores"]
+    );
+    check(receiver, total_acked, drain, &failures)?;
+    Ok(result)
+}
+
+// ---------------------------------------------------------------------------------------------
+// backlog
+
+async fn backlog(
+    args: &Args,
+    receiver: &Arc<Receiver>,
+    emulator: &mut EmulatorProcess,
+    dir: &Path,
+) -> anyhow::Result<Value> {
+    let pid = emulator.pid();
+    let disk = disk_stat_path(&args.tmp);
+    match args.hold {
+        Hold::Unvalidated => {
+            // Three attempts 5 s apart (scaled), then `failed`.
+            emulator
+                .wait_for_validation(&["failed"], Duration::from_secs(60))
+                .await?;
+        }
+        Hold::Outage => {
+            emulator
+                .wait_for_validation(&["succeeded"], Duration::from_secs(20))
+                .await?;
+            receiver.accept.store(false, Ordering::SeqCst);
+        }
+    }
+    emulator.rss_ready_mib = status_mib(pid, "VmRSS")?;
+    let publisher = Arc::new(Publisher::new(emulator));
+    let next = Arc::new(AtomicU64::new(0));
+    let acked = Arc::new(AtomicU64::new(0));
+    let failures = Arc::new(Mutex::new(Failures::default()));
+    let watched = [("emulator", pid)];
+    let publish_start = Snapshot::take(&watched, disk.as_deref());
+    let sampler_stop = Arc::new(AtomicBool::new(false));
+    let sampler = {
+        let stop = sampler_stop.clone();
+        std::thread::spawn(move || {
+            let mut max: f64 = 0.0;
+            while !stop.load(Ordering::Relaxed) {
+                max = max.max(status_mib(pid, "VmRSS").unwrap_or(0.0));
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            max
+        })
+    };
+    let mut tasks = Vec::new();
+    for _ in 0..args.publishers {
+        let (publisher, next, acked, failures) = (
+            publisher.clone(),
+            next.clone(),
+            acked.clone(),
+            failures.clone(),
+        );
+        let (batch, events) = (args.batch, args.events);
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let first = next.fetch_add(batch, Ordering::Relaxed);
+                if first >= events {
+                    break;
+                }
+                let count = batch.min(events - first);
+                match publisher.publish(first, count).await {
+                    Ok(()) => {
+                        acked.fetch_add(count, Ordering::Relaxed);
+                    }
+                    Err(why) => failures.lock().unwrap().add(why),
+                }
+            }
+        }));
+    }
+    for task in tasks {
+        let _ = task.await;
+    }
+    let publish_end = Snapshot::take(&watched, disk.as_deref());
+    sampler_stop.store(true, Ordering::Relaxed);
+    let rss_max_publishing = sampler.join().unwrap_or(f64::NAN);
+    let published = acked.load(Ordering::Relaxed);
+    let publish_s = publish_end
+        .at
+        .duration_since(publish_start.at)
+        .as_secs_f64();
+    let rss_end_of_publishing = status_mib(pid, "VmRSS")?;
+    // Held for a while with the backlog in place (the maintenance loop runs every 5 s).
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let rss_holding = status_mib(pid, "VmRSS")?;
+    let hwm_holding = status_mib(pid, "VmHWM")?;
+    let spool = dir.join("data/spool");
+    let spool_events_bytes = dir_bytes(&spool.join("events"));
+    let spool_state_bytes = dir_bytes(&spool.join("state"));
+    let counters_holding = emulator_counters(emulator).await;
+    let delivered_while_holding = receiver.counts();
+
+    // Recovery: the endpoints come back.
+    let sampler_stop = Arc::new(AtomicBool::new(false));
+    let sampler = {
+        let stop = sampler_stop.clone();
+        std::thread::spawn(move || {
+            let mut max: f64 = 0.0;
+            while !stop.load(Ordering::Relaxed) {
+                max = max.max(status_mib(pid, "VmRSS").unwrap_or(0.0));
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            max
+        })
+    };
+    let drain_start = Snapshot::take(&watched, disk.as_deref());
+    receiver.validate.store(true, Ordering::SeqCst);
+    receiver.accept.store(true, Ordering::SeqCst);
+    if args.hold == Hold::Unvalidated {
+        for name in SUBSCRIPTIONS {
+            emulator.revalidate(name).await?;
+        }
+    }
+    let drain = wait_for_both(receiver, published, Duration::from_secs(900)).await;
+    let drain_end = Snapshot::take(&watched, disk.as_deref());
+    sampler_stop.store(true, Ordering::Relaxed);
+    let rss_max_draining = sampler.join().unwrap_or(f64::NAN);
+    let drained = receiver.counts();
+    let rss_after_drain = status_mib(pid, "VmRSS")?;
+    // Let the maintenance loop delete the delivered segments.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let spool_after_drain = dir_bytes(&spool.join("events")) + dir_bytes(&spool.join("state"));
+    let drain_s = drain_end.at.duration_since(drain_start.at).as_secs_f64();
+    let mib = |b: u64| round3(b as f64 / 1048576.0);
+    let mut result = json!({
+        "mode": "backlog",
+        "hold": format!("{:?}", args.hold).to_lowercase(),
+        "time_scale": args.time_scale.unwrap_or(1.0),
+        "events": args.events,
+        "batch": args.batch,
+        "publishers": args.publishers,
+        "published_acked": published,
+        "publish_s": round3(publish_s),
+        "published_per_s": round3(published as f64 / publish_s),
+        "rss_ready_mib": round3(emulator.rss_ready_mib),
+        "rss_max_while_publishing_mib": round3(rss_max_publishing),
+        "rss_end_of_publishing_mib": round3(rss_end_of_publishing),
+        "rss_holding_backlog_mib": round3(rss_holding),
+        "rss_peak_until_drain_mib": round3(hwm_holding),
+        "rss_max_while_draining_mib": round3(rss_max_draining),
+        "rss_after_drain_mib": round3(rss_after_drain),
+        "rss_peak_mib": round3(status_mib(pid, "VmHWM")?),
+        "spool_events_mib": mib(spool_events_bytes),
+        "spool_state_mib": mib(spool_state_bytes),
+        "spool_bytes_per_event": round3(spool_events_bytes as f64 / published as f64),
+        "spool_after_drain_mib": mib(spool_after_drain),
+        "delivered_while_holding_both": delivered_while_holding.0,
+        "delivered_while_holding_a": delivered_while_holding.1,
+        "delivered_while_holding_b": delivered_while_holding.2,
+        "emulator_while_holding": counters_holding,
+        "drain_s": drain.map(|d| round3(d.as_secs_f64())),
+        "drain_events_to_both_per_s": drain.map(|d| round3((drained.0 - delivered_while_holding.0) as f64 / d.as_secs_f64())),
+        "delivered": delivery_report(receiver),
+        "emulator_counters": emulator_counters(emulator).await,
+    });
+    let publishing = publish_start.cpu_report(&publish_end);
+    let draining = drain_start.cpu_report(&drain_end);
+    result["cpu_publishing"] = publishing.clone();
+    result["cpu_draining"] = draining.clone();
+    // The disturbance check looks at the larger of the two phases.
+    for key in ["other_cpu_cores", "other_processes_cores"] {
+        let a = publishing[key].as_f64().unwrap_or(0.0);
+        let b = draining[key].as_f64().unwrap_or(0.0);
+        result[key] = round3(a.max(b));
+    }
+    println!(
+        "backlog ({:?}): {published} events published in {publish_s:.1} s; RSS max {rss_max_publishing:.1} MiB while publishing, {rss_holding:.1} MiB holding the backlog; spool {:.1} MiB; drained in {:.1} s ({} events/s to both), RSS max {rss_max_draining:.1} MiB while draining",
+        args.hold,
+        spool_events_bytes as f64 / 1048576.0,
+        drain_s,
+        result["drain_events_to_both_per_s"]
+    );
+    check(receiver, published, drain, &failures)?;
+    Ok(result)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sequence_numbers_are_found_in_a_delivery() {
+        let body = br#"[{"data":{"seq":17,"orderId":"x"},"id":"a"},{"data":{"seq":4}}]"#;
+        assert_eq!(sequence_numbers(body).collect::<Vec<_>>(), vec![17, 4]);
+        assert_eq!(sequence_numbers(b"[]").count(), 0);
+    }
+}

@@ -1,0 +1,703 @@
+//! Load generator and measurements for the local stack (`ordergrid dev`), issue 4.
+//!
+//! Every run starts the real release binary as a user would (`ordergrid dev --app <repo>`), with a
+//! fresh data folder under `target/bench-tmp/` (the real disk) and ports picked by the kernel
+//! (`--emulator-port 0 --host-port 0`), and stops it with SIGTERM as Ctrl-C would.
+//!
+//! - `startup`: `--runs` times: from just before the process is spawned to the moment the line
+//!   `ordergrid local stack is ready` arrives on its stdout (printed after the custom handler
+//!   answered its readiness probe). The handler's own `startup_ms` (spawn to first answered
+//!   probe, as the host stand-in logs it) is reported next to it.
+//! - `rate`: open loop at `--rate` NewOrder publishes per second, each order its own publish
+//!   request with a distinct order id, for `--duration` seconds after `--warmup`. The email
+//!   outbox is watched with inotify (`IN_MOVED_TO`: the notifier writes a temporary name, flushes
+//!   it and renames it to `<orderId>.eml`); latency runs from just before each publish request is
+//!   sent to the moment the watcher thread reads the rename event.
+//! - `summarize`: medians and spread across the runs recorded in `--results`.
+//!
+//! The generator shares the 2 cores with the stack (one process: emulator + host stand-in) and
+//! the handler (its child); each one's CPU is reported.
+
+use std::fs;
+use std::io::{BufRead, BufReader};
+use std::mem::MaybeUninit;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail, ensure};
+use clap::{Parser, ValueEnum};
+use serde_json::{Value, json};
+
+#[path = "measurement.rs"]
+mod measurement;
+
+use measurement::{
+    Latencies, QuietOptions, Snapshot, SyscallCounter, disk_stat_path, measure_with_retries,
+    median, round3, status_mib, summarize,
+};
+
+#[derive(Parser, Clone)]
+#[command(about = "Load generator and measurements for `ordergrid dev`")]
+struct Args {
+    #[arg(long, value_enum)]
+    mode: Mode,
+    /// The ordergrid binary (build it with `cargo build --release`).
+    #[arg(long, default_value = "target/release/ordergrid")]
+    binary: PathBuf,
+    /// The function app: the repository root (host.json, function folders, infra/).
+    #[arg(long, default_value = ".")]
+    app: PathBuf,
+    /// Parent of the per-run data folders (on the real disk).
+    #[arg(long, default_value = "target/bench-tmp")]
+    tmp: PathBuf,
+    /// `startup`: stacks to start, one after the other.
+    #[arg(long, default_value_t = 20)]
+    runs: usize,
+    /// `rate`: NewOrder publishes per second.
+    #[arg(long, default_value_t = 1.0)]
+    rate: f64,
+    /// Measured seconds (after the warm-up).
+    #[arg(long, default_value_t = 20.0)]
+    duration: f64,
+    #[arg(long, default_value_t = 2.0)]
+    warmup: f64,
+    /// Seconds to wait after the window for the last emails.
+    #[arg(long, default_value_t = 120.0)]
+    drain_timeout: f64,
+    /// `ORDERGRID_LOG` for the stack and its handler; unset means their default (info).
+    #[arg(long)]
+    log: Option<String>,
+    #[arg(long, default_value_t = 1)]
+    client_threads: usize,
+    #[arg(long, default_value_t = 0.1)]
+    quiet_below: f64,
+    #[arg(long, default_value_t = 1800.0)]
+    quiet_timeout: f64,
+    #[arg(long, default_value_t = 0.25)]
+    max_other: f64,
+    #[arg(long, default_value_t = 3)]
+    attempts: usize,
+    /// Do not count the handler's fsync/fdatasync calls with `perf stat`.
+    #[arg(long)]
+    no_perf: bool,
+    #[arg(long)]
+    label: Option<String>,
+    #[arg(long)]
+    results: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum, Debug)]
+enum Mode {
+    Startup,
+    Rate,
+    Summarize,
+}
+
+const READY_LINE: &str = "ordergrid local stack is ready";
+
+fn main() -> std::process::ExitCode {
+    let args = Args::parse();
+    match run(&args) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: &Args) -> anyhow::Result<()> {
+    if args.mode == Mode::Summarize {
+        let path = args
+            .results
+            .as_deref()
+            .context("summarize needs --results")?;
+        return summarize(path);
+    }
+    ensure!(
+        args.binary.is_file(),
+        "no ordergrid binary at {}: run `cargo build --release --bin ordergrid` first",
+        args.binary.display()
+    );
+    ensure!(
+        args.app.join("host.json").is_file(),
+        "{} has no host.json: --app must be the repository root",
+        args.app.display()
+    );
+    fs::create_dir_all(&args.tmp)
+        .with_context(|| format!("failed to create {}", args.tmp.display()))?;
+    let quiet = QuietOptions {
+        tmp: args.tmp.clone(),
+        quiet_below: args.quiet_below,
+        quiet_timeout: args.quiet_timeout,
+        max_other: args.max_other,
+        attempts: args.attempts,
+    };
+    let result = measure_with_retries(&quiet, args.results.as_deref(), || {
+        let mut result = match args.mode {
+            Mode::Startup => startup(args)?,
+            Mode::Rate => tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(args.client_threads.max(1))
+                .enable_all()
+                .build()
+                .context("failed to start the generator's runtime")?
+                .block_on(rate(args))?,
+            Mode::Summarize => unreachable!(),
+        };
+        result["label"] = json!(args.label.clone().unwrap_or_default());
+        Ok(result)
+    })?;
+    println!("{}", serde_json::to_string_pretty(&result)?);
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// The stack process.
+
+struct Stack {
+    child: Child,
+    /// When the process was spawned, and when the ready line arrived.
+    spawned: Instant,
+    ready_at: Instant,
+    topic_endpoint: String,
+    topic_key: String,
+    handler_pid: Option<u32>,
+    /// `startup_ms` of the host stand-in's "custom handler ready" log line.
+    handler_startup_ms: Option<f64>,
+    stdout_lines: Arc<AtomicU64>,
+    stderr: Arc<Mutex<Vec<String>>>,
+}
+
+enum Line {
+    Ready(Instant),
+    Summary(String),
+    HandlerStartup(f64),
+}
+
+impl Stack {
+    fn start(args: &Args, data: &Path) -> anyhow::Result<Self> {
+        let mut cmd = Command::new(&args.binary);
+        cmd.arg("dev")
+            .arg("--data")
+            .arg(data)
+            .args(["--emulator-port", "0", "--host-port", "0", "--app"])
+            .arg(&args.app)
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        if let Some(log) = &args.log {
+            cmd.env("ORDERGRID_LOG", log);
+        }
+        let (tx, rx) = mpsc::channel::<Line>();
+        let spawned = Instant::now();
+        let mut child = cmd
+            .spawn()
+            .with_context(|| format!("failed to start {}", args.binary.display()))?;
+        let stdout_lines = Arc::new(AtomicU64::new(0));
+        let out = child.stdout.take().context("no stdout pipe")?;
+        let lines = stdout_lines.clone();
+        std::thread::spawn(move || {
+            let mut summary: Option<String> = None;
+            for line in BufReader::new(out).split(b'\n').map_while(Result::ok) {
+                let now = Instant::now();
+                lines.fetch_add(1, Ordering::Relaxed);
+                let text = String::from_utf8_lossy(&line);
+                if text.contains(READY_LINE) {
+                    let _ = tx.send(Line::Ready(now));
+                    summary = Some(String::new());
+                    continue;
+                }
+                if let Some(s) = summary.as_mut() {
+                    if text.contains("Ctrl-C stops everything") {
+                        let _ = tx.send(Line::Summary(std::mem::take(s)));
+                        summary = None;
+                    } else {
+                        s.push_str(&text);
+                        s.push('\n');
+                    }
+                    continue;
+                }
+                if text.contains("custom handler ready")
+                    && let Ok(v) = serde_json::from_str::<Value>(&text)
+                    && let Some(ms) = v["startup_ms"].as_f64()
+                {
+                    let _ = tx.send(Line::HandlerStartup(ms));
+                }
+            }
+        });
+        let stderr = Arc::new(Mutex::new(Vec::new()));
+        let err = child.stderr.take().context("no stderr pipe")?;
+        let sink = stderr.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(err).lines().map_while(Result::ok) {
+                sink.lock().unwrap().push(line);
+            }
+        });
+        let deadline = spawned + Duration::from_secs(60);
+        let (mut ready_at, mut summary, mut handler_startup_ms) = (None, None, None);
+        while summary.is_none() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(Line::Ready(at)) => ready_at = Some(at),
+                Ok(Line::Summary(s)) => summary = Some(s),
+                Ok(Line::HandlerStartup(ms)) => handler_startup_ms = Some(ms),
+                Err(_) => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    bail!(
+                        "the stack printed no ready summary within 60 s:\n{}",
+                        stderr.lock().unwrap().join("\n")
+                    );
+                }
+            }
+        }
+        let summary = summary.unwrap_or_default();
+        let field = |name: &str| {
+            summary
+                .lines()
+                .find_map(|l| l.trim_start().strip_prefix(name))
+                .map(|v| v.trim().to_owned())
+        };
+        let topic_endpoint =
+            field("Event Grid topic").context("no topic endpoint in the summary")?;
+        let topic_key = field("topic key").context("no topic key in the summary")?;
+        let handler_pid = field("custom handler").and_then(|v| {
+            v.strip_prefix("pid ")?
+                .split(',')
+                .next()?
+                .trim()
+                .parse()
+                .ok()
+        });
+        Ok(Self {
+            child,
+            spawned,
+            ready_at: ready_at.context("no ready line")?,
+            topic_endpoint,
+            topic_key,
+            handler_pid,
+            handler_startup_ms,
+            stdout_lines,
+            stderr,
+        })
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// SIGTERM, as Ctrl-C; SIGKILL after 15 s. Then makes sure the handler is gone too.
+    fn stop(&mut self) -> anyhow::Result<Duration> {
+        let started = Instant::now();
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.pid().to_string()])
+            .status();
+        loop {
+            if self.child.try_wait()?.is_some() {
+                break;
+            }
+            if started.elapsed() > Duration::from_secs(15) {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                eprintln!("warning: the stack ignored SIGTERM for 15 s; killed it");
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let stopped = started.elapsed();
+        if let Some(pid) = self.handler_pid {
+            let deadline = Instant::now() + Duration::from_secs(15);
+            while Path::new(&format!("/proc/{pid}")).exists() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            if Path::new(&format!("/proc/{pid}")).exists() {
+                eprintln!("warning: the handler (pid {pid}) outlived the stack; killing it");
+                let _ = Command::new("kill")
+                    .args(["-KILL", &pid.to_string()])
+                    .status();
+            }
+        }
+        Ok(stopped)
+    }
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.stop();
+        }
+    }
+}
+
+fn run_dir(args: &Args, prefix: &str) -> anyhow::Result<tempfile::TempDir> {
+    tempfile::Builder::new()
+        .prefix(prefix)
+        .tempdir_in(&args.tmp)
+        .with_context(|| format!("failed to create a run folder in {}", args.tmp.display()))
+}
+
+// ---------------------------------------------------------------------------------------------
+// startup
+
+fn startup(args: &Args) -> anyhow::Result<Value> {
+    let mut ready = Latencies::default();
+    let mut handler = Vec::new();
+    let mut stop = Latencies::default();
+    let mut rss = Vec::new();
+    let mut handler_rss = Vec::new();
+    for run in 0..args.runs {
+        let dir = run_dir(args, "stack-startup-")?;
+        let mut stack = Stack::start(args, &dir.path().join(".ordergrid"))
+            .with_context(|| format!("run {run}"))?;
+        ready.push(stack.ready_at - stack.spawned);
+        if let Some(ms) = stack.handler_startup_ms {
+            handler.push(ms);
+        }
+        // Idle a moment, then the resident memory of both processes.
+        std::thread::sleep(Duration::from_millis(500));
+        rss.push(status_mib(stack.pid(), "VmRSS").unwrap_or(f64::NAN));
+        if let Some(pid) = stack.handler_pid {
+            handler_rss.push(status_mib(pid, "VmRSS").unwrap_or(f64::NAN));
+        }
+        stop.push(stack.stop()?);
+    }
+    let mut summary = ready.summary();
+    let handler_median = median(&mut handler);
+    summary["handler_startup_ms_median"] = round3(handler_median);
+    summary["handler_startup_ms_max"] = round3(handler.iter().copied().fold(f64::NAN, f64::max));
+    let result = json!({
+        "mode": "startup",
+        "runs": args.runs,
+        "ready": summary,
+        "stop_after_sigterm": stop.summary(),
+        "stack_rss_idle_median_mib": round3(median(&mut rss)),
+        "handler_rss_idle_median_mib": round3(median(&mut handler_rss)),
+    });
+    println!(
+        "startup ({} runs): command to ready p50 {} ms, p90 {} ms, max {} ms (handler spawn to ready p50 {handler_median} ms)",
+        args.runs, result["ready"]["p50_ms"], result["ready"]["p90_ms"], result["ready"]["max_ms"]
+    );
+    Ok(result)
+}
+
+// ---------------------------------------------------------------------------------------------
+// rate
+
+/// Watches a folder for `<prefix><seq>.eml` files renamed into it and records, per sequence
+/// number, when the watcher read the event (nanoseconds after `base`, + 1; 0 means not yet).
+struct OutboxWatcher {
+    arrivals: Arc<Vec<AtomicU64>>,
+    seen: Arc<AtomicU64>,
+    stop: Arc<AtomicBool>,
+    dir: PathBuf,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl OutboxWatcher {
+    fn start(dir: &Path, prefix: String, base: Instant, capacity: usize) -> anyhow::Result<Self> {
+        use rustix::fs::inotify;
+        let fd = inotify::init(inotify::CreateFlags::CLOEXEC).context("inotify_init1 failed")?;
+        inotify::add_watch(
+            &fd,
+            dir,
+            inotify::WatchFlags::MOVED_TO | inotify::WatchFlags::CREATE,
+        )
+        .with_context(|| format!("failed to watch {}", dir.display()))?;
+        let arrivals: Arc<Vec<AtomicU64>> =
+            Arc::new((0..capacity).map(|_| AtomicU64::new(0)).collect());
+        let seen = Arc::new(AtomicU64::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = {
+            let (arrivals, seen, stop) = (arrivals.clone(), seen.clone(), stop.clone());
+            std::thread::Builder::new()
+                .name("outbox-watcher".into())
+                .spawn(move || {
+                    let mut buf = vec![MaybeUninit::<u8>::uninit(); 64 * 1024];
+                    let mut reader = inotify::Reader::new(&fd, &mut buf);
+                    while !stop.load(Ordering::Relaxed) {
+                        let Ok(event) = reader.next() else { break };
+                        let now = base.elapsed().as_nanos() as u64 + 1;
+                        if !event.events().contains(inotify::ReadFlags::MOVED_TO) {
+                            continue;
+                        }
+                        let Some(name) = event.file_name().and_then(|n| n.to_str().ok()) else {
+                            continue;
+                        };
+                        let seq = name
+                            .strip_suffix(".eml")
+                            .and_then(|n| n.strip_prefix(prefix.as_str()))
+                            .and_then(|n| n.parse::<usize>().ok());
+                        if let Some(slot) = seq.and_then(|s| arrivals.get(s)) {
+                            let _ =
+                                slot.compare_exchange(0, now, Ordering::Relaxed, Ordering::Relaxed);
+                            seen.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                })
+                .context("failed to start the outbox watcher")?
+        };
+        Ok(Self {
+            arrivals,
+            seen,
+            stop,
+            dir: dir.to_owned(),
+            thread: Some(thread),
+        })
+    }
+
+    /// Stops the watcher thread: it blocks in `read`, so wake it with a file of our own.
+    fn stop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        let _ = fs::write(self.dir.join("benchmark-stop"), b"");
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for OutboxWatcher {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+struct Orders {
+    client: reqwest::Client,
+    url: String,
+    key: String,
+    prefix: String,
+}
+
+impl Orders {
+    fn order_id(&self, seq: u64) -> String {
+        format!("{}{seq}", self.prefix)
+    }
+
+    /// One NewOrder, its own publish request, as `ordergrid publish` would send it.
+    async fn publish(&self, seq: u64) -> Result<(), String> {
+        let id = self.order_id(seq);
+        let body = format!(
+            r#"[{{"id":"evt-{id}","subject":"orders/{id}","eventType":"NewOrder","eventTime":"2026-11-22T10:00:00.000Z","dataVersion":"1.0","data":{{"orderId":"{id}","customerId":"67890","orderValue":150.00,"customerEmail":"customer@example.com"}}}}]"#
+        );
+        let response = self
+            .client
+            .post(&self.url)
+            .header("content-type", "application/json")
+            .header("aeg-sas-key", &self.key)
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| format!("publish failed: {e:#}"))?;
+        let status = response.status();
+        if status != reqwest::StatusCode::OK {
+            let text = response.text().await.unwrap_or_default();
+            return Err(format!("publish answered {status}: {text}"));
+        }
+        Ok(())
+    }
+}
+
+async fn rate(args: &Args) -> anyhow::Result<Value> {
+    ensure!(args.rate > 0.0, "--rate must be positive");
+    let dir = run_dir(args, "stack-rate-")?;
+    let data = dir.path().join(".ordergrid");
+    let outbox = data.join("outbox");
+    fs::create_dir_all(&outbox)
+        .with_context(|| format!("failed to create {}", outbox.display()))?;
+    let base = Instant::now();
+    let total = ((args.warmup + args.duration) * args.rate).floor() as u64;
+    let nonce = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or(0);
+    let prefix = format!("b{nonce}-");
+    let mut watcher = OutboxWatcher::start(&outbox, prefix.clone(), base, total as usize)?;
+    let mut stack = Stack::start(args, &data)?;
+    let stack_pid = stack.pid();
+    let handler_pid = stack
+        .handler_pid
+        .context("the summary names no handler pid")?;
+    let perf = if args.no_perf {
+        None
+    } else {
+        SyscallCounter::attach(handler_pid)
+    };
+    let client = reqwest::Client::builder()
+        .http1_only()
+        .no_proxy()
+        .tcp_nodelay(true)
+        .pool_max_idle_per_host(usize::MAX)
+        .timeout(Duration::from_secs(60))
+        .build()
+        .context("failed to build the HTTP client")?;
+    let orders = Arc::new(Orders {
+        client,
+        url: format!("{}?api-version=2018-01-01", stack.topic_endpoint),
+        key: stack.topic_key.clone(),
+        prefix,
+    });
+    let disk = disk_stat_path(&args.tmp);
+    let sent: Arc<Vec<AtomicU64>> = Arc::new((0..total).map(|_| AtomicU64::new(0)).collect());
+    let scheduled: Arc<Vec<AtomicU64>> = Arc::new((0..total).map(|_| AtomicU64::new(0)).collect());
+    let acked = Arc::new(AtomicU64::new(0));
+    let failures = Arc::new(Mutex::new((0u64, Vec::<String>::new())));
+    let publish_latency = Arc::new(Mutex::new(Latencies::default()));
+    let start = Instant::now() + Duration::from_millis(20);
+    let window_start = start + Duration::from_secs_f64(args.warmup);
+    let window_end = window_start + Duration::from_secs_f64(args.duration);
+    let first_measured = (args.warmup * args.rate).ceil() as u64;
+    let interval_ns = 1e9 / args.rate;
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(u64, Instant)>();
+    let scheduler = std::thread::spawn(move || {
+        for i in 0..total {
+            let at = start + Duration::from_nanos((i as f64 * interval_ns) as u64);
+            let now = Instant::now();
+            if at > now {
+                std::thread::sleep(at - now);
+            }
+            if tx.send((i, at)).is_err() {
+                break;
+            }
+        }
+    });
+    let watched = [("stack", stack_pid), ("handler", handler_pid)];
+    let snapshots = tokio::spawn({
+        let disk = disk.clone();
+        async move {
+            tokio::time::sleep_until(window_start.into()).await;
+            let first = Snapshot::take(&watched, disk.as_deref());
+            tokio::time::sleep_until(window_end.into()).await;
+            (first, Snapshot::take(&watched, disk.as_deref()))
+        }
+    });
+    let ns = move |at: Instant| at.duration_since(base).as_nanos() as u64 + 1;
+    let mut tasks = tokio::task::JoinSet::new();
+    while let Some((seq, at)) = rx.recv().await {
+        let (orders, sent, scheduled, acked, failures, publish_latency) = (
+            orders.clone(),
+            sent.clone(),
+            scheduled.clone(),
+            acked.clone(),
+            failures.clone(),
+            publish_latency.clone(),
+        );
+        tasks.spawn(async move {
+            scheduled[seq as usize].store(ns(at), Ordering::Relaxed);
+            let now = Instant::now();
+            sent[seq as usize].store(ns(now), Ordering::Relaxed);
+            match orders.publish(seq).await {
+                Ok(()) => {
+                    acked.fetch_add(1, Ordering::Relaxed);
+                    if seq >= first_measured {
+                        publish_latency.lock().unwrap().push(now.elapsed());
+                    }
+                }
+                Err(why) => {
+                    let mut f = failures.lock().unwrap();
+                    f.0 += 1;
+                    if f.1.len() < 5 {
+                        f.1.push(why);
+                    }
+                }
+            }
+        });
+        while tasks.try_join_next().is_some() {}
+    }
+    while tasks.join_next().await.is_some() {}
+    scheduler
+        .join()
+        .map_err(|_| anyhow::anyhow!("the scheduler thread panicked"))?;
+    let (first, last) = snapshots.await.context("the snapshot task failed")?;
+    // Wait for the emails of every acknowledged order.
+    let acked_total = acked.load(Ordering::Relaxed);
+    let drain_started = Instant::now();
+    while watcher.seen.load(Ordering::Relaxed) < acked_total
+        && drain_started.elapsed().as_secs_f64() < args.drain_timeout
+    {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let emails = watcher.seen.load(Ordering::Relaxed);
+    let last_email_after_window_s = drain_started.elapsed().as_secs_f64();
+    let stack_rss_peak = status_mib(stack_pid, "VmHWM").unwrap_or(f64::NAN);
+    let handler_rss_peak = status_mib(handler_pid, "VmHWM").unwrap_or(f64::NAN);
+    let handler_threads = fs::read_dir(format!("/proc/{handler_pid}/task"))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    stack.stop()?;
+    watcher.stop();
+    let (fdatasyncs, fsyncs) = perf.map(SyscallCounter::finish).unwrap_or((None, None));
+    let mut from_send = Latencies::default();
+    let mut from_scheduled = Latencies::default();
+    let mut lag = Latencies::default();
+    let mut missing = 0u64;
+    for seq in first_measured..total {
+        let s = sent[seq as usize].load(Ordering::Relaxed);
+        let sch = scheduled[seq as usize].load(Ordering::Relaxed);
+        let a = watcher.arrivals[seq as usize].load(Ordering::Relaxed);
+        lag.push_us(s.saturating_sub(sch) / 1000);
+        if a == 0 || s == 0 {
+            missing += 1;
+            continue;
+        }
+        from_send.push_us(a.saturating_sub(s) / 1000);
+        from_scheduled.push_us(a.saturating_sub(sch) / 1000);
+    }
+    let window = last.at.duration_since(first.at).as_secs_f64();
+    let failures = failures.lock().unwrap().clone();
+    let mut result = json!({
+        "mode": "rate",
+        "target_rate": args.rate,
+        "window_s": round3(window),
+        "orders_measured": total - first_measured,
+        "publish_to_email": from_send.summary(),
+        "publish_to_email_from_scheduled": from_scheduled.summary(),
+        "send_lag_behind_schedule": lag.summary(),
+        "publish_request_latency": publish_latency.lock().unwrap().summary(),
+        "acked_total": acked_total,
+        "emails_total": emails,
+        "missing_in_window": missing,
+        "drain_wait_s": round3(last_email_after_window_s),
+        "publish_failures": failures.0,
+        "stack_rss_peak_mib": round3(stack_rss_peak),
+        "handler_rss_peak_mib": round3(handler_rss_peak),
+        "handler_threads_at_end": handler_threads,
+        "handler_fdatasyncs_total": fdatasyncs,
+        "handler_fsyncs_total": fsyncs,
+        "ready_ms": round3((stack.ready_at - stack.spawned).as_secs_f64() * 1000.0),
+        "stack_stdout_lines": stack.stdout_lines.load(Ordering::Relaxed),
+        "stack_stderr_lines": stack.stderr.lock().unwrap().len(),
+    });
+    if let Value::Object(cpu) = first.cpu_report(&last)
+        && let Value::Object(out) = &mut result
+    {
+        out.extend(cpu);
+    }
+    println!(
+        "rate {}/s: publish→email p50 {} ms, p99 {} ms, max {} ms; {emails}/{acked_total} emails; stack {} cores, handler {} cores, generator {} cores",
+        args.rate,
+        result["publish_to_email"]["p50_ms"],
+        result["publish_to_email"]["p99_ms"],
+        result["publish_to_email"]["max_ms"],
+        result["stack_cpu_cores"],
+        result["handler_cpu_cores"],
+        result["generator_cpu_cores"]
+    );
+    for why in &failures.1 {
+        eprintln!("failure: {why}");
+    }
+    for line in stack.stderr.lock().unwrap().iter().take(5) {
+        eprintln!("stack stderr: {line}");
+    }
+    ensure!(failures.0 == 0, "{} publish requests failed", failures.0);
+    ensure!(
+        emails >= acked_total,
+        "{acked_total} orders acknowledged but only {emails} emails within {} s after the window",
+        args.drain_timeout
+    );
+    Ok(result)
+}
