@@ -26,6 +26,8 @@ use super::manifest::AppManifest;
 /// How many restarts within [`RESTART_WINDOW`] the host tolerates.
 const MAX_RESTARTS: usize = 3;
 const RESTART_WINDOW: Duration = Duration::from_secs(30 * 60);
+/// The longest pause between readiness probes of a starting handler (they start at 1 ms).
+const MAX_PROBE_PAUSE: Duration = Duration::from_millis(25);
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "state", rename_all = "camelCase")]
@@ -217,6 +219,9 @@ impl Supervisor {
         let pid = child.id().unwrap_or(0);
         let started = Instant::now();
         let probe = format!("http://127.0.0.1:{port}/");
+        // Probe soon and then back off: a custom handler is usually ready in milliseconds, one
+        // that loads a lot may take seconds.
+        let mut pause = Duration::from_millis(1);
         loop {
             if let Ok(Some(status)) = child.try_wait() {
                 return Err(format!(
@@ -234,12 +239,13 @@ impl Supervisor {
                 ));
             }
             tokio::select! {
-                () = tokio::time::sleep(Duration::from_millis(25)) => {}
+                () = tokio::time::sleep(pause) => {}
                 () = stop.cancelled() => {
                     let _ = child.kill().await;
                     return Ok(());
                 }
             }
+            pause = (pause * 2).min(MAX_PROBE_PAUSE);
         }
         tracing::info!(
             pid,
