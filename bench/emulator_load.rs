@@ -49,7 +49,7 @@ use serde_json::{Value, json};
 mod measurement;
 
 use measurement::{
-    Latencies, QuietOptions, Snapshot, SyscallCounter, dir_bytes, disk_stat_path,
+    Latencies, QuietArgs, Snapshot, SyscallCounter, dir_bytes, disk_stat_path,
     measure_with_retries, round3, status_mib, summarize,
 };
 
@@ -100,16 +100,8 @@ struct Args {
     /// Worker threads of the generator's runtime (publishers and the receiver).
     #[arg(long, default_value_t = 1)]
     client_threads: usize,
-    /// Before measuring, wait until the machine's CPU use stays below this many cores.
-    #[arg(long, default_value_t = 0.1)]
-    quiet_below: f64,
-    #[arg(long, default_value_t = 1800.0)]
-    quiet_timeout: f64,
-    /// Repeat a run if other processes used more than this many cores during it.
-    #[arg(long, default_value_t = 0.25)]
-    max_other: f64,
-    #[arg(long, default_value_t = 3)]
-    attempts: usize,
+    #[command(flatten)]
+    quiet: QuietArgs,
     /// Do not count the emulator's fdatasync calls with `perf stat`.
     #[arg(long)]
     no_perf: bool,
@@ -165,13 +157,7 @@ fn run(args: &Args) -> anyhow::Result<()> {
     );
     fs::create_dir_all(&args.tmp)
         .with_context(|| format!("failed to create {}", args.tmp.display()))?;
-    let quiet = QuietOptions {
-        tmp: args.tmp.clone(),
-        quiet_below: args.quiet_below,
-        quiet_timeout: args.quiet_timeout,
-        max_other: args.max_other,
-        attempts: args.attempts,
-    };
+    let quiet = args.quiet.options(&args.tmp, None);
     let result = measure_with_retries(&quiet, args.results.as_deref(), || {
         tokio::runtime::Builder::new_multi_thread()
             .worker_threads(args.client_threads.max(1))

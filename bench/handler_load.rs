@@ -27,7 +27,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::{self, File, OpenOptions};
 use std::io::{BufRead, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
-use std::os::unix::fs::{FileExt, MetadataExt};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -39,6 +39,13 @@ use clap::{Parser, ValueEnum};
 use ordergrid::store::{Collection, FolderStore, FolderStoreOptions, RecordStore};
 use serde::Deserialize;
 use serde_json::{Value, json};
+
+#[path = "measurement.rs"]
+mod measurement;
+use measurement::{
+    Disk, Latencies, QuietArgs, SyscallCounter, all_processes, cpu_seconds, disk_stat_path,
+    machine_jiffies, measure_with_retries, median, round3, status_mib, summarize,
+};
 
 #[derive(Parser)]
 #[command(about = "Load generator and measurements for `ordergrid serve`")]
@@ -80,19 +87,8 @@ struct Args {
     /// Worker threads of the generator's runtime; 1 leaves the most CPU to the server.
     #[arg(long, default_value_t = 1)]
     client_threads: usize,
-    /// Before measuring, wait until the machine's other CPU use stays below this many cores
-    /// (another build on a 2-core machine would otherwise be measured too).
-    #[arg(long, default_value_t = 0.1)]
-    quiet_below: f64,
-    /// Give up waiting for a quiet machine after this many seconds, and measure anyway.
-    #[arg(long, default_value_t = 1800.0)]
-    quiet_timeout: f64,
-    /// Repeat a run if other processes used more than this many cores during it.
-    #[arg(long, default_value_t = 0.25)]
-    max_other: f64,
-    /// Runs to try before keeping a disturbed one (with a warning).
-    #[arg(long, default_value_t = 5)]
-    attempts: usize,
+    #[command(flatten)]
+    quiet: QuietArgs,
     /// Do not count the server's fdatasync calls with `perf stat`.
     #[arg(long)]
     no_perf: bool,
@@ -134,75 +130,25 @@ fn run(args: &Args) -> anyhow::Result<()> {
     }
     fs::create_dir_all(&args.tmp)
         .with_context(|| format!("failed to create {}", args.tmp.display()))?;
-    let cores = std::thread::available_parallelism().map_or(2.0, |n| n.get() as f64);
-    let mut discarded = Vec::new();
-    let mut result = loop {
-        let (waited, busy_before) = wait_for_quiet(args);
-        let before = (machine_jiffies(), cpu_seconds("self"), Instant::now());
-        let mut result = match args.mode {
-            Mode::Startup => startup(args)?,
-            Mode::FsyncBaseline => fsync_baseline(args)?,
-            Mode::Max | Mode::Rate => {
-                ensure!(
-                    args.binary.is_file(),
-                    "no handler binary at {}: run `cargo build --release --bin ordergrid` first",
-                    args.binary.display()
-                );
-                tokio::runtime::Builder::new_multi_thread()
-                    .worker_threads(args.client_threads.max(1))
-                    .enable_all()
-                    .build()
-                    .context("failed to start the generator's runtime")?
-                    .block_on(load(args))?
-            }
-            Mode::Summarize => unreachable!(),
-        };
-        let after = (machine_jiffies(), cpu_seconds("self"), Instant::now());
-        let busy = (after.0.0 - before.0.0) / (after.0.1 - before.0.1) * cores;
-        result["machine_busy_cores_whole_run"] = round3(busy);
-        result["quiet_wait_s"] = round3(waited);
-        result["busy_before_cores"] = round3(busy_before);
-        // Load and rate runs know the server's share of their window; the other modes count
-        // everything but the generator itself (a starting handler uses well under 0.01 cores).
-        // The machine-wide figure is tick-sampled and reads low under bursty load (it can
-        // come out below the sum of the per-process times), the per-process one misses
-        // processes that came and went: take the larger.
-        let other = result["other_cpu_cores"]
-            .as_f64()
-            .unwrap_or_else(|| {
-                busy - (after.1 - before.1) / after.2.duration_since(before.2).as_secs_f64()
-            })
-            .max(result["other_processes_cores"].as_f64().unwrap_or(0.0));
-        let foreign_reads = result["disk_reads_in_window"].as_f64().unwrap_or(0.0);
-        let disturbed = other > args.max_other || foreign_reads > 50.0;
-        if !disturbed || discarded.len() + 1 >= args.attempts {
-            if disturbed {
-                eprintln!(
-                    "warning: other processes used {other:.2} cores and read the disk {foreign_reads} times \
-                     during the last of {} attempts; keeping it",
-                    args.attempts
-                );
-            }
-            result["other_cpu_cores_checked"] = round3(other);
-            break result;
+    let quiet = args.quiet.options(&args.tmp, Some(50.0));
+    measure_with_retries(&quiet, args.results.as_deref(), || match args.mode {
+        Mode::Startup => startup(args),
+        Mode::FsyncBaseline => fsync_baseline(args),
+        Mode::Max | Mode::Rate => {
+            ensure!(
+                args.binary.is_file(),
+                "no handler binary at {}: run `cargo build --release --bin ordergrid` first",
+                args.binary.display()
+            );
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(args.client_threads.max(1))
+                .enable_all()
+                .build()
+                .context("failed to start the generator's runtime")?
+                .block_on(load(args))
         }
-        eprintln!(
-            "discarded: other processes used {other:.2} cores (limit {}) and read the disk \
-             {foreign_reads} times (limit 50); measuring again",
-            args.max_other
-        );
-        discarded.push(round3(other));
-    };
-    result["discarded_attempts_other_cores"] = Value::Array(discarded);
-    if let Some(path) = &args.results {
-        let mut file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .with_context(|| format!("failed to open {}", path.display()))?;
-        writeln!(file, "{result}")
-            .with_context(|| format!("failed to write {}", path.display()))?;
-    }
+        Mode::Summarize => unreachable!(),
+    })?;
     Ok(())
 }
 
@@ -391,135 +337,8 @@ fn free_port() -> anyhow::Result<u16> {
     Ok(listener.local_addr()?.port())
 }
 
-/// A `kB` line of `/proc/<pid>/status` (`VmRSS`, `VmHWM`, …), in MiB.
-fn status_mib(pid: u32, field: &str) -> anyhow::Result<f64> {
-    let status = fs::read_to_string(format!("/proc/{pid}/status"))
-        .with_context(|| format!("failed to read /proc/{pid}/status"))?;
-    let kb: f64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .with_context(|| format!("no {field} in /proc/{pid}/status"))?;
-    Ok(kb / 1024.0)
-}
-
 // ---------------------------------------------------------------------------------------------
 // CPU and disk accounting.
-
-/// CPU seconds (user + system) a process has used, all threads, from `/proc/<pid>/stat`.
-fn cpu_seconds(pid: &str) -> f64 {
-    // USER_HZ is 100 on every Linux architecture Rust targets.
-    const TICKS_PER_SECOND: f64 = 100.0;
-    let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else {
-        return f64::NAN;
-    };
-    // Fields after the parenthesised command name: state is field 3, utime 14, stime 15.
-    let Some(rest) = stat.rfind(')').map(|i| &stat[i + 2..]) else {
-        return f64::NAN;
-    };
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok());
-    match (ticks(11), ticks(12)) {
-        (Some(user), Some(system)) => (user + system) / TICKS_PER_SECOND,
-        _ => f64::NAN,
-    }
-}
-
-/// Busy and total jiffies of the whole machine, from `/proc/stat`.
-fn machine_jiffies() -> (f64, f64) {
-    let stat = fs::read_to_string("/proc/stat").unwrap_or_default();
-    let Some(cpu) = stat.lines().next() else {
-        return (f64::NAN, f64::NAN);
-    };
-    let values: Vec<f64> = cpu
-        .split_whitespace()
-        .skip(1)
-        .filter_map(|v| v.parse().ok())
-        .collect();
-    let total: f64 = values.iter().take(8).sum();
-    let idle = values.get(3).copied().unwrap_or(0.0) + values.get(4).copied().unwrap_or(0.0);
-    (total - idle, total)
-}
-
-/// Flushes everyone's dirty pages (so their write-back does not land in the measurement), then
-/// waits until, for two consecutive seconds, the machine used less than `--quiet-below` cores
-/// and the disk was busy less than 2% of the time. Returns the seconds waited and the busy
-/// cores of the last sample.
-fn wait_for_quiet(args: &Args) -> (f64, f64) {
-    let cores = std::thread::available_parallelism().map_or(2.0, |n| n.get() as f64);
-    let disk = disk_stat_path(&args.tmp);
-    let started = Instant::now();
-    let mut quiet_samples = 0;
-    let _ = Command::new("sync").status();
-    let mut last = (machine_jiffies(), Disk::read(disk.as_deref()));
-    loop {
-        std::thread::sleep(Duration::from_secs(1));
-        let now = (machine_jiffies(), Disk::read(disk.as_deref()));
-        let busy = (now.0.0 - last.0.0) / (now.0.1 - last.0.1) * cores;
-        let disk_busy_ms = now.1.busy_ms - last.1.busy_ms;
-        last = now;
-        // NaN (no disk statistics) counts as quiet.
-        let disk_quiet = disk_busy_ms.is_nan() || disk_busy_ms < 20.0;
-        quiet_samples = if busy < args.quiet_below && disk_quiet {
-            quiet_samples + 1
-        } else {
-            0
-        };
-        let waited = started.elapsed().as_secs_f64();
-        if quiet_samples >= 2 {
-            return (waited, busy);
-        }
-        if waited > args.quiet_timeout {
-            eprintln!(
-                "warning: the machine is still busy ({busy:.2} cores, disk {disk_busy_ms:.0} ms/s) \
-                 after {waited:.0} s; measuring anyway"
-            );
-            return (waited, busy);
-        }
-    }
-}
-
-/// The `/sys/dev/block/<major>:<minor>/stat` of the device holding `path`.
-fn disk_stat_path(path: &Path) -> Option<PathBuf> {
-    let dev = fs::metadata(path).ok()?.dev();
-    let major = ((dev >> 8) & 0xfff) | ((dev >> 32) & !0xfff);
-    let minor = (dev & 0xff) | ((dev >> 12) & !0xff);
-    let own = PathBuf::from(format!("/sys/dev/block/{major}:{minor}/stat"));
-    // A partition's flush requests are counted on the whole disk.
-    let parent = PathBuf::from(format!("/sys/dev/block/{major}:{minor}/../stat"));
-    [parent, own].into_iter().find(|p| p.is_file())
-}
-
-/// Counters of the disk holding the data folders (`Documentation/block/stat.rst`).
-#[derive(Clone, Copy, Default)]
-struct Disk {
-    reads: f64,
-    writes: f64,
-    sectors_written: f64,
-    /// Milliseconds the device had I/O in flight.
-    busy_ms: f64,
-    flushes: f64,
-}
-
-impl Disk {
-    fn read(stat: Option<&Path>) -> Self {
-        let text = stat
-            .and_then(|p| fs::read_to_string(p).ok())
-            .unwrap_or_default();
-        let fields: Vec<f64> = text
-            .split_whitespace()
-            .filter_map(|v| v.parse().ok())
-            .collect();
-        let field = |i: usize| fields.get(i).copied().unwrap_or(f64::NAN);
-        Self {
-            reads: field(0),
-            writes: field(4),
-            sectors_written: field(6),
-            busy_ms: field(9),
-            flushes: field(15),
-        }
-    }
-}
 
 /// Bytes a process has caused to be sent to storage (`write_bytes` of `/proc/<pid>/io`).
 fn written_bytes(pid: u32) -> f64 {
@@ -620,111 +439,6 @@ fn tasks_of(pid: u32) -> HashMap<u32, (String, f64)> {
                 .then(|| (tid, (name.trim().to_owned(), seconds)))
         })
         .collect()
-}
-
-/// `(command, CPU seconds)` of every process, from `/proc/<pid>/stat`.
-fn all_processes() -> HashMap<u32, (String, f64)> {
-    let Ok(entries) = fs::read_dir("/proc") else {
-        return HashMap::new();
-    };
-    entries
-        .filter_map(|entry| {
-            let pid: u32 = entry.ok()?.file_name().to_str()?.parse().ok()?;
-            let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-            let command = stat.get(stat.find('(')? + 1..stat.rfind(')')?)?.to_owned();
-            let seconds = cpu_seconds(&pid.to_string());
-            seconds.is_finite().then_some((pid, (command, seconds)))
-        })
-        .collect()
-}
-
-/// Counts the server's `fdatasync` calls with `perf stat` until the server exits.
-struct SyscallCounter(Child);
-
-impl SyscallCounter {
-    fn attach(pid: u32) -> Option<Self> {
-        let child = Command::new("perf")
-            .args([
-                "stat",
-                "-x",
-                ",",
-                "-e",
-                "syscalls:sys_enter_fdatasync",
-                "-p",
-            ])
-            .arg(pid.to_string())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .ok()?;
-        // Give perf a moment to open its counters before the load starts.
-        std::thread::sleep(Duration::from_millis(300));
-        Some(Self(child))
-    }
-
-    /// The count, once the server has exited (perf then prints it and exits too).
-    fn finish(self) -> Option<f64> {
-        let Self(perf) = self;
-        let out = perf.wait_with_output().ok()?;
-        String::from_utf8_lossy(&out.stderr)
-            .lines()
-            .find(|l| l.contains("sys_enter_fdatasync"))
-            .and_then(|l| l.split(',').next()?.trim().parse().ok())
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Statistics.
-
-/// Latencies in microseconds.
-#[derive(Default)]
-struct Latencies(Vec<u64>);
-
-impl Latencies {
-    fn push(&mut self, d: Duration) {
-        self.0.push(d.as_micros() as u64);
-    }
-
-    /// The `q` quantile (nearest rank) in milliseconds.
-    fn quantile_ms(&mut self, q: f64) -> f64 {
-        if self.0.is_empty() {
-            return f64::NAN;
-        }
-        self.0.sort_unstable();
-        let rank = ((q * self.0.len() as f64).ceil() as usize).clamp(1, self.0.len());
-        self.0[rank - 1] as f64 / 1000.0
-    }
-
-    fn summary(&mut self) -> Value {
-        json!({
-            "p50_ms": round3(self.quantile_ms(0.50)),
-            "p90_ms": round3(self.quantile_ms(0.90)),
-            "p99_ms": round3(self.quantile_ms(0.99)),
-            "max_ms": round3(self.quantile_ms(1.0)),
-            "samples": self.0.len(),
-            "over_2ms": self.0.iter().filter(|us| **us > 2_000).count(),
-            "over_5ms": self.0.iter().filter(|us| **us > 5_000).count(),
-            "over_10ms": self.0.iter().filter(|us| **us > 10_000).count(),
-        })
-    }
-}
-
-fn round3(x: f64) -> Value {
-    if x.is_finite() {
-        json!((x * 1000.0).round() / 1000.0)
-    } else {
-        Value::Null
-    }
-}
-
-fn median(values: &mut [f64]) -> f64 {
-    values.sort_by(f64::total_cmp);
-    match values.len() {
-        0 => f64::NAN,
-        n if n % 2 == 1 => values[n / 2],
-        n => (values[n / 2 - 1] + values[n / 2]) / 2.0,
-    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1116,7 +830,7 @@ async fn load(args: &Args) -> anyhow::Result<Value> {
 
     // Acknowledged must mean stored: kill the handler outright and reopen its folder.
     server.kill()?;
-    let fdatasyncs = perf.and_then(SyscallCounter::finish);
+    let fdatasyncs = perf.and_then(|c| c.finish().0);
     let store_dir = server.store_dir();
     let stored = {
         let store = FolderStore::open(&store_dir, FolderStoreOptions::default())
@@ -1321,64 +1035,4 @@ async fn run_open_loop(
         .join()
         .map_err(|_| anyhow::anyhow!("the scheduler thread panicked"))?;
     Ok(())
-}
-
-// ---------------------------------------------------------------------------------------------
-// summarize
-
-/// For each label: every numeric field as `median [min – max]` over the runs with that label.
-fn summarize(path: &Path) -> anyhow::Result<()> {
-    let text =
-        fs::read_to_string(path).with_context(|| format!("failed to read {}", path.display()))?;
-    let mut order = Vec::new();
-    let mut groups: BTreeMap<String, Vec<BTreeMap<String, f64>>> = BTreeMap::new();
-    for (n, line) in text
-        .lines()
-        .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty())
-    {
-        let value: Value = serde_json::from_str(line)
-            .with_context(|| format!("{}:{}: not JSON", path.display(), n + 1))?;
-        let label = value["label"].as_str().unwrap_or("").to_owned();
-        let mut flat = BTreeMap::new();
-        flatten("", &value, &mut flat);
-        if !groups.contains_key(&label) {
-            order.push(label.clone());
-        }
-        groups.entry(label).or_default().push(flat);
-    }
-    for label in order {
-        let runs = &groups[&label];
-        println!("\n== {label} ({} runs): median [min – max]", runs.len());
-        let keys: Vec<&String> = runs[0].keys().collect();
-        for key in keys {
-            let mut values: Vec<f64> = runs.iter().filter_map(|r| r.get(key).copied()).collect();
-            let lo = values.iter().copied().fold(f64::INFINITY, f64::min);
-            let hi = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-            let mid = median(&mut values);
-            println!("  {key:<36} {mid:>12.3}  [{lo:.3} – {hi:.3}]");
-        }
-    }
-    Ok(())
-}
-
-fn flatten(prefix: &str, value: &Value, out: &mut BTreeMap<String, f64>) {
-    match value {
-        Value::Object(map) => {
-            for (k, v) in map {
-                let key = if prefix.is_empty() {
-                    k.clone()
-                } else {
-                    format!("{prefix}.{k}")
-                };
-                flatten(&key, v, out);
-            }
-        }
-        Value::Number(n) => {
-            if let Some(x) = n.as_f64() {
-                out.insert(prefix.to_owned(), x);
-            }
-        }
-        _ => {}
-    }
 }

@@ -35,8 +35,40 @@ pub struct QuietOptions {
     pub quiet_timeout: f64,
     /// Repeat a run if other processes used more than this many cores during it.
     pub max_other: f64,
+    /// Repeat a run if the disk served more reads than this during it (`None`: reads allowed).
+    pub max_disk_reads: Option<f64>,
     /// Runs to try before keeping a disturbed one.
     pub attempts: usize,
+}
+
+/// The command-line options every generator shares, for [`QuietOptions`].
+#[derive(clap::Args, Clone, Debug)]
+pub struct QuietArgs {
+    /// Before measuring, wait until the machine's CPU use stays below this many cores.
+    #[arg(long, default_value_t = 0.1)]
+    pub quiet_below: f64,
+    /// Give up waiting for a quiet machine after this many seconds, and measure anyway.
+    #[arg(long, default_value_t = 1800.0)]
+    pub quiet_timeout: f64,
+    /// Repeat a run if other processes used more than this many cores during it.
+    #[arg(long, default_value_t = 0.25)]
+    pub max_other: f64,
+    /// Runs to try before keeping a disturbed one.
+    #[arg(long, default_value_t = 3)]
+    pub attempts: usize,
+}
+
+impl QuietArgs {
+    pub fn options(&self, tmp: &Path, max_disk_reads: Option<f64>) -> QuietOptions {
+        QuietOptions {
+            tmp: tmp.to_owned(),
+            quiet_below: self.quiet_below,
+            quiet_timeout: self.quiet_timeout,
+            max_other: self.max_other,
+            max_disk_reads,
+            attempts: self.attempts,
+        }
+    }
 }
 
 pub fn cores() -> f64 {
@@ -67,11 +99,14 @@ pub fn measure_with_retries(
                 busy - (after.1 - before.1) / after.2.duration_since(before.2).as_secs_f64()
             })
             .max(result["other_processes_cores"].as_f64().unwrap_or(0.0));
-        let disturbed = other > quiet.max_other;
+        let reads = result["disk_reads_in_window"].as_f64().unwrap_or(0.0);
+        let disturbed =
+            other > quiet.max_other || quiet.max_disk_reads.is_some_and(|limit| reads > limit);
         if !disturbed || discarded.len() + 1 >= quiet.attempts {
             if disturbed {
                 eprintln!(
-                    "warning: other processes used {other:.2} cores during the last of {} attempts; keeping it",
+                    "warning: other processes used {other:.2} cores and the disk served {reads} reads \
+                     during the last of {} attempts; keeping it",
                     quiet.attempts
                 );
             }
@@ -79,8 +114,9 @@ pub fn measure_with_retries(
             break result;
         }
         eprintln!(
-            "discarded: other processes used {other:.2} cores (limit {}); measuring again",
-            quiet.max_other
+            "discarded: other processes used {other:.2} cores (limit {}), the disk served {reads} \
+             reads (limit {:?}); measuring again",
+            quiet.max_other, quiet.max_disk_reads
         );
         discarded.push(round3(other));
     };
@@ -491,6 +527,8 @@ impl Latencies {
             "p999_ms": round3(self.quantile_ms(0.999)),
             "max_ms": round3(self.quantile_ms(1.0)),
             "samples": self.0.len(),
+            "over_2ms": self.0.iter().filter(|us| **us > 2_000).count(),
+            "over_5ms": self.0.iter().filter(|us| **us > 5_000).count(),
             "over_10ms": self.0.iter().filter(|us| **us > 10_000).count(),
         })
     }

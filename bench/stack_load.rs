@@ -35,8 +35,8 @@ use serde_json::{Value, json};
 mod measurement;
 
 use measurement::{
-    Latencies, QuietOptions, Snapshot, SyscallCounter, disk_stat_path, measure_with_retries,
-    median, round3, status_mib, summarize,
+    Latencies, QuietArgs, Snapshot, SyscallCounter, disk_stat_path, measure_with_retries, median,
+    round3, status_mib, summarize,
 };
 
 #[derive(Parser, Clone)]
@@ -72,14 +72,8 @@ struct Args {
     log: Option<String>,
     #[arg(long, default_value_t = 1)]
     client_threads: usize,
-    #[arg(long, default_value_t = 0.1)]
-    quiet_below: f64,
-    #[arg(long, default_value_t = 1800.0)]
-    quiet_timeout: f64,
-    #[arg(long, default_value_t = 0.25)]
-    max_other: f64,
-    #[arg(long, default_value_t = 3)]
-    attempts: usize,
+    #[command(flatten)]
+    quiet: QuietArgs,
     /// Do not count the handler's fsync/fdatasync calls with `perf stat`.
     #[arg(long)]
     no_perf: bool,
@@ -129,13 +123,7 @@ fn run(args: &Args) -> anyhow::Result<()> {
     );
     fs::create_dir_all(&args.tmp)
         .with_context(|| format!("failed to create {}", args.tmp.display()))?;
-    let quiet = QuietOptions {
-        tmp: args.tmp.clone(),
-        quiet_below: args.quiet_below,
-        quiet_timeout: args.quiet_timeout,
-        max_other: args.max_other,
-        attempts: args.attempts,
-    };
+    let quiet = args.quiet.options(&args.tmp, None);
     let result = measure_with_retries(&quiet, args.results.as_deref(), || {
         let mut result = match args.mode {
             Mode::Startup => startup(args)?,
