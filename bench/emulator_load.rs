@@ -49,7 +49,7 @@ use serde_json::{Value, json};
 mod measurement;
 
 use measurement::{
-    Latencies, QuietArgs, Snapshot, SyscallCounter, dir_bytes, disk_stat_path,
+    Latencies, QuietArgs, RssSampler, Snapshot, SyscallCounter, dir_bytes, disk_stat_path,
     measure_with_retries, round3, status_mib, summarize,
 };
 
@@ -1031,18 +1031,7 @@ async fn backlog(
     let failures = Arc::new(Mutex::new(Failures::default()));
     let watched = [("emulator", pid)];
     let publish_start = Snapshot::take(&watched, disk.as_deref());
-    let sampler_stop = Arc::new(AtomicBool::new(false));
-    let sampler = {
-        let stop = sampler_stop.clone();
-        std::thread::spawn(move || {
-            let mut max: f64 = 0.0;
-            while !stop.load(Ordering::Relaxed) {
-                max = max.max(status_mib(pid, "VmRSS").unwrap_or(0.0));
-                std::thread::sleep(Duration::from_millis(100));
-            }
-            max
-        })
-    };
+    let sampler = RssSampler::start(pid);
     let mut tasks = Vec::new();
     for _ in 0..args.publishers {
         let (publisher, next, acked, failures) = (
@@ -1072,8 +1061,7 @@ async fn backlog(
         let _ = task.await;
     }
     let publish_end = Snapshot::take(&watched, disk.as_deref());
-    sampler_stop.store(true, Ordering::Relaxed);
-    let rss_max_publishing = sampler.join().unwrap_or(f64::NAN);
+    let rss_max_publishing = sampler.stop();
     let published = acked.load(Ordering::Relaxed);
     let publish_s = publish_end
         .at
@@ -1091,18 +1079,7 @@ async fn backlog(
     let delivered_while_holding = receiver.counts();
 
     // Recovery: the endpoints come back.
-    let sampler_stop = Arc::new(AtomicBool::new(false));
-    let sampler = {
-        let stop = sampler_stop.clone();
-        std::thread::spawn(move || {
-            let mut max: f64 = 0.0;
-            while !stop.load(Ordering::Relaxed) {
-                max = max.max(status_mib(pid, "VmRSS").unwrap_or(0.0));
-                std::thread::sleep(Duration::from_millis(100));
-            }
-            max
-        })
-    };
+    let sampler = RssSampler::start(pid);
     let drain_start = Snapshot::take(&watched, disk.as_deref());
     receiver.validate.store(true, Ordering::SeqCst);
     receiver.accept.store(true, Ordering::SeqCst);
@@ -1113,8 +1090,7 @@ async fn backlog(
     }
     let drain = wait_for_both(receiver, published, Duration::from_secs(900)).await;
     let drain_end = Snapshot::take(&watched, disk.as_deref());
-    sampler_stop.store(true, Ordering::Relaxed);
-    let rss_max_draining = sampler.join().unwrap_or(f64::NAN);
+    let rss_max_draining = sampler.stop();
     let drained = receiver.counts();
     let rss_after_drain = status_mib(pid, "VmRSS")?;
     // Let the maintenance loop delete the delivered segments.

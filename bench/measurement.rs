@@ -245,6 +245,37 @@ pub fn status_mib(pid: u32, field: &str) -> anyhow::Result<f64> {
     Ok(kb / 1024.0)
 }
 
+/// The largest `VmRSS` of a process, sampled every 100 ms on a thread until [`RssSampler::stop`].
+pub struct RssSampler {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: std::thread::JoinHandle<f64>,
+}
+
+impl RssSampler {
+    pub fn start(pid: u32) -> Self {
+        use std::sync::atomic::Ordering;
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let thread = {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let mut max: f64 = 0.0;
+                while !stop.load(Ordering::Relaxed) {
+                    max = max.max(status_mib(pid, "VmRSS").unwrap_or(0.0));
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                max
+            })
+        };
+        Self { stop, thread }
+    }
+
+    /// The largest RSS seen, in MiB.
+    pub fn stop(self) -> f64 {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.thread.join().unwrap_or(f64::NAN)
+    }
+}
+
 /// `(command, CPU seconds)` of every process, from `/proc/<pid>/stat`.
 pub fn all_processes() -> HashMap<u32, (String, f64)> {
     let Ok(entries) = fs::read_dir("/proc") else {
