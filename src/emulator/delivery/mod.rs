@@ -794,28 +794,25 @@ impl Dispatcher {
             self.outstanding.remove(&item.at);
             self.busy.remove(&item.at);
         }
-        if failure.is_some() {
-            match self.failure_log.admit(now) {
-                Admit::Log { suppressed } => {
-                    if suppressed > 0 {
-                        tracing::info!(
-                            subscription = %self.rt.key,
-                            suppressed,
-                            "more delivery attempts failed than are logged one by one; the dashboard and /admin keep every recent attempt"
-                        );
-                    }
-                    tracing::info!(
-                        subscription = %self.rt.key,
-                        events = ?items.iter().map(|i| i.id.as_str()).collect::<Vec<_>>(),
-                        attempt,
-                        status = ?status,
-                        outcome = %last.outcome,
-                        next = %next,
-                        "delivery attempt failed"
-                    );
-                }
-                Admit::Suppress => {}
+        if failure.is_some()
+            && let Admit::Log { suppressed } = self.failure_log.admit(now)
+        {
+            if suppressed > 0 {
+                tracing::info!(
+                    subscription = %self.rt.key,
+                    suppressed,
+                    "more delivery attempts failed than are logged one by one; the dashboard and /admin keep every recent attempt"
+                );
             }
+            tracing::info!(
+                subscription = %self.rt.key,
+                events = ?items.iter().map(|i| i.id.as_str()).collect::<Vec<_>>(),
+                attempt,
+                status = ?status,
+                outcome = %last.outcome,
+                next = %next,
+                "delivery attempt failed"
+            );
         }
         let record = DeliveryRecord {
             at: rfc3339_ms(now),
