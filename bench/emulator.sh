@@ -19,29 +19,8 @@ RUNS="${RUNS:-3}"
 DURATION="${DURATION:-20}"
 BACKLOG="${BACKLOG:-1000000}"
 
-cargo build --release --bin ordergrid --example emulator_load
-# Measure copies, so a rebuild during the (long) run cannot swap the binary under it.
-mkdir -p target/bench-tmp/emulator-bin
-cp target/release/ordergrid target/release/examples/emulator_load target/bench-tmp/emulator-bin/
-gen=target/bench-tmp/emulator-bin/emulator_load
-results="target/bench-tmp/emulator-$(date +%Y%m%d-%H%M%S).jsonl"
-
-echo "machine: $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)), kernel $(uname -r)"
-echo "disk: $(df -T target/bench-tmp | awk 'NR==2 {print $2 " on " $1}'), $(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet HEAD -- src 2>/dev/null || echo ' + uncommitted src changes')"
-echo "binary: sha256 $(sha256sum target/bench-tmp/emulator-bin/ordergrid | cut -c1-16), built $(date -u -r target/bench-tmp/emulator-bin/ordergrid +%FT%TZ)"
-echo "results: $results"
-
-failed=0
-run() {
-    echo
-    echo "--- $*"
-    # A failed run (a refused publish, an acknowledged event that never arrived) is reported and
-    # fails the script at the end.
-    "$gen" --binary target/bench-tmp/emulator-bin/ordergrid --results "$results" "$@" || {
-        echo "FAILED: $*"
-        failed=$((failed + 1))
-    }
-}
+source bench/common.sh
+bench_prepare emulator emulator_load
 
 for round in $(seq "$RUNS"); do
     echo
@@ -54,10 +33,4 @@ for round in $(seq "$RUNS"); do
     run --mode backlog --hold outage --time-scale 0.01 --events "$BACKLOG" --batch 1000 --publishers 4 --label backlog-outage
 done
 
-echo
-echo "=== summary: median [min – max] over $RUNS rounds ($results)"
-"$gen" --mode summarize --results "$results"
-if [ "$failed" -gt 0 ]; then
-    echo "$failed run(s) failed; see FAILED above"
-    exit 1
-fi
+bench_finish

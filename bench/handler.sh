@@ -15,33 +15,8 @@ cd "$(dirname "$0")/.."
 RUNS="${RUNS:-3}"
 DURATION="${DURATION:-20}"
 
-cargo build --release --bin ordergrid --example handler_load
-# Measure copies, so a rebuild during the (long) run cannot swap the binary under it. Copy then
-# rename: an earlier copy may still be running.
-bin=target/bench-tmp/handler-bin
-mkdir -p "$bin"
-for f in target/release/ordergrid target/release/examples/handler_load; do
-    cp "$f" "$bin/.$(basename "$f").new"
-    mv -f "$bin/.$(basename "$f").new" "$bin/$(basename "$f")"
-done
-gen="$bin/handler_load"
-results="target/bench-tmp/handler-$(date +%Y%m%d-%H%M%S).jsonl"
-
-echo "machine: $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)), kernel $(uname -r)"
-echo "disk: $(df -T target/bench-tmp | awk 'NR==2 {print $2 " on " $1}'), $(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet HEAD -- src 2>/dev/null || echo ' + uncommitted src changes')"
-echo "binary: sha256 $(sha256sum "$bin/ordergrid" | cut -c1-16), built $(date -u -r "$bin/ordergrid" +%FT%TZ)"
-echo "results: $results"
-
-failed=0
-run() {
-    echo
-    echo "--- $*"
-    # A failed run (a non-200 answer, a lost order) is reported and fails the script at the end.
-    "$gen" --binary "$bin/ordergrid" --results "$results" "$@" || {
-        echo "FAILED: $*"
-        failed=$((failed + 1))
-    }
-}
+source bench/common.sh
+bench_prepare handler handler_load
 
 for round in $(seq "$RUNS"); do
     echo
@@ -58,10 +33,4 @@ for round in $(seq "$RUNS"); do
     run --mode rate --rate 1000 --duration "$DURATION" --log info --label rate-1000-info
 done
 
-echo
-echo "=== summary: median [min – max] over $RUNS rounds ($results)"
-"$gen" --mode summarize --results "$results"
-if [ "$failed" -gt 0 ]; then
-    echo "$failed run(s) failed; see FAILED above"
-    exit 1
-fi
+bench_finish

@@ -17,28 +17,9 @@ RUNS="${RUNS:-3}"
 STARTS="${STARTS:-20}"
 SWEEP="${SWEEP-750 1000 1500}"
 
-cargo build --release --bin ordergrid --example stack_load
-# Measure copies, so a rebuild during the (long) run cannot swap the binary under it. The stack
-# starts the handler from its own executable (host.json names `ordergrid`), so that is the copy too.
-mkdir -p target/bench-tmp/stack-bin
-cp target/release/ordergrid target/release/examples/stack_load target/bench-tmp/stack-bin/
-gen=target/bench-tmp/stack-bin/stack_load
-results="target/bench-tmp/stack-$(date +%Y%m%d-%H%M%S).jsonl"
-
-echo "machine: $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)), kernel $(uname -r)"
-echo "disk: $(df -T target/bench-tmp | awk 'NR==2 {print $2 " on " $1}'), $(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet HEAD -- src 2>/dev/null || echo ' + uncommitted src changes')"
-echo "binary: sha256 $(sha256sum target/bench-tmp/stack-bin/ordergrid | cut -c1-16), built $(date -u -r target/bench-tmp/stack-bin/ordergrid +%FT%TZ)"
-echo "results: $results"
-
-failed=0
-run() {
-    echo
-    echo "--- $*"
-    "$gen" --binary target/bench-tmp/stack-bin/ordergrid --app . --results "$results" "$@" || {
-        echo "FAILED: $*"
-        failed=$((failed + 1))
-    }
-}
+source bench/common.sh
+RUN_ARGS=(--app .)
+bench_prepare stack stack_load
 
 for round in $(seq "$RUNS"); do
     echo
@@ -51,10 +32,4 @@ for round in $(seq "$RUNS"); do
     done
 done
 
-echo
-echo "=== summary: median [min – max] over $RUNS rounds ($results)"
-"$gen" --mode summarize --results "$results"
-if [ "$failed" -gt 0 ]; then
-    echo "$failed run(s) failed; see FAILED above"
-    exit 1
-fi
+bench_finish
