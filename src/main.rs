@@ -222,8 +222,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 port = handler.port(),
                 "custom handler listening on 127.0.0.1"
             );
+            let exit_with_parent = env
+                .get(ordergrid::shutdown::EXIT_WITH_PARENT)
+                .is_some_and(|v| v == "true");
             handler
-                .run_until_stopped(ordergrid::shutdown::signal())
+                .run_until_stopped(ordergrid::shutdown::signal_or_parent_exit(exit_with_parent))
                 .await
         }
         Command::Dev(args) => {

@@ -1,4 +1,9 @@
-//! Ctrl-C and SIGTERM, as one future.
+//! Ctrl-C and SIGTERM, as one future; and, for a handler started by the host stand-in, the
+//! stand-in's death.
+
+/// Set to `true` by the host stand-in in its handler's environment: the handler then also stops
+/// when the stand-in is gone, even if it was killed without the chance to stop the handler.
+pub const EXIT_WITH_PARENT: &str = "ORDERGRID_EXIT_WITH_PARENT";
 
 /// Resolves on Ctrl-C (SIGINT) or SIGTERM (what the Functions host and `kill` send).
 pub async fn signal() {
@@ -19,6 +24,18 @@ pub async fn signal() {
     tokio::select! {
         () = ctrl_c => {},
         () = terminate => {},
+    }
+}
+
+/// [`signal`], or also [`parent_exit`] when `exit_with_parent`.
+pub async fn signal_or_parent_exit(exit_with_parent: bool) {
+    if exit_with_parent {
+        tokio::select! {
+            () = signal() => {},
+            () = parent_exit() => {},
+        }
+    } else {
+        signal().await;
     }
 }
 

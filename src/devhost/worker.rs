@@ -208,7 +208,7 @@ impl Supervisor {
                 uuid::Uuid::new_v4().to_string(),
             )
             .env("FUNCTIONS_APP_ROOT_PATH", &self.root)
-            .env("ORDERGRID_EXIT_WITH_PARENT", "true")
+            .env(crate::shutdown::EXIT_WITH_PARENT, "true")
             .stdin(Stdio::null())
             // Its own process group: a terminal's Ctrl-C reaches the stand-in, which then stops
             // the handler itself (SIGTERM), instead of both racing a restart.

@@ -190,3 +190,30 @@ async fn a_restart_resumes_pending_deliveries() {
         Some("sent")
     );
 }
+
+/// A stack killed without the chance to stop its handler (SIGKILL, as when a terminal or CI
+/// job is torn down) does not leave the handler running: the handler sees its parent go.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_stack_does_not_leave_its_handler_running() {
+    let dir = tempfile::tempdir().unwrap();
+    let stack = Stack::start(dir.path(), &[], &[]).await;
+    let handler_pid = stack.host_status().await["handler"]["pid"]
+        .as_u64()
+        .unwrap();
+    let alive = |pid: u64| {
+        // A zombie waiting to be reaped has stopped running.
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+            stat.rsplit(") ")
+                .next()
+                .is_some_and(|s| !s.starts_with('Z'))
+        })
+    };
+    assert!(alive(handler_pid));
+    drop(stack); // SIGKILL, then waits for it
+    eventually(
+        "the orphaned handler to stop",
+        Duration::from_secs(10),
+        || (!alive(handler_pid)).then_some(()),
+    )
+    .await;
+}
