@@ -95,8 +95,12 @@ impl JournalError {
 /// Runs on the writer thread once the frames are durable (with their positions) or failed.
 pub type Completion = Box<dyn FnOnce(Result<&[Position], &JournalError>) + Send>;
 
+/// Runs on the writer thread once the frames are durable, before readers can see them.
+pub type BeforeVisible = Box<dyn FnOnce(&[Position]) + Send>;
+
 struct Request {
     payloads: Vec<Bytes>,
+    before_visible: Option<BeforeVisible>,
     /// Start a new segment after writing this request's frames.
     roll: bool,
     done: Completion,
@@ -201,6 +205,7 @@ impl Journal {
     pub fn append_with(&self, payloads: Vec<Bytes>, done: Completion) {
         self.submit(Request {
             payloads,
+            before_visible: None,
             roll: false,
             done,
         });
@@ -214,13 +219,25 @@ impl Journal {
 
     /// Appends frames and waits until they are durable; returns their positions.
     pub async fn append(&self, payloads: Vec<Bytes>) -> Result<Vec<Position>, JournalError> {
+        self.append_staged(payloads, None).await
+    }
+
+    /// [`Journal::append`], running `before_visible` with the positions once the frames are
+    /// durable and before any reader can see them.
+    pub async fn append_staged(
+        &self,
+        payloads: Vec<Bytes>,
+        before_visible: Option<BeforeVisible>,
+    ) -> Result<Vec<Position>, JournalError> {
         let (tx, rx) = oneshot::channel();
-        self.append_with(
+        self.submit(Request {
             payloads,
-            Box::new(move |result| {
+            before_visible,
+            roll: false,
+            done: Box::new(move |result| {
                 let _ = tx.send(result.map(<[Position]>::to_vec).map_err(Clone::clone));
             }),
-        );
+        });
         rx.await
             .map_err(|_| JournalError::new("the journal writer stopped before answering"))?
     }
@@ -438,6 +455,7 @@ impl Journal {
         let (tx, rx) = oneshot::channel();
         self.submit(Request {
             payloads: vec![],
+            before_visible: None,
             roll: true,
             done: Box::new(move |r| {
                 let _ = tx.send(r.map(|_| ()).map_err(Clone::clone));
@@ -601,7 +619,7 @@ struct Writer {
 impl Writer {
     fn run_until_closed(mut self, requests: mpsc::Receiver<Request>, shared: Arc<Shared>) {
         while let Ok(first) = requests.recv() {
-            let mut batch = vec![first];
+            let mut batch: Vec<Request> = vec![first];
             let mut bytes: usize = batch[0].payloads.iter().map(|p| p.len() + HEADER_LEN).sum();
             while bytes < self.options.max_batch_bytes {
                 match requests.try_recv() {
@@ -620,6 +638,14 @@ impl Writer {
             let result = self.write_batch(&batch, &shared, wants_roll);
             match result {
                 Ok(positions) => {
+                    let mut offset = 0;
+                    for request in &mut batch {
+                        let n = request.payloads.len();
+                        if let Some(before) = request.before_visible.take() {
+                            before(&positions[offset..offset + n]);
+                        }
+                        offset += n;
+                    }
                     let end = Position {
                         segment: self.active,
                         offset: self.active_len,

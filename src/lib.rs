@@ -20,6 +20,7 @@ pub mod emulator;
 pub mod eventgrid;
 pub mod functions;
 pub mod journal;
+pub mod json;
 pub mod publish;
 pub mod shutdown;
 pub mod stack;

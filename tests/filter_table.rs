@@ -9,6 +9,7 @@ use std::collections::HashSet;
 
 use ordergrid::emulator::filter::{Filter, OperatorType};
 use ordergrid::eventgrid::Schema;
+use ordergrid::json::Json;
 use serde_json::{Value, json};
 
 const MATCH: bool = true;
@@ -132,7 +133,7 @@ fn run_operator_rows(rows: &[Row]) {
         };
         for &flag in flags {
             let filter = parse(&with_array_flag(&row.filter, flag));
-            let got = filter.matches(&event_with(&row.at), Schema::EventGrid);
+            let got = filter.matches(&Json::from(&event_with(&row.at)), Schema::EventGrid);
             if got != row.expected {
                 failures.push(format!(
                     "{} ({:?}, arrays flag {flag}): {} — value {:?}: expected {}, got {}",
@@ -483,7 +484,7 @@ fn run_cases(cases: &[Case]) {
     let failures: Vec<String> = cases
         .iter()
         .filter_map(|case| {
-            let got = parse(&case.filter).matches(&case.event, case.schema);
+            let got = parse(&case.filter).matches(&Json::from(&case.event), case.schema);
             (got != case.expected).then(|| {
                 format!(
                     "{}: filter {} on {:?} event: expected {}, got {}",

@@ -41,15 +41,18 @@
 //!   with or without the array flag;
 //! - key names match exactly first, then ignoring case (the docs write `Data.Key1`, `ID`,
 //!   `Subject`); a `.` always separates segments, as Azure has no escaping;
-//! - numbers compare as `f64`; Azure uses .NET `decimal`, which differs only beyond ~15
-//!   significant digits.
+//! - numbers compare exactly, as the decimal values their text says, whatever their size or
+//!   number of digits (the event's numbers stay text from the publish API on). Azure's docs do
+//!   not say how it compares numbers beyond what a double holds.
 
 use std::borrow::Cow;
+use std::cmp::Ordering;
 use std::fmt;
 
 use serde_json::{Map, Value};
 
 use crate::eventgrid::Schema;
+use crate::json::{Json, Number, eq_ignore_case};
 
 /// "25 advanced filters … per Event Grid subscription".
 pub const MAX_ADVANCED_FILTERS: usize = 25;
@@ -229,12 +232,12 @@ struct Key {
 #[derive(Debug, Clone, PartialEq)]
 enum Check {
     Presence,
-    NumberEquals(Vec<f64>),
-    LessThan(f64),
-    GreaterThan(f64),
-    LessThanOrEquals(f64),
-    GreaterThanOrEquals(f64),
-    InRange(Vec<(f64, f64)>),
+    NumberEquals(Vec<Number>),
+    LessThan(Number),
+    GreaterThan(Number),
+    LessThanOrEquals(Number),
+    GreaterThanOrEquals(Number),
+    InRange(Vec<(Number, Number)>),
     BoolEquals(bool),
     /// The filter values are stored lower-cased, so matching lower-cases only the event side.
     Text(TextTest, Vec<String>),
@@ -264,7 +267,7 @@ impl Filter {
 
     /// Whether `event` (one event object as published to the topic, in the topic's input
     /// `schema`) passes this filter.
-    pub fn matches(&self, event: &Value, schema: Schema) -> bool {
+    pub fn matches(&self, event: &Json, schema: Schema) -> bool {
         self.matches_event_type(event, schema)
             && self.matches_subject(event)
             && self
@@ -293,7 +296,7 @@ impl Filter {
         &self.advanced
     }
 
-    fn matches_event_type(&self, event: &Value, schema: Schema) -> bool {
+    fn matches_event_type(&self, event: &Json, schema: Schema) -> bool {
         if self.included_event_types.is_empty() {
             return true;
         }
@@ -301,7 +304,7 @@ impl Filter {
             Schema::EventGrid => "eventType",
             Schema::CloudEvents => "type",
         };
-        let Some(event_type) = top_level(event, field).and_then(Value::as_str) else {
+        let Some(event_type) = event.get(field).and_then(Json::as_str) else {
             return false;
         };
         self.included_event_types
@@ -309,14 +312,12 @@ impl Filter {
             .any(|wanted| eq_ignore_case(wanted, event_type))
     }
 
-    fn matches_subject(&self, event: &Value) -> bool {
+    fn matches_subject(&self, event: &Json) -> bool {
         if self.subject_begins_with.is_none() && self.subject_ends_with.is_none() {
             return true;
         }
         // A CloudEvent may omit `subject`; only an empty prefix/suffix matches it then.
-        let subject = top_level(event, "subject")
-            .and_then(Value::as_str)
-            .unwrap_or("");
+        let subject = event.get("subject").and_then(Json::as_str).unwrap_or("");
         // The prefix and suffix were lower-cased at parse time unless case-sensitive.
         let subject = if self.subject_case_sensitive {
             Cow::Borrowed(subject)
@@ -342,8 +343,8 @@ impl AdvancedFilter {
         &self.key.text
     }
 
-    fn matches(&self, event: &Value, schema: Schema, filter_arrays: bool) -> bool {
-        let found = resolve(event, schema, &self.key).filter(|value| !value.is_null());
+    fn matches(&self, event: &Json, schema: Schema, filter_arrays: bool) -> bool {
+        let found = resolve(event, schema, &self.key).filter(|value| **value != Json::Null);
         let Some(value) = found else {
             return self.operator.matches_missing_key();
         };
@@ -352,8 +353,8 @@ impl AdvancedFilter {
         }
         let stringify = schema == Schema::CloudEvents && self.key.is_context_attribute();
         let hit = match value {
-            Value::Array(_) if !filter_arrays => return false,
-            Value::Array(items) => items.iter().any(|item| self.check.hits(item, stringify)),
+            Json::Array(_) if !filter_arrays => return false,
+            Json::Array(items) => items.iter().any(|item| self.check.hits(item, stringify)),
             single => self.check.hits(single, stringify),
         };
         hit != self.operator.is_negative()
@@ -369,17 +370,22 @@ impl Key {
 
 impl Check {
     /// Whether one scalar hits any filter value; values of another type never hit.
-    fn hits(&self, item: &Value, stringify: bool) -> bool {
+    fn hits(&self, item: &Json, stringify: bool) -> bool {
+        let compare = |limit: &Number| number(item).map(|n| n.exact_cmp(limit));
         match self {
             Check::Presence => false,
-            Check::NumberEquals(values) => number(item).is_some_and(|n| values.contains(&n)),
-            Check::LessThan(limit) => number(item).is_some_and(|n| n < *limit),
-            Check::GreaterThan(limit) => number(item).is_some_and(|n| n > *limit),
-            Check::LessThanOrEquals(limit) => number(item).is_some_and(|n| n <= *limit),
-            Check::GreaterThanOrEquals(limit) => number(item).is_some_and(|n| n >= *limit),
-            Check::InRange(ranges) => number(item)
-                .is_some_and(|n| ranges.iter().any(|&(low, high)| low <= n && n <= high)),
-            Check::BoolEquals(wanted) => item.as_bool() == Some(*wanted),
+            Check::NumberEquals(values) => number(item)
+                .is_some_and(|n| values.iter().any(|v| n.exact_cmp(v) == Ordering::Equal)),
+            Check::LessThan(limit) => compare(limit) == Some(Ordering::Less),
+            Check::GreaterThan(limit) => compare(limit) == Some(Ordering::Greater),
+            Check::LessThanOrEquals(limit) => compare(limit).is_some_and(Ordering::is_le),
+            Check::GreaterThanOrEquals(limit) => compare(limit).is_some_and(Ordering::is_ge),
+            Check::InRange(ranges) => number(item).is_some_and(|n| {
+                ranges
+                    .iter()
+                    .any(|(low, high)| n.exact_cmp(low).is_ge() && n.exact_cmp(high).is_le())
+            }),
+            Check::BoolEquals(wanted) => *item == Json::Bool(*wanted),
             Check::Text(test, values) => {
                 let Some(text) = lowercase_text(item, stringify) else {
                     return false;
@@ -395,19 +401,23 @@ impl Check {
     }
 }
 
-/// A JSON number as `f64`. A string holding digits is not a number: the operator's type decides,
-/// and values of other types are ignored.
-fn number(item: &Value) -> Option<f64> {
-    item.as_number().and_then(serde_json::Number::as_f64)
+/// A JSON number. A string holding digits is not a number: the operator's type decides, and
+/// values of other types are ignored.
+fn number(item: &Json) -> Option<&Number> {
+    match item {
+        Json::Number(n) => Some(n),
+        _ => None,
+    }
 }
 
 /// A string value lower-cased for comparison, or `None` for other types.
-fn lowercase_text(item: &Value, stringify: bool) -> Option<String> {
+fn lowercase_text(item: &Json, stringify: bool) -> Option<String> {
     match item {
-        Value::String(text) => Some(text.to_lowercase()),
-        // CloudEvents attributes have a canonical string form (CE 1.0, "Type System").
-        Value::Number(n) if stringify => Some(n.to_string()),
-        Value::Bool(b) if stringify => Some(b.to_string()),
+        Json::String(text) => Some(text.to_lowercase()),
+        // CloudEvents attributes have a canonical string form (CE 1.0, "Type System"); a number
+        // is compared as the text it was sent as.
+        Json::Number(n) if stringify => Some(n.as_str().to_owned()),
+        Json::Bool(b) if stringify => Some(b.to_string()),
         _ => None,
     }
 }
@@ -415,8 +425,9 @@ fn lowercase_text(item: &Value, stringify: bool) -> Option<String> {
 /// The Event Grid schema envelope fields a key may name (plus `data`), per the docs.
 const EVENT_GRID_KEYS: [&str; 6] = ["id", "topic", "subject", "eventType", "dataVersion", "data"];
 
-/// Finds the value a key names in an event, or `None` when any segment is missing.
-fn resolve<'e>(event: &'e Value, schema: Schema, key: &Key) -> Option<&'e Value> {
+/// Finds the value a key names in an event, or `None` when any segment is missing. Names match
+/// exactly first, then ignoring case ([`Json::get`]).
+fn resolve<'e>(event: &'e Json, schema: Schema, key: &Key) -> Option<&'e Json> {
     let (first, rest) = key.segments.split_first()?;
     let top = match schema {
         // Only the documented envelope fields: `eventTime` and `metadataVersion` are not keys.
@@ -424,34 +435,13 @@ fn resolve<'e>(event: &'e Value, schema: Schema, key: &Key) -> Option<&'e Value>
             let field = EVENT_GRID_KEYS
                 .iter()
                 .find(|field| eq_ignore_case(field, first))?;
-            top_level(event, field)?
+            event.get(field)?
         }
         // Any context attribute, extensions included.
-        Schema::CloudEvents => top_level(event, first)?,
+        Schema::CloudEvents => event.get(first)?,
     };
     rest.iter()
-        .try_fold(top, |value, segment| property(value.as_object()?, segment))
-}
-
-fn top_level<'e>(event: &'e Value, name: &str) -> Option<&'e Value> {
-    property(event.as_object()?, name)
-}
-
-/// The property spelt exactly `name`, else the first (in key order) spelt so ignoring case.
-fn property<'e>(object: &'e Map<String, Value>, name: &str) -> Option<&'e Value> {
-    object.get(name).or_else(|| {
-        object
-            .iter()
-            .find(|(candidate, _)| eq_ignore_case(candidate, name))
-            .map(|(_, value)| value)
-    })
-}
-
-fn eq_ignore_case(a: &str, b: &str) -> bool {
-    a == b
-        || a.chars()
-            .flat_map(char::to_lowercase)
-            .eq(b.chars().flat_map(char::to_lowercase))
+        .try_fold(top, |value, segment| value.get(segment))
 }
 
 /// Everything wrong with one `filter` object, one line per problem.
@@ -702,7 +692,7 @@ fn parse_operand(
         },
         Shape::Numbers => {
             let items = expect_list(operand, &operand_path, problems)?;
-            let numbers: Vec<Option<f64>> = items
+            let numbers: Vec<Option<Number>> = items
                 .iter()
                 .enumerate()
                 .map(|(i, item)| expect_number(item, &format!("{operand_path}[{i}]"), problems))
@@ -711,7 +701,7 @@ fn parse_operand(
         }
         Shape::Ranges => {
             let items = expect_list(operand, &operand_path, problems)?;
-            let ranges: Vec<Option<(f64, f64)>> = items
+            let ranges: Vec<Option<(Number, Number)>> = items
                 .iter()
                 .enumerate()
                 .map(|(i, item)| expect_range(item, &format!("{operand_path}[{i}]"), problems))
@@ -769,17 +759,25 @@ fn expect_list<'v>(
     }
 }
 
-fn expect_number(value: &Value, path: &str, problems: &mut Vec<String>) -> Option<f64> {
-    let n = number(value);
+/// A filter value from the subscriptions file. serde_json reads it through `f64` (as ARM's own
+/// JSON reader would a double), so values beyond 17 significant digits are rounded here.
+fn file_number(value: &Value) -> Option<Number> {
+    value
+        .as_number()
+        .and_then(|n| Number::parse(&n.to_string()))
+}
+
+fn expect_number(value: &Value, path: &str, problems: &mut Vec<String>) -> Option<Number> {
+    let n = file_number(value);
     if n.is_none() {
         problems.push(format!("{path} is {}; expected a number", describe(value)));
     }
     n
 }
 
-fn expect_range(value: &Value, path: &str, problems: &mut Vec<String>) -> Option<(f64, f64)> {
+fn expect_range(value: &Value, path: &str, problems: &mut Vec<String>) -> Option<(Number, Number)> {
     let bounds = match value.as_array().map(Vec::as_slice) {
-        Some([low, high]) => number(low).zip(number(high)),
+        Some([low, high]) => file_number(low).zip(file_number(high)),
         _ => None,
     };
     match bounds {
@@ -790,7 +788,7 @@ fn expect_range(value: &Value, path: &str, problems: &mut Vec<String>) -> Option
             ));
             None
         }
-        Some((low, high)) if low > high => {
+        Some((low, high)) if low.exact_cmp(&high).is_gt() => {
             problems.push(format!(
                 "{path} is {}; the low end must not exceed the high end",
                 describe(value)
@@ -987,8 +985,8 @@ mod tests {
     fn the_default_filter_matches_every_event() {
         let filter = Filter::default();
         assert!(filter.is_match_all());
-        assert!(filter.matches(&json!({"eventType": "x"}), Schema::EventGrid));
-        assert!(filter.matches(&json!({}), Schema::CloudEvents));
+        assert!(filter.matches(&Json::from(&json!({"eventType": "x"})), Schema::EventGrid));
+        assert!(filter.matches(&Json::from(&json!({})), Schema::CloudEvents));
     }
 
     #[test]

@@ -15,6 +15,7 @@ pub mod api;
 pub mod cli;
 pub mod dead_letter;
 pub mod delivery;
+pub mod event;
 pub mod filter;
 pub mod spool;
 pub mod subscriptions;

@@ -106,7 +106,7 @@ async fn dead_letter_blobs_use_azures_path_and_hold_an_array_of_annotated_events
     assert_eq!(dead["id"], "dl-1");
     let raw = std::fs::read_to_string(emulator.dead_letter_dir.join(path)).unwrap();
     assert!(
-        raw.contains(r#""data": {"amount":12.50}"#),
+        raw.contains(r#""data":{"amount":12.50}"#),
         "the data is kept as sent: {raw}"
     );
 }

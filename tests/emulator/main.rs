@@ -15,6 +15,7 @@ mod dead_letter;
 mod delivery;
 mod handshake;
 mod harness;
+mod no_loss;
 mod publish;
 mod publish_cli;
 mod receiver;

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
+use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -16,6 +16,7 @@ use serde_json::{Value, json};
 use super::ApiState;
 use crate::emulator::dead_letter;
 use crate::emulator::delivery::{DeliveryRecord, SubscriptionRuntime, handshake, now_ms};
+use crate::emulator::event::Event;
 use crate::emulator::subscriptions::Destination;
 
 fn problem(status: StatusCode, message: impl Into<String>) -> Response {
@@ -121,7 +122,7 @@ pub async fn dead_letter(
     Path((container, name)): Path<(String, String)>,
 ) -> Response {
     match api.dead_letters.read(&container, &name).await {
-        Ok(events) => Json(events).into_response(),
+        Ok(blob) => ([(header::CONTENT_TYPE, "application/json")], blob).into_response(),
         Err(e) => problem(StatusCode::NOT_FOUND, e),
     }
 }
@@ -191,22 +192,25 @@ pub async fn redeliver(
             );
         };
         let events = match api.dead_letters.read(&blob.container, &blob.name).await {
-            Ok(events) => events,
+            Ok(bytes) => dead_letter::events_of(&bytes, rt.input_schema),
             Err(e) => return problem(StatusCode::SERVICE_UNAVAILABLE, e),
         };
-        let bodies: Vec<bytes::Bytes> = events
-            .iter()
-            .map(|e| {
-                bytes::Bytes::from(serde_json::to_vec(&dead_letter::strip(e)).unwrap_or_default())
-            })
-            .collect();
+        let events: Vec<Arc<Event>> = match events {
+            Ok(events) => events.into_iter().map(Arc::new).collect(),
+            Err(e) => {
+                return problem(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    format!("{}/{}: {e}", blob.container, blob.name),
+                );
+            }
+        };
         if let Err(e) = api
             .spool
             .publish(
                 &rt.topic,
                 Some(rt.subscription.name.as_str()),
                 now_ms(),
-                &bodies,
+                &events,
             )
             .await
         {
@@ -215,7 +219,7 @@ pub async fn redeliver(
         if let Err(e) = api.dead_letters.delete(&blob.container, &blob.name).await {
             tracing::warn!(error = %e, "redelivered a dead letter but could not delete its blob");
         }
-        redelivered.push(json!({"container": blob.container, "name": blob.name, "subscription": rt.subscription.name.as_str(), "events": bodies.len()}));
+        redelivered.push(json!({"container": blob.container, "name": blob.name, "subscription": rt.subscription.name.as_str(), "events": events.len()}));
     }
     Json(json!({"redelivered": redelivered})).into_response()
 }

@@ -7,20 +7,23 @@
 //! Invariant: the answer is 200 only after every event of the request is durable in the spool;
 //! a request is accepted or refused whole.
 
-use std::collections::{BTreeMap, HashMap};
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use serde_json::value::RawValue;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use super::error::ApiError;
 use super::{ApiState, TopicState};
 use crate::emulator::delivery::now_ms;
-use crate::eventgrid::{RawObject, Schema, sas};
+use crate::emulator::event::{Event, EventBuilder};
+use crate::eventgrid::{Schema, now_rfc3339, sas};
+use crate::json::{Json, JsonError, JsonErrorKind, MAX_EVENT_DEPTH, Parser, Spanned};
 
 pub const API_VERSION: &str = "2018-01-01";
 /// Azure: "the array can be up to 1 MB and each event up to 1 MB".
@@ -64,34 +67,28 @@ pub async fn publish(
         Route::Azure => parse_events(topic, headers, &body)?,
         Route::Seed => parse_seed(topic, &body)?,
     };
-    let bodies: Vec<bytes::Bytes> = events
-        .iter()
-        .map(|e| bytes::Bytes::from(serialize(e)))
-        .collect();
-    for (i, body) in bodies.iter().enumerate() {
-        if body.len() > MAX_EVENT_BYTES {
+    for (i, event) in events.iter().enumerate() {
+        if event.body.len() > MAX_EVENT_BYTES {
             return Err(ApiError::too_large(format!(
                 "The event at index {i} is {} bytes, larger than the {MAX_EVENT_BYTES} bytes (1 MB) Event Grid accepts per event.",
-                body.len()
+                event.body.len()
             )));
         }
     }
+    let events: Vec<Arc<Event>> = events.into_iter().map(Arc::new).collect();
     api.spool
-        .publish(&topic.name, None, now_ms(), &bodies)
+        .publish(&topic.name, None, now_ms(), &events)
         .await
         .map_err(|e| {
             tracing::error!(error = %e, "failed to store published events; the publisher should retry");
             ApiError::unavailable("The events could not be stored; nothing was accepted. Retry the request.")
         })?;
-    tracing::debug!(topic = %topic.name, events = bodies.len(), "published");
+    tracing::debug!(topic = %topic.name, events = events.len(), "published");
     let request_id = uuid::Uuid::new_v4().to_string();
     let mut response = match route {
         Route::Azure => StatusCode::OK.into_response(),
         Route::Seed => {
-            let ids: Vec<String> = events
-                .iter()
-                .filter_map(|e| string_field(e, "id"))
-                .collect();
+            let ids: Vec<&str> = events.iter().map(|e| &*e.header.id).collect();
             axum::Json(
                 serde_json::json!({"status": "Event published", "topic": topic.name, "ids": ids}),
             )
@@ -215,26 +212,88 @@ fn nonconforming(topic: &TopicState) -> ApiError {
     ))
 }
 
+/// One member of a published event: its name, its parsed value, and its text as sent (or as
+/// written, for values the emulator fills in).
+struct Field<'a> {
+    name: Box<str>,
+    value: Json,
+    raw: Cow<'a, [u8]>,
+}
+
+impl<'a> Field<'a> {
+    fn sent(spanned: Spanned, body: &'a [u8]) -> Vec<Self> {
+        let Json::Object(members) = spanned.object else {
+            return Vec::new();
+        };
+        members
+            .into_iter()
+            .zip(spanned.spans)
+            .map(|((name, value), span)| Field {
+                name,
+                value,
+                raw: Cow::Borrowed(&body[span]),
+            })
+            .collect()
+    }
+
+    fn string(name: &str, text: &str) -> Self {
+        let value = Json::String(text.into());
+        Field {
+            name: name.into(),
+            raw: Cow::Owned(value.to_vec()),
+            value,
+        }
+    }
+
+    fn text(&self) -> Option<&str> {
+        self.value.as_str()
+    }
+}
+
+/// The events of a request, each as the objects it was sent as (`Err` for an element that is
+/// not an object), parsed once with the nesting limit every later stage relies on.
+fn parse_objects(body: &[u8], batch: bool) -> Result<Vec<Result<Spanned, ()>>, ApiError> {
+    // The array a batch arrives in is one more level; each event may nest MAX_EVENT_DEPTH.
+    let mut parser = Parser::new(body, MAX_EVENT_DEPTH + usize::from(batch));
+    let mut objects = Vec::new();
+    let parsed = if batch {
+        parser.array(|parser| {
+            objects.push(if parser.peek() == Some(b'{') {
+                Ok(parser.object_with_spans()?)
+            } else {
+                parser.value().map(|_| ())?;
+                Err(())
+            });
+            Ok(())
+        })
+    } else {
+        parser
+            .object_with_spans()
+            .map(|object| objects.push(Ok(object)))
+    };
+    parsed
+        .and_then(|()| parser.end())
+        .map_err(|e| invalid_json(&e))?;
+    Ok(objects)
+}
+
 /// The events of a request, validated and stamped, in the topic's input schema.
 fn parse_events(
     topic: &TopicState,
     headers: &HeaderMap,
     body: &[u8],
-) -> Result<Vec<RawObject>, ApiError> {
+) -> Result<Vec<Event>, ApiError> {
     let content_type = content_type(headers);
-    let trimmed = body
-        .iter()
-        .position(|b| !b.is_ascii_whitespace())
-        .map(|i| body[i]);
-    let events: Vec<RawObject> = match (topic.schema, content_type.as_str(), trimmed) {
+    let first = body.iter().find(|b| !b.is_ascii_whitespace()).copied();
+    let objects = match (topic.schema, content_type.as_str(), first) {
         (Schema::CloudEvents, "application/cloudevents+json", Some(b'{')) => {
-            vec![serde_json::from_slice(body).map_err(|e| invalid_json(&e))?]
+            parse_objects(body, false)?
         }
         (
             Schema::CloudEvents,
             "application/cloudevents-batch+json" | "application/json",
             Some(b'['),
-        ) => serde_json::from_slice(body).map_err(|_| nonconforming(topic))?,
+        ) => parse_objects(body, true)?,
         (Schema::CloudEvents, _, _) => {
             return Err(ApiError::bad_request(format!(
                 "This resource is configured to receive event in 'CloudEvent' schema: send one event as \
@@ -242,74 +301,71 @@ fn parse_events(
             )));
         }
         (Schema::EventGrid, _, Some(b'{')) => {
-            serde_json::from_slice::<serde::de::IgnoredAny>(body).map_err(|e| invalid_json(&e))?;
+            parse_objects(body, false)?;
             return Err(ApiError::bad_request(
                 "Unexpected token when reading JSON. Expected: StartArray, actual: StartObject. The Event Grid schema takes a JSON array of events.",
             ));
         }
-        (Schema::EventGrid, _, Some(b'[')) => {
-            let values: Vec<Box<RawValue>> =
-                serde_json::from_slice(body).map_err(|e| invalid_json(&e))?;
-            values
-                .iter()
-                .map(|v| serde_json::from_str::<RawObject>(v.get()))
-                .collect::<Result<_, _>>()
-                .map_err(|_| nonconforming(topic))?
-        }
+        (Schema::EventGrid, _, Some(b'[')) => parse_objects(body, true)?,
         (Schema::EventGrid, _, _) => {
-            serde_json::from_slice::<serde::de::IgnoredAny>(body).map_err(|e| invalid_json(&e))?;
+            Json::parse(body, MAX_EVENT_DEPTH).map_err(|e| invalid_json(&e))?;
             return Err(nonconforming(topic));
         }
     };
-    if events.is_empty() {
-        return Err(nonconforming(topic));
-    }
-    if events.len() > MAX_EVENTS {
-        return Err(ApiError::bad_request(format!(
-            "The request holds {} events; Event Grid accepts at most {MAX_EVENTS} per request.",
-            events.len()
-        )));
-    }
-    events
+    check_count(topic, objects.len())?;
+    objects
         .into_iter()
         .enumerate()
-        .map(|(i, event)| match topic.schema {
-            Schema::EventGrid => stamp_event_grid(topic, event, i),
-            Schema::CloudEvents => check_cloud_event(event, i),
+        .map(|(i, object)| {
+            let fields = Field::sent(object.map_err(|()| nonconforming(topic))?, body);
+            match topic.schema {
+                Schema::EventGrid => stamp_event_grid(topic, fields, i),
+                Schema::CloudEvents => check_cloud_event(fields, i),
+            }
         })
         .collect()
 }
 
-fn invalid_json(e: &serde_json::Error) -> ApiError {
-    ApiError::bad_request(format!("The request body is not valid JSON: {e}."))
+fn check_count(topic: &TopicState, count: usize) -> Result<(), ApiError> {
+    if count == 0 {
+        return Err(nonconforming(topic));
+    }
+    if count > MAX_EVENTS {
+        return Err(ApiError::bad_request(format!(
+            "The request holds {count} events; Event Grid accepts at most {MAX_EVENTS} per request."
+        )));
+    }
+    Ok(())
 }
 
-/// Finds a field case-insensitively (Azure's deserializer is), returning its canonical name.
-fn take(event: &mut RawObject, canonical: &str) -> Option<Box<RawValue>> {
-    let key = event
-        .keys()
-        .find(|k| k.eq_ignore_ascii_case(canonical))?
-        .clone();
-    event.remove(&key)
+fn invalid_json(e: &JsonError) -> ApiError {
+    match e.kind {
+        JsonErrorKind::TooDeep { .. } => ApiError::bad_request(format!(
+            "The request body nests too deeply: {e}. An event may nest at most {MAX_EVENT_DEPTH} levels (objects \
+             and arrays, the event itself included), as the .NET JSON readers Event Grid and the Functions host \
+             use refuse deeper documents."
+        )),
+        _ => ApiError::bad_request(format!("The request body is not valid JSON: {e}.")),
+    }
 }
 
-fn as_string(raw: &RawValue) -> Option<String> {
-    serde_json::from_str::<Option<String>>(raw.get())
-        .ok()
-        .flatten()
-}
-
-fn string_field(event: &RawObject, name: &str) -> Option<String> {
-    event.get(name).and_then(|v| as_string(v))
-}
-
-fn raw_string(value: &str) -> Box<RawValue> {
-    serde_json::value::to_raw_value(value)
-        .unwrap_or_else(|_| RawValue::from_string("\"\"".into()).unwrap_or_default())
-}
-
-fn serialize(event: &RawObject) -> Vec<u8> {
-    serde_json::to_vec(event).unwrap_or_default()
+/// Removes the field named `canonical` in any case (Azure's deserializer ignores case) and
+/// returns the last one sent, as .NET's deserializer keeps the last of repeated properties.
+fn take<'a>(fields: &mut Vec<Field<'a>>, canonical: &str) -> Option<Field<'a>> {
+    let mut found = None;
+    fields.retain_mut(|field| {
+        if field.name.eq_ignore_ascii_case(canonical) {
+            found = Some(Field {
+                name: canonical.into(),
+                value: std::mem::replace(&mut field.value, Json::Null),
+                raw: std::mem::take(&mut field.raw),
+            });
+            false
+        } else {
+            true
+        }
+    });
+    found
 }
 
 fn at_index(message: String, i: usize) -> ApiError {
@@ -320,47 +376,48 @@ fn at_index(message: String, i: usize) -> ApiError {
 /// then metadataVersion and topic) and stamps `topic`, `metadataVersion` and `dataVersion`.
 fn stamp_event_grid(
     topic: &TopicState,
-    mut event: RawObject,
+    mut fields: Vec<Field<'_>>,
     i: usize,
-) -> Result<RawObject, ApiError> {
-    let mut stamped = BTreeMap::new();
-    for field in ["subject", "id", "eventType", "eventTime"] {
-        let value =
-            take(&mut event, field).filter(|v| as_string(v).is_some_and(|s| !s.trim().is_empty()));
-        let Some(value) = value else {
+) -> Result<Event, ApiError> {
+    let mut required = Vec::new();
+    for name in ["subject", "id", "eventType", "eventTime"] {
+        let field =
+            take(&mut fields, name).filter(|f| f.text().is_some_and(|s| !s.trim().is_empty()));
+        let Some(field) = field else {
             return Err(at_index(
                 format!(
-                    "This resource is configured for 'EventGridEvent' schema and requires '{field}' property to be set."
+                    "This resource is configured for 'EventGridEvent' schema and requires '{name}' property to be set."
                 ),
                 i,
             ));
         };
-        stamped.insert(field.to_owned(), value);
+        required.push(field);
     }
-    let event_time = as_string(&stamped["eventTime"]).unwrap_or_default();
-    if OffsetDateTime::parse(&event_time, &Rfc3339).is_err() {
+    let [subject, id, event_type, event_time] = <[Field<'_>; 4]>::try_from(required)
+        .unwrap_or_else(|_| unreachable!("four required fields were taken"));
+    let time = event_time.text().unwrap_or_default();
+    if OffsetDateTime::parse(time, &Rfc3339).is_err() {
         return Err(at_index(
-            format!(
-                "The event time property 'eventTime' was not a valid date/time: '{event_time}'."
-            ),
+            format!("The event time property 'eventTime' was not a valid date/time: '{time}'."),
             i,
         ));
     }
-    if let Some(version) = take(&mut event, "metadataVersion")
-        && version.get() != "null"
-        && as_string(&version).as_deref() != Some("1")
+    if let Some(version) = take(&mut fields, "metadataVersion")
+        && version.value != Json::Null
+        && version.text() != Some("1")
     {
         return Err(at_index(
             format!(
                 "Property 'metadataVersion' was found to be set to '{}', but was expected to either be null or be set to 1.",
-                as_string(&version).unwrap_or_else(|| version.get().to_owned())
+                version
+                    .text()
+                    .map_or_else(|| version.value.to_string(), str::to_owned)
             ),
             i,
         ));
     }
-    if let Some(given) = take(&mut event, "topic")
-        .and_then(|t| as_string(&t))
-        .filter(|t| !t.is_empty())
+    if let Some(given) = take(&mut fields, "topic")
+        && let Some(given) = given.text().filter(|t| !t.is_empty())
         && !given.eq_ignore_ascii_case(&topic.resource_id)
     {
         return Err(at_index(
@@ -371,24 +428,43 @@ fn stamp_event_grid(
             i,
         ));
     }
-    let data_version = take(&mut event, "dataVersion")
-        .filter(|v| v.get() != "null")
-        .unwrap_or_else(|| raw_string(""));
-    if let Some(data) = take(&mut event, "data") {
-        stamped.insert("data".into(), data);
-    }
-    stamped.insert("dataVersion".into(), data_version);
-    stamped.insert("metadataVersion".into(), raw_string("1"));
-    stamped.insert("topic".into(), raw_string(&topic.resource_id));
+    let data_version = take(&mut fields, "dataVersion")
+        .filter(|v| v.value != Json::Null)
+        .unwrap_or_else(|| Field::string("dataVersion", ""));
+    let data = take(&mut fields, "data");
+    let mut event = EventBuilder::default();
+    for field in [
+        Some(id),
+        Some(Field::string("topic", &topic.resource_id)),
+        Some(subject),
+        Some(event_type),
+        Some(event_time),
+        data,
+        Some(data_version),
+        Some(Field::string("metadataVersion", "1")),
+    ]
+    .into_iter()
+    .flatten()
     // Anything else the publisher sent is kept as it was.
-    stamped.extend(event);
-    Ok(stamped)
+    .chain(fields)
+    {
+        event.raw(&field.name, field.value, &field.raw);
+    }
+    Ok(event.finish(Schema::EventGrid))
 }
 
 /// Validates a CloudEvents 1.0 event: `specversion` "1.0", and `id`, `source`, `type` set.
-fn check_cloud_event(event: RawObject, i: usize) -> Result<RawObject, ApiError> {
-    let version = event.get("specversion").and_then(|v| as_string(v));
-    if version.as_deref() != Some("1.0") {
+/// Attribute names are case-sensitive in CloudEvents; the event is kept as sent.
+fn check_cloud_event(fields: Vec<Field<'_>>, i: usize) -> Result<Event, ApiError> {
+    let attribute = |name: &str| {
+        fields
+            .iter()
+            .rev()
+            .find(|f| &*f.name == name)
+            .and_then(Field::text)
+    };
+    let version = attribute("specversion");
+    if version != Some("1.0") {
         return Err(at_index(
             format!(
                 "This resource is configured for 'CloudEvent' schema and requires 'specversion' to be '1.0' (got {version:?})."
@@ -396,85 +472,90 @@ fn check_cloud_event(event: RawObject, i: usize) -> Result<RawObject, ApiError> 
             i,
         ));
     }
-    for field in ["id", "source", "type"] {
-        if event
-            .get(field)
-            .and_then(|v| as_string(v))
-            .is_none_or(|s| s.trim().is_empty())
-        {
+    for name in ["id", "source", "type"] {
+        if attribute(name).is_none_or(|s| s.trim().is_empty()) {
             return Err(at_index(
                 format!(
-                    "This resource is configured for 'CloudEvent' schema and requires '{field}' property to be set."
+                    "This resource is configured for 'CloudEvent' schema and requires '{name}' property to be set."
                 ),
                 i,
             ));
         }
     }
-    if let Some(time) = event.get("time").and_then(|v| as_string(v))
-        && OffsetDateTime::parse(&time, &Rfc3339).is_err()
+    if let Some(time) = attribute("time")
+        && OffsetDateTime::parse(time, &Rfc3339).is_err()
     {
         return Err(at_index(
             format!("The 'time' attribute is not a valid RFC 3339 timestamp: '{time}'."),
             i,
         ));
     }
-    Ok(event)
+    let mut event = EventBuilder::default();
+    for field in fields {
+        event.raw(&field.name, field.value, &field.raw);
+    }
+    Ok(event.finish(Schema::CloudEvents))
 }
 
 /// The seed's `{"eventType": "NewOrder", "data": {...}}` (one object or an array), with the
 /// envelope fields Event Grid requires filled in: `id` (a new GUID), `subject` (the topic name),
 /// `eventTime` (now) and `dataVersion` ("1.0").
-fn parse_seed(topic: &TopicState, body: &[u8]) -> Result<Vec<RawObject>, ApiError> {
-    let first = body
-        .iter()
-        .position(|b| !b.is_ascii_whitespace())
-        .map(|i| body[i]);
-    let events: Vec<RawObject> = match first {
-        Some(b'[') => serde_json::from_slice(body).map_err(|e| invalid_json(&e))?,
-        _ => vec![serde_json::from_slice(body).map_err(|e| invalid_json(&e))?],
-    };
-    if events.is_empty() || events.len() > MAX_EVENTS {
+fn parse_seed(topic: &TopicState, body: &[u8]) -> Result<Vec<Event>, ApiError> {
+    let batch = body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[');
+    let objects = parse_objects(body, batch)?;
+    if objects.is_empty() || objects.len() > MAX_EVENTS {
         return Err(ApiError::bad_request(format!(
             "Send between 1 and {MAX_EVENTS} events."
         )));
     }
-    let now = OffsetDateTime::now_utc()
-        .format(&Rfc3339)
-        .unwrap_or_default();
-    events
+    let now = now_rfc3339();
+    objects
         .into_iter()
         .enumerate()
-        .map(|(i, mut event)| match topic.schema {
-            Schema::EventGrid => {
-                let defaults = [
-                    ("id", uuid::Uuid::new_v4().to_string()),
-                    ("subject", topic.name.clone()),
-                    ("eventTime", now.clone()),
-                    ("dataVersion", "1.0".to_owned()),
-                ];
-                for (field, value) in defaults {
-                    if !event.keys().any(|k| k.eq_ignore_ascii_case(field)) {
-                        event.insert(field.to_owned(), raw_string(&value));
+        .map(|(i, object)| {
+            let object =
+                object.map_err(|()| at_index("Each event must be a JSON object.".into(), i))?;
+            let mut fields = Field::sent(object, body);
+            let has = |fields: &[Field<'_>], name: &str| {
+                fields.iter().any(|f| f.name.eq_ignore_ascii_case(name))
+            };
+            match topic.schema {
+                Schema::EventGrid => {
+                    let defaults = [
+                        ("id", uuid::Uuid::new_v4().to_string()),
+                        ("subject", topic.name.clone()),
+                        ("eventTime", now.clone()),
+                        ("dataVersion", "1.0".to_owned()),
+                    ];
+                    for (name, value) in defaults {
+                        if !has(&fields, name) {
+                            fields.push(Field::string(name, &value));
+                        }
                     }
+                    stamp_event_grid(topic, fields, i)
                 }
-                stamp_event_grid(topic, event, i)
-            }
-            Schema::CloudEvents => {
-                let defaults = [
-                    ("specversion", "1.0".to_owned()),
-                    ("id", uuid::Uuid::new_v4().to_string()),
-                    ("source", format!("/publish/{}", topic.name)),
-                    ("time", now.clone()),
-                ];
-                for (field, value) in defaults {
-                    event
-                        .entry(field.to_owned())
-                        .or_insert_with(|| raw_string(&value));
+                Schema::CloudEvents => {
+                    let defaults = [
+                        ("specversion", "1.0".to_owned()),
+                        ("id", uuid::Uuid::new_v4().to_string()),
+                        ("source", format!("/publish/{}", topic.name)),
+                        ("time", now.clone()),
+                    ];
+                    for (name, value) in defaults {
+                        if !fields.iter().any(|f| &*f.name == name) {
+                            fields.push(Field::string(name, &value));
+                        }
+                    }
+                    if !fields.iter().any(|f| &*f.name == "type")
+                        && let Some(event_type) = take(&mut fields, "eventType")
+                    {
+                        fields.push(Field {
+                            name: "type".into(),
+                            ..event_type
+                        });
+                    }
+                    check_cloud_event(fields, i)
                 }
-                if let Some(event_type) = take(&mut event, "eventType") {
-                    event.entry("type".into()).or_insert(event_type);
-                }
-                check_cloud_event(event, i)
             }
         })
         .collect()
@@ -549,7 +630,7 @@ mod tests {
             br#"[{"ID":"1","Subject":"s","EventType":"T","EventTime":"2017-08-10T21:03:07.1234567+00:00","data":{"v":0.12345678901234567890}}]"#,
         )
         .unwrap();
-        let stamped = String::from_utf8(serialize(&events[0])).unwrap();
+        let stamped = String::from_utf8(events[0].body.to_vec()).unwrap();
         assert!(
             stamped.contains(r#""data":{"v":0.12345678901234567890}"#),
             "{stamped}"
@@ -621,12 +702,15 @@ mod tests {
             br#"{"eventType":"NewOrder","data":{"orderId":"12345","orderValue":150.0}}"#,
         )
         .unwrap();
-        let e = &events[0];
-        assert_eq!(string_field(e, "eventType").as_deref(), Some("NewOrder"));
-        assert_eq!(string_field(e, "subject").as_deref(), Some("orders"));
-        assert_eq!(string_field(e, "dataVersion").as_deref(), Some("1.0"));
-        assert!(uuid::Uuid::parse_str(&string_field(e, "id").unwrap()).is_ok());
-        assert_eq!(e["data"].get(), r#"{"orderId":"12345","orderValue":150.0}"#);
+        let e = &events[0].header;
+        assert_eq!(&*e.event_type, "NewOrder");
+        assert_eq!(e.subject.as_deref(), Some("orders"));
+        assert_eq!(e.data_version.as_deref(), Some("1.0"));
+        assert!(uuid::Uuid::parse_str(&e.id).is_ok());
+        assert_eq!(
+            events[0].raw("data"),
+            Some(&br#"{"orderId":"12345","orderValue":150.0}"#[..])
+        );
     }
 
     #[test]

@@ -22,7 +22,6 @@ use time::OffsetDateTime;
 
 use super::{DeadLetterBlob, DeadLetterSink, blob_name};
 use crate::blob::{self, BlobAccount, BlobConnection, BlobTiming, Failure};
-use crate::eventgrid::RawObject;
 
 pub struct BlobSink {
     account: BlobAccount,
@@ -77,12 +76,12 @@ impl DeadLetterSink for BlobSink {
         &self,
         container: &str,
         subscription_upper: &str,
-        events: &[RawObject],
+        events: &[bytes::Bytes],
         at: OffsetDateTime,
     ) -> Result<String, String> {
         self.known(container)?;
         let name = blob_name(subscription_upper, at, uuid::Uuid::new_v4());
-        let bytes = serde_json::to_vec_pretty(events).map_err(|e| e.to_string())?;
+        let bytes = super::blob_bytes(events);
         let client = self.account.container(container).blob_client(&name);
         let upload = || {
             let options = BlockBlobClientUploadOptions {
@@ -141,7 +140,7 @@ impl DeadLetterSink for BlobSink {
         Ok(blobs)
     }
 
-    async fn read(&self, container: &str, name: &str) -> Result<Vec<RawObject>, String> {
+    async fn read(&self, container: &str, name: &str) -> Result<bytes::Bytes, String> {
         self.known(container)?;
         let downloaded = self
             .account
@@ -150,13 +149,11 @@ impl DeadLetterSink for BlobSink {
             .download(None)
             .await
             .map_err(|e| self.failed("read", container, name, &e))?;
-        let bytes = downloaded
+        downloaded
             .body
             .collect()
             .await
-            .map_err(|e| self.failed("read", container, name, &e))?;
-        serde_json::from_slice(&bytes)
-            .map_err(|e| format!("{container}/{name} is not a JSON array of events: {e}"))
+            .map_err(|e| self.failed("read", container, name, &e))
     }
 
     async fn delete(&self, container: &str, name: &str) -> Result<(), String> {

@@ -12,7 +12,6 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 
 use super::{DeadLetterBlob, DeadLetterSink, blob_name};
-use crate::eventgrid::RawObject;
 
 pub struct FolderSink {
     root: PathBuf,
@@ -73,12 +72,12 @@ impl DeadLetterSink for FolderSink {
         &self,
         container: &str,
         subscription_upper: &str,
-        events: &[RawObject],
+        events: &[bytes::Bytes],
         at: OffsetDateTime,
     ) -> Result<String, String> {
         let name = blob_name(subscription_upper, at, uuid::Uuid::new_v4());
         let path = self.path(container, &name)?;
-        let bytes = serde_json::to_vec_pretty(events).map_err(|e| e.to_string())?;
+        let bytes = super::blob_bytes(events);
         tokio::task::spawn_blocking(move || {
             write_durably(&path, &bytes)
                 .map_err(|e| format!("failed to write {}: {e}", path.display()))
@@ -109,12 +108,11 @@ impl DeadLetterSink for FolderSink {
         Ok(blobs)
     }
 
-    async fn read(&self, container: &str, name: &str) -> Result<Vec<RawObject>, String> {
+    async fn read(&self, container: &str, name: &str) -> Result<bytes::Bytes, String> {
         let path = self.path(container, name)?;
-        let bytes =
-            fs::read(&path).map_err(|e| format!("failed to read {}: {e}", path.display()))?;
-        serde_json::from_slice(&bytes)
-            .map_err(|e| format!("{} is not a JSON array of events: {e}", path.display()))
+        fs::read(&path)
+            .map(bytes::Bytes::from)
+            .map_err(|e| format!("failed to read {}: {e}", path.display()))
     }
 
     async fn delete(&self, container: &str, name: &str) -> Result<(), String> {
@@ -137,7 +135,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let sink = FolderSink::new(dir.path().to_owned());
         let at = OffsetDateTime::now_utc();
-        let event: RawObject = serde_json::from_value(json!({"id": "1"})).unwrap();
+        let event = bytes::Bytes::from_static(br#"{"id":"1"}"#);
         let name = sink
             .write(
                 "dead-letters",
@@ -157,10 +155,9 @@ mod tests {
                 subscription: "ORDER-PROCESSOR".into()
             }]
         );
-        assert_eq!(
-            serde_json::to_value(sink.read("dead-letters", &name).await.unwrap()).unwrap(),
-            json!([{"id": "1"}])
-        );
+        let read: serde_json::Value =
+            serde_json::from_slice(&sink.read("dead-letters", &name).await.unwrap()).unwrap();
+        assert_eq!(read, json!([{"id": "1"}]));
         sink.delete("dead-letters", &name).await.unwrap();
         assert!(sink.list().await.unwrap().is_empty());
         assert!(sink.read("dead-letters", "../../etc/passwd").await.is_err());

@@ -12,17 +12,19 @@ mod blob;
 mod folder;
 
 use async_trait::async_trait;
+use bytes::Bytes;
 use serde::Serialize;
-use serde_json::value::{RawValue, to_raw_value};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 pub use blob::BlobSink;
 pub use folder::FolderSink;
 
+use super::event::{Event, EventBuilder};
 use super::spool::LastAttempt;
 use crate::blob::BlobConnection;
-use crate::eventgrid::{RawObject, Schema};
+use crate::eventgrid::Schema;
+use crate::json::{Json, MAX_EVENT_DEPTH, Parser, write_string};
 
 /// Where the emulator writes dead letters.
 #[derive(Debug, Clone, Default)]
@@ -47,19 +49,21 @@ pub struct DeadLetterBlob {
 
 #[async_trait]
 pub trait DeadLetterSink: Send + Sync + 'static {
-    /// Writes one blob holding `events`; returns its name inside the container.
+    /// Writes one blob holding `events` (annotated JSON objects, see [`annotate`]) as a JSON
+    /// array; returns its name inside the container.
     async fn write(
         &self,
         container: &str,
         subscription_upper: &str,
-        events: &[RawObject],
+        events: &[Bytes],
         at: OffsetDateTime,
     ) -> Result<String, String>;
 
     /// Every blob, oldest name first.
     async fn list(&self) -> Result<Vec<DeadLetterBlob>, String>;
 
-    async fn read(&self, container: &str, name: &str) -> Result<Vec<RawObject>, String>;
+    /// A blob's content: a JSON array of annotated events ([`events_of`] reads it).
+    async fn read(&self, container: &str, name: &str) -> Result<Bytes, String>;
 
     async fn delete(&self, container: &str, name: &str) -> Result<(), String>;
 
@@ -87,20 +91,9 @@ pub struct Ending<'a> {
     pub published_ms: i64,
 }
 
-fn raw(value: impl Serialize) -> Box<RawValue> {
-    to_raw_value(&value)
-        .unwrap_or_else(|_| RawValue::from_string("null".into()).unwrap_or_default())
-}
-
-/// The event with Azure's dead-letter properties added.
-pub fn annotate(event: &RawObject, schema: Schema, ending: &Ending<'_>) -> RawObject {
-    let mut object = event.clone();
-    let time = |ms: i64| {
-        OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
-            .ok()
-            .and_then(|t| t.format(&Rfc3339).ok())
-    };
-    let names: [&str; 6] = match schema {
+/// The names of the dead-letter properties, as Azure spells them in each schema.
+fn property_names(schema: Schema) -> [&'static str; 6] {
+    match schema {
         Schema::EventGrid => [
             "deadLetterReason",
             "deliveryAttempts",
@@ -117,44 +110,93 @@ pub fn annotate(event: &RawObject, schema: Schema, ending: &Ending<'_>) -> RawOb
             "publishtime",
             "lastdeliveryattempttime",
         ],
-    };
-    object.insert(names[0].into(), raw(ending.reason));
-    object.insert(names[1].into(), raw(ending.attempts));
-    object.insert(
-        names[2].into(),
-        raw(ending.last.map_or("NotAttempted", |l| l.outcome.as_str())),
-    );
-    if let Some(status) = ending.last.and_then(|l| l.status) {
-        object.insert(names[3].into(), raw(status));
     }
-    object.insert(names[4].into(), raw(time(ending.published_ms)));
-    if let Some(last) = ending.last {
-        object.insert(names[5].into(), raw(time(last.at_ms)));
-    }
-    object
 }
 
-/// The original event, without the dead-letter properties (for redelivery).
-pub fn strip(event: &RawObject) -> RawObject {
-    let mut object = event.clone();
-    object.retain(|k, _| {
-        !matches!(
-            k.to_ascii_lowercase().as_str(),
-            "deadletterreason"
-                | "deliveryattempts"
-                | "lastdeliveryoutcome"
-                | "lasthttpstatuscode"
-                | "publishtime"
-                | "lastdeliveryattempttime"
-        )
-    });
-    object
+/// The stored event (a JSON object) with Azure's dead-letter properties added after its own,
+/// without parsing it again.
+pub fn annotate(event: &[u8], schema: Schema, ending: &Ending<'_>) -> Bytes {
+    let time = |ms: i64| {
+        OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+            .ok()
+            .and_then(|t| t.format(&Rfc3339).ok())
+            .unwrap_or_default()
+    };
+    let names = property_names(schema);
+    let mut added: Vec<(&str, Vec<u8>)> = Vec::new();
+    let text = |name: &'static str, value: &str| {
+        let mut out = Vec::new();
+        write_string(value, &mut out);
+        (name, out)
+    };
+    added.push(text(names[0], ending.reason));
+    added.push((names[1], ending.attempts.to_string().into_bytes()));
+    added.push(text(
+        names[2],
+        ending.last.map_or("NotAttempted", |l| l.outcome.as_str()),
+    ));
+    if let Some(status) = ending.last.and_then(|l| l.status) {
+        added.push((names[3], status.to_string().into_bytes()));
+    }
+    added.push(text(names[4], &time(ending.published_ms)));
+    if let Some(last) = ending.last {
+        added.push(text(names[5], &time(last.at_ms)));
+    }
+    // The stored body is an object the publish API wrote: `{…}` with nothing after the brace.
+    let body = event.strip_suffix(b"}").unwrap_or(event);
+    let mut out = body.to_vec();
+    for (name, value) in added {
+        if out.len() > 1 {
+            out.push(b',');
+        }
+        write_string(name, &mut out);
+        out.push(b':');
+        out.extend_from_slice(&value);
+    }
+    out.push(b'}');
+    Bytes::from(out)
+}
+
+/// A blob's bytes: the events as a JSON array, one per line, as Azure's blobs read.
+pub fn blob_bytes(events: &[Bytes]) -> Vec<u8> {
+    let mut out = b"[".to_vec();
+    for (i, event) in events.iter().enumerate() {
+        out.extend_from_slice(if i == 0 { b"\n  " } else { b",\n  " });
+        out.extend_from_slice(event);
+    }
+    out.extend_from_slice(b"\n]");
+    out
+}
+
+/// The original events of a dead-letter blob, without the dead-letter properties, ready to be
+/// published again.
+pub fn events_of(blob: &[u8], schema: Schema) -> Result<Vec<Event>, String> {
+    let names = property_names(schema);
+    let mut parser = Parser::new(blob, MAX_EVENT_DEPTH + 1);
+    let mut events = Vec::new();
+    parser
+        .array(|parser| {
+            let spanned = parser.object_with_spans()?;
+            let Json::Object(members) = spanned.object else {
+                return Ok(());
+            };
+            let mut event = EventBuilder::default();
+            for ((name, value), span) in members.into_iter().zip(spanned.spans) {
+                if !names.contains(&&*name) {
+                    event.raw(&name, value, &blob[span]);
+                }
+            }
+            events.push(event.finish(schema));
+            Ok(())
+        })
+        .and_then(|()| parser.end())
+        .map_err(|e| format!("not a JSON array of events: {e}"))?;
+    Ok(events)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
     use time::macros::datetime;
 
     #[test]
@@ -170,16 +212,8 @@ mod tests {
         );
     }
 
-    fn object(value: serde_json::Value) -> RawObject {
-        serde_json::from_value(value).unwrap()
-    }
-
-    fn value(object: &RawObject) -> serde_json::Value {
-        serde_json::to_value(object).unwrap()
-    }
-
     #[test]
-    fn annotations_follow_the_schema_and_strip_restores_the_event() {
+    fn annotations_follow_the_schema_and_stripping_restores_the_event() {
         let last = LastAttempt {
             at_ms: 1_000,
             status: Some(500),
@@ -191,21 +225,28 @@ mod tests {
             last: Some(&last),
             published_ms: 0,
         };
-        let eg = object(json!({"id": "1", "eventType": "T"}));
-        let annotated = value(&annotate(&eg, Schema::EventGrid, &ending));
-        assert_eq!(annotated["deadLetterReason"], "MaxDeliveryAttemptsExceeded");
-        assert_eq!(annotated["deliveryAttempts"], 3);
-        assert_eq!(annotated["lastDeliveryOutcome"], "GenericError");
-        assert_eq!(annotated["lastHttpStatusCode"], 500);
-        assert_eq!(annotated["publishTime"], "1970-01-01T00:00:00Z");
-        assert_eq!(annotated["lastDeliveryAttemptTime"], "1970-01-01T00:00:01Z");
-        assert_eq!(value(&strip(&object(annotated))), value(&eg));
-        let ce = value(&annotate(
-            &object(json!({"id": "1"})),
-            Schema::CloudEvents,
-            &ending,
-        ));
+        let eg = br#"{"id":"1","eventType":"T","data":{"v":1.50}}"#;
+        let annotated = annotate(eg, Schema::EventGrid, &ending);
+        let value: serde_json::Value = serde_json::from_slice(&annotated).unwrap();
+        assert_eq!(value["deadLetterReason"], "MaxDeliveryAttemptsExceeded");
+        assert_eq!(value["deliveryAttempts"], 3);
+        assert_eq!(value["lastDeliveryOutcome"], "GenericError");
+        assert_eq!(value["lastHttpStatusCode"], 500);
+        assert_eq!(value["publishTime"], "1970-01-01T00:00:00Z");
+        assert_eq!(value["lastDeliveryAttemptTime"], "1970-01-01T00:00:01Z");
+        let blob = blob_bytes(&[annotated.clone(), annotated]);
+        let restored = events_of(&blob, Schema::EventGrid).unwrap();
+        assert_eq!(restored.len(), 2);
+        assert_eq!(
+            &restored[0].body[..],
+            &eg[..],
+            "the event comes back as it was sent"
+        );
+        let ce = annotate(br#"{"id":"1"}"#, Schema::CloudEvents, &ending);
+        let ce: serde_json::Value = serde_json::from_slice(&ce).unwrap();
         assert_eq!(ce["deadletterreason"], "MaxDeliveryAttemptsExceeded");
         assert!(ce.get("deadLetterReason").is_none());
+        let empty = annotate(b"{}", Schema::EventGrid, &ending);
+        assert!(empty.starts_with(br#"{"deadLetterReason""#), "{empty:?}");
     }
 }

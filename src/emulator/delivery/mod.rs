@@ -30,7 +30,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
-use serde_json::Value;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -40,9 +39,10 @@ use self::retry::{Decision, EndpointKind, Failure};
 use super::dead_letter::{self, DeadLetterSink, Ending};
 use super::spool::{
     Counters, LastAttempt, Pending, PendingAction, RecoveredSubscription, Spool, StateRecord,
+    StoredEvent,
 };
 use super::subscriptions::{Destination, Subscription};
-use crate::eventgrid::{RawObject, Schema};
+use crate::eventgrid::Schema;
 use crate::journal::Position;
 
 /// Durations and limits of delivery. Azure's durations are multiplied by `time_scale`.
@@ -210,11 +210,20 @@ impl SubscriptionRuntime {
 #[derive(Debug, Clone)]
 struct Item {
     at: Position,
-    id: String,
+    id: Box<str>,
     /// Attempts made before this one.
     previous: u32,
     /// This is the event's first attempt (it is in `outstanding`, not `pending`).
     first: bool,
+}
+
+/// What a subscription makes of a buffered event.
+#[derive(Debug, PartialEq)]
+enum Wanted {
+    No,
+    Yes,
+    /// Taken, to be dead-lettered: its body cannot be parsed, for this reason.
+    Unreadable(String),
 }
 
 enum Done {
@@ -227,16 +236,6 @@ enum Done {
         positions: Vec<Position>,
         result: Result<String, String>,
     },
-}
-
-/// A buffered event read from the spool, not yet dispatched.
-struct Buffered {
-    at: Position,
-    published_ms: i64,
-    target: Option<String>,
-    topic: String,
-    body: bytes::Bytes,
-    value: Option<Value>,
 }
 
 /// Failed attempts logged one by one per subscription per second; past that they are counted
@@ -281,7 +280,7 @@ pub struct Dispatcher {
     dead_letters: Arc<dyn DeadLetterSink>,
     settings: Arc<DeliverySettings>,
     cursor: Position,
-    buffer: VecDeque<Buffered>,
+    buffer: VecDeque<StoredEvent>,
     outstanding: BTreeSet<Position>,
     pending: BTreeMap<Position, Pending>,
     due: BTreeSet<(i64, Position)>,
@@ -308,14 +307,6 @@ fn rfc3339_ms(ms: i64) -> String {
         .ok()
         .and_then(|t| t.format(&Rfc3339).ok())
         .unwrap_or_default()
-}
-
-fn event_id(value: &Value) -> String {
-    value
-        .get("id")
-        .and_then(Value::as_str)
-        .unwrap_or("")
-        .to_owned()
 }
 
 impl Dispatcher {
@@ -453,42 +444,53 @@ impl Dispatcher {
                 if events.is_empty() {
                     break;
                 }
-                self.buffer.extend(events.into_iter().map(|e| Buffered {
-                    at: e.at,
-                    published_ms: e.published_ms,
-                    target: e.target,
-                    value: serde_json::from_slice(&e.body).ok(),
-                    body: e.body,
-                    topic: e.topic,
-                }));
+                self.buffer.extend(events);
             }
             let batch = self.next_batch(now);
             if !batch.is_empty() {
-                self.start_attempt(batch);
+                self.start_attempt(batch, now);
             }
         }
         self.publish_view();
         Ok(())
     }
 
+    /// Whether a buffered event is for this subscription: its topic's, not waiting already, and
+    /// targeted at it (a redelivery) or passing its filter. An event whose body cannot be parsed
+    /// (only a spool written by an older version can hold one) is taken, to be dead-lettered.
+    fn wants(&self, stored: &StoredEvent) -> Wanted {
+        let rt = &self.rt;
+        if stored.topic != rt.topic || self.pending.contains_key(&stored.at) {
+            return Wanted::No;
+        }
+        if let Some(target) = &stored.target {
+            return if target.eq_ignore_ascii_case(rt.subscription.name.as_str()) {
+                Wanted::Yes
+            } else {
+                Wanted::No
+            };
+        }
+        let filter = &rt.subscription.filter;
+        if filter.is_match_all() {
+            return Wanted::Yes;
+        }
+        match stored.event(rt.input_schema) {
+            Ok(event) if filter.matches(event.tree(), rt.input_schema) => Wanted::Yes,
+            Ok(_) => Wanted::No,
+            Err(e) => Wanted::Unreadable(e.to_string()),
+        }
+    }
+
     /// Takes matching events off the buffer into one batch (Azure does not wait to fill one).
-    fn next_batch(&mut self, now: i64) -> Vec<(Item, bytes::Bytes)> {
+    fn next_batch(&mut self, now: i64) -> Vec<(Item, StoredEvent)> {
         let rt = self.rt.clone();
         let sub = &rt.subscription;
         let ttl_ms = self.ttl_ms();
-        let mut batch: Vec<(Item, bytes::Bytes)> = Vec::new();
+        let mut batch: Vec<(Item, StoredEvent)> = Vec::new();
         let mut bytes = 0usize;
         while let Some(front) = self.buffer.front() {
-            let for_us = front.topic == rt.topic
-                && match &front.target {
-                    Some(target) => target.eq_ignore_ascii_case(sub.name.as_str()),
-                    None => front
-                        .value
-                        .as_ref()
-                        .is_some_and(|v| sub.filter.matches(v, rt.input_schema)),
-                }
-                && !self.pending.contains_key(&front.at);
-            if !for_us {
+            let wanted = self.wants(front);
+            if wanted == Wanted::No {
                 self.buffer.pop_front();
                 continue;
             }
@@ -502,24 +504,28 @@ impl Dispatcher {
             let Some(event) = self.buffer.pop_front() else {
                 break;
             };
-            let Some(value) = event.value else { continue };
             self.counters.matched += 1;
             if event.at < self.replay_until {
                 self.counters.replayed_after_restart += 1;
             }
             let item = Item {
                 at: event.at,
-                id: event_id(&value),
+                id: event.header.id.clone(),
                 previous: 0,
                 first: true,
             };
+            if let Wanted::Unreadable(why) = wanted {
+                tracing::error!(subscription = %rt.key, position = %event.at, error = %why, "a stored event cannot be parsed; it is dead-lettered");
+                self.finish(&item, retry::REASON_UNREADABLE, 0, None, now);
+                continue;
+            }
             if event.published_ms + ttl_ms <= now {
                 // Old backlog (the emulator was down, or the endpoint had not validated).
                 self.finish(&item, retry::REASON_TTL, 0, None, now);
                 continue;
             }
             bytes += size;
-            batch.push((item, event.body));
+            batch.push((item, event));
         }
         batch
     }
@@ -528,8 +534,8 @@ impl Dispatcher {
         let rt = self.rt.clone();
         let sub = &rt.subscription;
         let ttl_ms = self.ttl_ms();
-        let mut retries: Vec<(Item, bytes::Bytes)> = Vec::new();
-        let mut dead: Vec<(Position, RawObject)> = Vec::new();
+        let mut retries: Vec<(Item, StoredEvent)> = Vec::new();
+        let mut dead: Vec<(Position, bytes::Bytes)> = Vec::new();
         while self.in_flight < self.settings.concurrency {
             let Some(&(due, at)) = self.due.first() else {
                 break;
@@ -553,22 +559,18 @@ impl Dispatcher {
                         last: pending.last.as_ref(),
                         published_ms: event.published_ms,
                     };
-                    let object: RawObject = serde_json::from_slice(&event.body).unwrap_or_default();
                     dead.push((
                         at,
-                        dead_letter::annotate(&object, self.rt.input_schema, &ending),
+                        dead_letter::annotate(&event.body, self.rt.input_schema, &ending),
                     ));
                     if dead.len() >= 100 {
                         break;
                     }
                 }
                 PendingAction::Deliver => {
-                    let id = serde_json::from_slice::<Value>(&event.body)
-                        .map(|v| event_id(&v))
-                        .unwrap_or_default();
                     let item = Item {
                         at,
-                        id,
+                        id: event.header.id.clone(),
                         previous: pending.attempts,
                         first: false,
                     };
@@ -582,15 +584,15 @@ impl Dispatcher {
                         );
                         continue;
                     }
-                    retries.push((item, event.body));
+                    retries.push((item, event));
                     if retries.len() >= sub.batching.max_events as usize {
-                        self.start_attempt(std::mem::take(&mut retries));
+                        self.start_attempt(std::mem::take(&mut retries), now);
                     }
                 }
             }
         }
         if !retries.is_empty() {
-            self.start_attempt(retries);
+            self.start_attempt(retries, now);
         }
         if !dead.is_empty() {
             self.start_dead_letter(dead);
@@ -598,16 +600,27 @@ impl Dispatcher {
         Ok(())
     }
 
-    fn start_attempt(&mut self, batch: Vec<(Item, bytes::Bytes)>) {
-        let bodies: Vec<&[u8]> = batch.iter().map(|(_, b)| b.as_ref()).collect();
+    fn start_attempt(&mut self, batch: Vec<(Item, StoredEvent)>, now: i64) {
+        let events: Vec<&StoredEvent> = batch.iter().map(|(_, e)| e).collect();
         let previous = batch.iter().map(|(i, _)| i.previous).max().unwrap_or(0);
-        let out = webhook::notification(
+        let out = match webhook::notification(
             &self.rt.subscription,
             self.rt.input_schema,
-            &bodies,
+            &events,
             previous,
             &self.settings.functions_base_url,
-        );
+        ) {
+            Ok(out) => out,
+            Err(e) => {
+                tracing::error!(subscription = %self.rt.key, error = %e, "stored events cannot be parsed; they are dead-lettered");
+                for (item, _) in &batch {
+                    let last = self.pending.get(&item.at).and_then(|p| p.last.clone());
+                    self.finish(item, retry::REASON_UNREADABLE, item.previous, last, now);
+                    self.outstanding.remove(&item.at);
+                }
+                return;
+            }
+        };
         let items: Vec<Item> = batch.into_iter().map(|(item, _)| item).collect();
         for item in &items {
             if item.first {
@@ -629,7 +642,7 @@ impl Dispatcher {
         });
     }
 
-    fn start_dead_letter(&mut self, events: Vec<(Position, RawObject)>) {
+    fn start_dead_letter(&mut self, events: Vec<(Position, bytes::Bytes)>) {
         let Some(config) = self.rt.subscription.dead_letter.clone() else {
             // The subscriptions file lost this dead-letter destination since these events were
             // scheduled for it (they were recovered after a restart). Azure drops dead letters
@@ -652,7 +665,7 @@ impl Dispatcher {
             self.busy.insert(*at);
         }
         self.in_flight += 1;
-        let values: Vec<RawObject> = events.into_iter().map(|(_, v)| v).collect();
+        let values: Vec<bytes::Bytes> = events.into_iter().map(|(_, v)| v).collect();
         let (sink, done) = (self.dead_letters.clone(), self.done_tx.clone());
         let upper = self.rt.subscription.name.upper();
         tokio::spawn(async move {
@@ -806,7 +819,7 @@ impl Dispatcher {
             }
             tracing::info!(
                 subscription = %self.rt.key,
-                events = ?items.iter().map(|i| i.id.as_str()).collect::<Vec<_>>(),
+                events = ?items.iter().map(|i| &*i.id).collect::<Vec<_>>(),
                 attempt,
                 status = ?status,
                 outcome = %last.outcome,
@@ -817,7 +830,7 @@ impl Dispatcher {
         let record = DeliveryRecord {
             at: rfc3339_ms(now),
             subscription: self.rt.key.clone(),
-            event_ids: items.iter().map(|i| i.id.clone()).collect(),
+            event_ids: items.iter().map(|i| i.id.to_string()).collect(),
             attempt,
             status,
             outcome: last.outcome.clone(),
@@ -938,12 +951,7 @@ impl Dispatcher {
                     .take(1000)
                     .map(|(at, p)| PendingView {
                         subscription: self.rt.key.clone(),
-                        event_id: self
-                            .spool
-                            .read_event(*at)
-                            .ok()
-                            .and_then(|e| serde_json::from_slice::<Value>(&e.body).ok())
-                            .map(|v| event_id(&v)),
+                        event_id: self.spool.read_event(*at).ok().map(|e| e.header.id.into()),
                         position: *at,
                         attempts: p.attempts,
                         due: rfc3339_ms(p.due_ms),

@@ -60,6 +60,9 @@ pub const REASON_MAX_ATTEMPTS: &str = "MaxDeliveryAttemptsExceeded";
 pub const REASON_TTL: &str = "TimeToLiveExceeded";
 /// Used when a non-retryable answer ends delivery. Azure's exact name is not documented.
 pub const REASON_NON_RETRYABLE: &str = "NonRetriableError";
+/// Ours, not Azure's: a stored event whose body cannot be parsed. The publish API accepts only
+/// what parses, so only a spool written by an older ordergrid can hold one.
+pub const REASON_UNREADABLE: &str = "UnreadableEvent";
 
 /// Success is 200–204 only (202 is what the Functions host answers).
 pub fn is_success(status: u16) -> bool {

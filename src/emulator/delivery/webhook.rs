@@ -15,13 +15,16 @@
 
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use bytes::{BufMut, Bytes, BytesMut};
-use serde_json::Value;
-use serde_json::value::RawValue;
 
 use super::retry::Failure;
+use crate::emulator::event::{Event, EventBuilder};
+use crate::emulator::spool::StoredEvent;
 use crate::emulator::subscriptions::{DeliveryAttribute, Destination, Subscription};
-use crate::eventgrid::{RawObject, Schema};
+use crate::eventgrid::Schema;
+use crate::json::{Json, JsonError};
 
 pub const CONTENT_TYPE_EVENTGRID: &str = "application/json; charset=utf-8";
 pub const CONTENT_TYPE_CLOUDEVENT: &str = "application/cloudevents+json; charset=utf-8";
@@ -47,15 +50,17 @@ pub fn destination_url(subscription: &Subscription, functions_base_url: &str) ->
     }
 }
 
-/// Builds the notification for `bodies` (events as stored: JSON in the topic's input schema).
-/// Event bodies are passed through byte for byte unless the schema has to be converted.
+/// Builds the notification for `events` (as stored: JSON in the topic's input schema). Event
+/// bodies are passed through byte for byte unless the schema has to be converted; only a
+/// conversion or a dynamic delivery property needs the parsed event, which events read back from
+/// disk get by parsing their body here.
 pub fn notification(
     subscription: &Subscription,
     input_schema: Schema,
-    bodies: &[&[u8]],
+    events: &[&StoredEvent],
     previous_attempts: u32,
     functions_base_url: &str,
-) -> Outgoing {
+) -> Result<Outgoing, JsonError> {
     let mut headers = vec![
         ("aeg-event-type".to_owned(), "Notification".to_owned()),
         (
@@ -67,43 +72,47 @@ pub fn notification(
             previous_attempts.to_string(),
         ),
     ];
-    let first: Value = bodies
-        .first()
-        .and_then(|b| serde_json::from_slice(b).ok())
-        .unwrap_or(Value::Null);
+    let convert =
+        subscription.delivery_schema == Schema::CloudEvents && input_schema == Schema::EventGrid;
+    let parsed: Vec<Arc<Event>> = if convert || !subscription.delivery_attributes.is_empty() {
+        events
+            .iter()
+            .map(|e| e.event(input_schema))
+            .collect::<Result<_, _>>()?
+    } else {
+        Vec::new()
+    };
     let body = match subscription.delivery_schema {
         Schema::EventGrid => {
             headers.push(("content-type".into(), CONTENT_TYPE_EVENTGRID.into()));
             headers.push((
                 "aeg-data-version".into(),
-                first
-                    .get("dataVersion")
-                    .and_then(Value::as_str)
+                events
+                    .first()
+                    .and_then(|e| e.header.data_version.as_deref())
                     .unwrap_or("")
                     .to_owned(),
             ));
             headers.push(("aeg-metadata-version".into(), "1".into()));
-            json_array(bodies.iter().copied())
+            json_array(events.iter().map(|e| &e.body[..]))
         }
         Schema::CloudEvents => {
             headers.push(("aeg-metadata-version".into(), "1.0".into()));
             headers.push(("origin".into(), ORIGIN.into()));
-            let converted: Vec<Vec<u8>> = match input_schema {
-                Schema::CloudEvents => bodies.iter().map(|b| b.to_vec()).collect(),
-                Schema::EventGrid => bodies
+            let converted: Vec<Bytes> = if convert {
+                parsed
                     .iter()
-                    .map(|b| {
-                        let event: RawObject = serde_json::from_slice(b).unwrap_or_default();
-                        serde_json::to_vec(&to_cloud_event(&event)).unwrap_or_default()
-                    })
-                    .collect(),
+                    .map(|e| Bytes::from(to_cloud_event(e)))
+                    .collect()
+            } else {
+                events.iter().map(|e| e.body.clone()).collect()
             };
             if converted.len() == 1 {
                 headers.push(("content-type".into(), CONTENT_TYPE_CLOUDEVENT.into()));
-                Bytes::from(converted.into_iter().next().unwrap_or_default())
+                converted.into_iter().next().unwrap_or_default()
             } else {
                 headers.push(("content-type".into(), CONTENT_TYPE_CLOUDEVENT_BATCH.into()));
-                json_array(converted.iter().map(Vec::as_slice))
+                json_array(converted.iter().map(|b| &b[..]))
             }
         }
     };
@@ -113,17 +122,17 @@ pub fn notification(
                 headers.push((name.clone(), value.clone()))
             }
             DeliveryAttribute::Dynamic { name, source_field } => {
-                if let Some(value) = lookup(&first, source_field) {
+                if let Some(value) = parsed.first().and_then(|e| lookup(e.tree(), source_field)) {
                     headers.push((name.clone(), value));
                 }
             }
         }
     }
-    Outgoing {
+    Ok(Outgoing {
         url: destination_url(subscription, functions_base_url),
         headers,
         body,
-    }
+    })
 }
 
 /// `[a,b,c]` from JSON texts, without re-serializing them.
@@ -140,32 +149,24 @@ fn json_array<'a>(items: impl Iterator<Item = &'a [u8]>) -> Bytes {
     buf.freeze()
 }
 
-/// A dynamic delivery property's value: a string, number or boolean at a dotted path.
-fn lookup(event: &Value, path: &str) -> Option<String> {
-    let mut value = event;
-    for segment in path.split('.') {
-        value = value
-            .as_object()?
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(segment))
-            .map(|(_, v)| v)?;
-    }
+/// A dynamic delivery property's value: a string, number or boolean at a dotted path (names
+/// matched as filters match them). Numbers are given as sent.
+fn lookup(event: &Json, path: &str) -> Option<String> {
+    let value = path
+        .split('.')
+        .try_fold(event, |value, segment| value.get(segment))?;
     match value {
-        Value::String(s) => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        Value::Bool(b) => Some(b.to_string()),
+        Json::String(s) => Some(s.to_string()),
+        Json::Number(n) => Some(n.as_str().to_owned()),
+        Json::Bool(b) => Some(b.to_string()),
         _ => None,
     }
 }
 
-fn raw_str(s: &str) -> Box<RawValue> {
-    serde_json::value::to_raw_value(s).unwrap_or_default()
-}
-
-/// Maps an Event Grid schema event onto CloudEvents 1.0 (values kept as sent).
-pub fn to_cloud_event(event: &RawObject) -> RawObject {
-    let mut ce = RawObject::new();
-    ce.insert("specversion".into(), raw_str("1.0"));
+/// Maps an Event Grid schema event onto CloudEvents 1.0, each value as it was sent.
+pub fn to_cloud_event(event: &Event) -> Vec<u8> {
+    let mut ce = EventBuilder::default();
+    ce.string("specversion", "1.0");
     for (from, to) in [
         ("id", "id"),
         ("topic", "source"),
@@ -173,20 +174,23 @@ pub fn to_cloud_event(event: &RawObject) -> RawObject {
         ("eventType", "type"),
         ("eventTime", "time"),
     ] {
-        if let Some(value) = event.get(from) {
-            ce.insert(to.into(), value.clone());
+        if let (Some(value), Some(raw)) = (event.tree().get(from), event.raw(from)) {
+            ce.raw(to, value.clone(), raw);
         }
     }
-    if let Some(version) = event.get("dataVersion")
-        && !matches!(version.get(), "\"\"" | "null")
+    if let Some(version) = event
+        .header
+        .data_version
+        .as_deref()
+        .filter(|v| !v.is_empty())
     {
-        ce.insert("dataversion".into(), version.clone());
+        ce.string("dataversion", version);
     }
-    if let Some(data) = event.get("data") {
-        ce.insert("datacontenttype".into(), raw_str("application/json"));
-        ce.insert("data".into(), data.clone());
+    if let (Some(data), Some(raw)) = (event.tree().get("data"), event.raw("data")) {
+        ce.string("datacontenttype", "application/json");
+        ce.raw("data", data.clone(), raw);
     }
-    ce
+    ce.finish(Schema::CloudEvents).body.to_vec()
 }
 
 /// Sends deliveries with a shared connection pool and Event Grid's response timeout.
@@ -240,14 +244,33 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    fn event(value: serde_json::Value) -> Event {
+        Event::from_body(Schema::EventGrid, Bytes::from(value.to_string())).unwrap()
+    }
+
     #[test]
     fn event_grid_events_become_cloud_events() {
-        let eg: RawObject = serde_json::from_value(json!({"id": "1", "topic": "/t/orders", "subject": "orders/1", "eventType": "NewOrder",
-                        "eventTime": "2026-01-01T00:00:00Z", "data": {"a": 1}, "dataVersion": "1.0", "metadataVersion": "1"})).unwrap();
+        let eg = event(
+            json!({"id": "1", "topic": "/t/orders", "subject": "orders/1", "eventType": "NewOrder",
+                        "eventTime": "2026-01-01T00:00:00Z", "data": {"a": 1}, "dataVersion": "1.0", "metadataVersion": "1"}),
+        );
+        let ce: serde_json::Value = serde_json::from_slice(&to_cloud_event(&eg)).unwrap();
         assert_eq!(
-            serde_json::to_value(to_cloud_event(&eg)).unwrap(),
+            ce,
             json!({"specversion": "1.0", "id": "1", "source": "/t/orders", "subject": "orders/1", "type": "NewOrder",
                    "time": "2026-01-01T00:00:00Z", "dataversion": "1.0", "datacontenttype": "application/json", "data": {"a": 1}})
+        );
+    }
+
+    #[test]
+    fn conversion_keeps_the_data_as_sent() {
+        let body = br#"{"id":"1","topic":"/t","subject":"s","eventType":"T","eventTime":"2026-01-01T00:00:00Z","data":{"v":1.50e400,"s":"\u00e9"},"dataVersion":""}"#;
+        let eg = Event::from_body(Schema::EventGrid, Bytes::from_static(body)).unwrap();
+        let ce = String::from_utf8(to_cloud_event(&eg)).unwrap();
+        assert!(ce.contains(r#""data":{"v":1.50e400,"s":"\u00e9"}"#), "{ce}");
+        assert!(
+            !ce.contains("dataversion"),
+            "an empty dataVersion is left out: {ce}"
         );
     }
 
@@ -259,10 +282,12 @@ mod tests {
 
     #[test]
     fn dynamic_properties_read_scalars_at_a_path() {
-        let event = json!({"data": {"order": {"id": 7, "ok": true, "list": [1]}}});
+        let event = Json::from(&json!({"data": {"order": {"id": 7, "ok": true, "list": [1]}}}));
         assert_eq!(lookup(&event, "data.order.id").as_deref(), Some("7"));
         assert_eq!(lookup(&event, "Data.Order.OK").as_deref(), Some("true"));
         assert_eq!(lookup(&event, "data.order.list"), None);
         assert_eq!(lookup(&event, "data.missing"), None);
+        let exact = Json::parse(br#"{"data":{"n":1.10e2}}"#, 8).unwrap();
+        assert_eq!(lookup(&exact, "data.n").as_deref(), Some("1.10e2"));
     }
 }

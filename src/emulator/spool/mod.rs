@@ -23,12 +23,16 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 
 use bytes::{BufMut, Bytes, BytesMut};
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
+use super::event::{Event, EventHeader};
+use crate::eventgrid::Schema;
 use crate::journal::{Journal, JournalError, JournalOptions, Position};
+use crate::json::JsonError;
 
 /// An accepted event as stored.
 #[derive(Debug, Clone)]
@@ -39,27 +43,69 @@ pub struct StoredEvent {
     pub target: Option<String>,
     /// Milliseconds since the Unix epoch.
     pub published_ms: i64,
+    pub header: EventHeader,
     /// The event JSON, in the topic's input schema, with the envelope fields Event Grid stamps.
     pub body: Bytes,
+    /// The event as the publish API parsed it, while it is among the recently published.
+    pub parsed: Option<Arc<Event>>,
 }
 
-const EVENT_FORMAT: u8 = 1;
+impl StoredEvent {
+    /// The parsed event: the one the publish API built, or (read back from disk) its body
+    /// parsed now.
+    pub fn event(&self, schema: Schema) -> Result<Arc<Event>, JsonError> {
+        match &self.parsed {
+            Some(event) => Ok(event.clone()),
+            None => Event::from_body(schema, self.body.clone()).map(Arc::new),
+        }
+    }
+}
 
-fn encode_event(topic: &str, target: Option<&str>, published_ms: i64, body: &[u8]) -> Bytes {
+/// Version 1 frames held the body only; version 2 frames hold the header before it.
+const EVENT_FORMAT_V1: u8 = 1;
+const EVENT_FORMAT: u8 = 2;
+
+fn put_text(buf: &mut BytesMut, text: Option<&str>) {
+    match text {
+        None => buf.put_u32_le(u32::MAX),
+        Some(text) => {
+            buf.put_u32_le(text.len() as u32);
+            buf.put_slice(text.as_bytes());
+        }
+    }
+}
+
+fn encode_event(topic: &str, target: Option<&str>, published_ms: i64, event: &Event) -> Bytes {
     let target = target.unwrap_or("");
-    let mut buf = BytesMut::with_capacity(1 + 8 + 2 + topic.len() + target.len() + body.len());
+    let header = &event.header;
+    let mut buf = BytesMut::with_capacity(
+        1 + 8
+            + 2
+            + topic.len()
+            + target.len()
+            + 16
+            + header.id.len()
+            + header.event_type.len()
+            + event.body.len(),
+    );
     buf.put_u8(EVENT_FORMAT);
     buf.put_i64_le(published_ms);
     buf.put_u8(topic.len() as u8);
     buf.put_slice(topic.as_bytes());
     buf.put_u8(target.len() as u8);
     buf.put_slice(target.as_bytes());
-    buf.put_slice(body);
+    put_text(&mut buf, Some(&header.id));
+    put_text(&mut buf, Some(&header.event_type));
+    put_text(&mut buf, header.subject.as_deref());
+    put_text(&mut buf, header.data_version.as_deref());
+    buf.put_slice(&event.body);
     buf.freeze()
 }
 
+/// Reads frames of both versions; `None` for a damaged frame.
 fn decode_event(at: Position, payload: Bytes) -> Option<StoredEvent> {
-    if *payload.first()? != EVENT_FORMAT {
+    let format = *payload.first()?;
+    if format != EVENT_FORMAT && format != EVENT_FORMAT_V1 {
         return None;
     }
     let published_ms = i64::from_le_bytes(payload.get(1..9)?.try_into().ok()?);
@@ -71,14 +117,78 @@ fn decode_event(at: Position, payload: Bytes) -> Option<StoredEvent> {
     let target_len = *payload.get(target_at)? as usize;
     let target =
         std::str::from_utf8(payload.get(target_at + 1..target_at + 1 + target_len)?).ok()?;
-    let body = payload.slice(target_at + 1 + target_len..);
+    let mut at_byte = target_at + 1 + target_len;
+    let header = if format == EVENT_FORMAT {
+        let mut text = || -> Option<Option<Box<str>>> {
+            let len = u32::from_le_bytes(payload.get(at_byte..at_byte + 4)?.try_into().ok()?);
+            at_byte += 4;
+            if len == u32::MAX {
+                return Some(None);
+            }
+            let text = std::str::from_utf8(payload.get(at_byte..at_byte + len as usize)?).ok()?;
+            at_byte += len as usize;
+            Some(Some(text.into()))
+        };
+        EventHeader {
+            id: text()??,
+            event_type: text()??,
+            subject: text()?,
+            data_version: text()?,
+        }
+    } else {
+        legacy_header(&payload[at_byte..])
+    };
     Some(StoredEvent {
         at,
         topic,
         target: (!target.is_empty()).then(|| target.to_owned()),
         published_ms,
-        body,
+        header,
+        body: payload.slice(at_byte..),
+        parsed: None,
     })
+}
+
+/// The header of a version 1 frame's body, which names no schema: CloudEvents have a
+/// `specversion`. A body that does not parse gets an empty header; the dispatcher then finds it
+/// unreadable and dead-letters it.
+fn legacy_header(body: &[u8]) -> EventHeader {
+    match Event::from_body(Schema::EventGrid, Bytes::copy_from_slice(body)) {
+        Ok(event) if event.tree().get("specversion").is_some() => {
+            EventHeader::of(Schema::CloudEvents, event.tree())
+        }
+        Ok(event) => event.header.clone(),
+        Err(_) => EventHeader {
+            id: "".into(),
+            event_type: "".into(),
+            subject: None,
+            data_version: None,
+        },
+    }
+}
+
+/// The events published most recently, as the publish API parsed them, so dispatchers that keep
+/// up (the usual case) never parse an event again. Bounded by the size of their bodies.
+#[derive(Default)]
+struct Recent {
+    events: BTreeMap<Position, Arc<Event>>,
+    bytes: usize,
+}
+
+/// How much event text [`Recent`] keeps (the parsed trees take a few times this).
+const RECENT_BYTES: usize = 16 * 1024 * 1024;
+
+impl Recent {
+    fn insert(&mut self, at: Position, event: Arc<Event>) {
+        self.bytes += event.body.len();
+        self.events.insert(at, event);
+        while self.bytes > RECENT_BYTES {
+            let Some((_, oldest)) = self.events.pop_first() else {
+                break;
+            };
+            self.bytes -= oldest.body.len();
+        }
+    }
 }
 
 /// Per-subscription counters, persisted with each watermark so they survive restarts.
@@ -163,6 +273,7 @@ pub struct RecoveredSubscription {
 pub struct Spool {
     events: Journal,
     state: Journal,
+    recent: Arc<Mutex<Recent>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -208,22 +319,46 @@ impl Spool {
                 }
             }
         }
-        Ok((Self { events, state }, subs))
+        let spool = Self {
+            events,
+            state,
+            recent: Default::default(),
+        };
+        Ok((spool, subs))
     }
 
-    /// Stores events for `topic`; resolves once they are durable.
+    /// Stores events for `topic`; resolves once they are durable. They are among the recently
+    /// published before any reader can see them.
     pub async fn publish(
         &self,
         topic: &str,
         target: Option<&str>,
         published_ms: i64,
-        bodies: &[Bytes],
+        events: &[Arc<Event>],
     ) -> Result<Vec<Position>, SpoolError> {
-        let payloads = bodies
+        let payloads = events
             .iter()
-            .map(|body| encode_event(topic, target, published_ms, body))
+            .map(|event| encode_event(topic, target, published_ms, event))
             .collect();
-        Ok(self.events.append(payloads).await?)
+        let (recent, events) = (self.recent.clone(), events.to_vec());
+        let remember = Box::new(move |positions: &[Position]| {
+            let mut recent = recent.lock().unwrap_or_else(|p| p.into_inner());
+            for (at, event) in positions.iter().zip(events) {
+                recent.insert(*at, event);
+            }
+        });
+        Ok(self.events.append_staged(payloads, Some(remember)).await?)
+    }
+
+    fn with_recent(&self, mut stored: StoredEvent) -> StoredEvent {
+        stored.parsed = self
+            .recent
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .events
+            .get(&stored.at)
+            .cloned();
+        stored
     }
 
     /// Events from `from` on, about `max_bytes` of them, and the position after the last.
@@ -233,19 +368,23 @@ impl Spool {
         max_bytes: usize,
     ) -> Result<(Vec<StoredEvent>, Position), SpoolError> {
         let (frames, next) = self.events.read_from(from, max_bytes)?;
+        let recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
         let events = frames
             .into_iter()
             .map(|(at, payload)| {
-                decode_event(at, payload)
-                    .ok_or_else(|| SpoolError(format!("the event at {at} is unreadable")))
+                let mut stored = decode_event(at, payload)
+                    .ok_or_else(|| SpoolError(format!("the event at {at} is unreadable")))?;
+                stored.parsed = recent.events.get(&at).cloned();
+                Ok(stored)
             })
-            .collect::<Result<_, _>>()?;
+            .collect::<Result<_, SpoolError>>()?;
         Ok((events, next))
     }
 
     pub fn read_event(&self, at: Position) -> Result<StoredEvent, SpoolError> {
         let payload = self.events.read(at)?;
         decode_event(at, payload)
+            .map(|stored| self.with_recent(stored))
             .ok_or_else(|| SpoolError(format!("the event at {at} is unreadable")))
     }
 
@@ -312,6 +451,7 @@ fn encode_record(record: &StateRecord) -> Bytes {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::emulator::event::EventBuilder;
 
     fn pos(segment: u32, offset: u64) -> Position {
         Position { segment, offset }
@@ -319,14 +459,30 @@ mod tests {
 
     #[test]
     fn events_round_trip_through_their_encoding() {
-        let payload = encode_event("orders", Some("email-notifier"), 42, b"{\"id\":\"1\"}");
-        let event = decode_event(pos(1, 0), payload).unwrap();
-        assert_eq!(event.topic, "orders");
-        assert_eq!(event.target.as_deref(), Some("email-notifier"));
-        assert_eq!(event.published_ms, 42);
-        assert_eq!(event.body, "{\"id\":\"1\"}");
-        let untargeted = decode_event(pos(1, 0), encode_event("t", None, 1, b"{}")).unwrap();
+        let body = r#"{"id":"1","eventType":"T","subject":"s","dataVersion":"2"}"#;
+        let event = Event::from_body(Schema::EventGrid, Bytes::from(body)).unwrap();
+        let payload = encode_event("orders", Some("email-notifier"), 42, &event);
+        let stored = decode_event(pos(1, 0), payload).unwrap();
+        assert_eq!(stored.topic, "orders");
+        assert_eq!(stored.target.as_deref(), Some("email-notifier"));
+        assert_eq!(stored.published_ms, 42);
+        assert_eq!(stored.body, body);
+        assert_eq!(stored.header, event.header);
+        let untargeted = decode_event(pos(1, 0), encode_event("t", None, 1, &event)).unwrap();
         assert_eq!(untargeted.target, None);
+    }
+
+    #[test]
+    fn version_1_frames_are_still_read() {
+        let body = br#"{"specversion":"1.0","id":"e","type":"T","source":"/s"}"#;
+        let mut payload = vec![EVENT_FORMAT_V1];
+        payload.extend_from_slice(&7i64.to_le_bytes());
+        payload.extend_from_slice(b"\x01t\x00");
+        payload.extend_from_slice(body);
+        let stored = decode_event(pos(1, 0), Bytes::from(payload)).unwrap();
+        assert_eq!((stored.topic.as_str(), stored.published_ms), ("t", 7));
+        assert_eq!((&*stored.header.id, &*stored.header.event_type), ("e", "T"));
+        assert_eq!(stored.body, &body[..]);
     }
 
     #[tokio::test]
@@ -343,7 +499,12 @@ mod tests {
             let (spool, recovered) = Spool::open(dir.path(), JournalOptions::default()).unwrap();
             assert!(recovered.is_empty());
             spool
-                .publish("orders", None, 1, &[Bytes::from_static(b"{}")])
+                .publish(
+                    "orders",
+                    None,
+                    1,
+                    &[Arc::new(EventBuilder::default().finish(Schema::EventGrid))],
+                )
                 .await
                 .unwrap();
             spool
