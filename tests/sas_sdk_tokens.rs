@@ -28,6 +28,10 @@ use time::{Duration, OffsetDateTime};
 
 const ENDPOINT: &str = "https://orders.westus2-1.eventgrid.azure.net/api/events";
 const HOST: &str = "orders.westus2-1.eventgrid.azure.net";
+const AT_HOST: sas::Target<'static> = sas::Target {
+    host: HOST,
+    path: "/api/events",
+};
 
 /// `tests/support`, with `@azure/eventgrid` installed in its `node_modules`.
 fn node_support_dir() -> PathBuf {
@@ -105,7 +109,7 @@ fn sdk_tokens_verify_with_the_right_key_and_carry_the_sdk_resource_and_expiry() 
         let before = OffsetDateTime::now_utc();
         let token = sdk_token(sdk, ENDPOINT, &key, 3600);
         let now = OffsetDateTime::now_utc();
-        let verified = sas::verify(&token, std::slice::from_ref(&key), now, Some(HOST))
+        let verified = sas::verify(&token, std::slice::from_ref(&key), now, Some(&AT_HOST))
             .unwrap_or_else(|e| panic!("{sdk:?} token refused: {e}"));
         // Both SDKs append a camelCase apiVersion to the endpoint they are given.
         assert_eq!(
@@ -145,7 +149,7 @@ fn sdk_tokens_signed_with_the_second_key_are_accepted() {
     for sdk in ALL_SDKS {
         let token = sdk_token(sdk, ENDPOINT, &secondary, 3600);
         let keys = [primary.clone(), secondary.clone()];
-        let verified = sas::verify(&token, &keys, OffsetDateTime::now_utc(), Some(HOST))
+        let verified = sas::verify(&token, &keys, OffsetDateTime::now_utc(), Some(&AT_HOST))
             .unwrap_or_else(|e| panic!("{sdk:?} token refused: {e}"));
         assert_eq!(verified.key_index(), 1, "{sdk:?}");
     }
@@ -157,7 +161,7 @@ fn sdk_tokens_minted_already_expired_are_rejected_as_expired() {
     for sdk in ALL_SDKS {
         let token = sdk_token(sdk, ENDPOINT, &key, -120);
         let now = OffsetDateTime::now_utc();
-        match sas::verify(&token, std::slice::from_ref(&key), now, Some(HOST)) {
+        match sas::verify(&token, std::slice::from_ref(&key), now, Some(&AT_HOST)) {
             Err(SasError::Expired { expired_at, .. }) => assert!(
                 expired_at < now - Duration::seconds(100),
                 "{sdk:?}: expired at {expired_at}, expected about two minutes before {now}"
@@ -186,20 +190,35 @@ fn sdk_tokens_are_rejected_once_their_expiry_has_passed() {
     }
 }
 
+/// Issue 10, part 5: a token names its topic's endpoint; presented for another topic (by host or
+/// by path) it fails, in every SDK's encoding.
 #[test]
-fn sdk_tokens_for_another_topic_fail_the_host_check() {
+fn sdk_tokens_for_another_topic_fail_the_resource_check() {
     let key = TopicKey::generate();
-    let local = "http://orders.eventgrid.localhost:7071/api/events";
-    for sdk in ALL_SDKS {
-        let token = sdk_token(sdk, local, &key, 3600);
-        let keys = std::slice::from_ref(&key);
-        let now = OffsetDateTime::now_utc();
-        let verified = sas::verify(&token, keys, now, Some("Orders.EventGrid.localhost:7071"));
-        assert!(verified.is_ok(), "{sdk:?}: {verified:?}");
-        let wrong = sas::verify(&token, keys, now, Some("billing.eventgrid.localhost:7071"));
-        assert!(
-            matches!(wrong, Err(SasError::WrongResource { .. })),
-            "{sdk:?}: {wrong:?}"
-        );
+    let keys = std::slice::from_ref(&key);
+    for (resource, right, wrong) in [
+        (
+            "http://orders.eventgrid.localhost:7071/api/events",
+            ("Orders.EventGrid.localhost:7071", "/api/events"),
+            ("billing.eventgrid.localhost:7071", "/api/events"),
+        ),
+        (
+            "http://127.0.0.1:7080/orders/api/events",
+            ("localhost:7080", "/orders/api/events"),
+            ("127.0.0.1:7080", "/billing/api/events"),
+        ),
+    ] {
+        for sdk in ALL_SDKS {
+            let token = sdk_token(sdk, resource, &key, 3600);
+            let now = OffsetDateTime::now_utc();
+            let at =
+                |(host, path)| sas::verify(&token, keys, now, Some(&sas::Target { host, path }));
+            assert!(at(right).is_ok(), "{sdk:?}: {:?}", at(right));
+            assert!(
+                matches!(at(wrong), Err(SasError::WrongResource { .. })),
+                "{sdk:?}: {:?}",
+                at(wrong)
+            );
+        }
     }
 }

@@ -190,13 +190,24 @@ pub enum SasError {
         now: OffsetDateTime,
     },
     #[error(
-        "the SAS token is for '{token_host}', not for this topic's host '{expected_host}'; \
-         hint: generate the token for this topic's endpoint URL"
+        "the SAS token is for '{token_resource}', not for this topic's endpoint '{expected}'; \
+         hint: generate the token for the URL you publish to"
     )]
     WrongResource {
-        token_host: String,
-        expected_host: String,
+        /// The host and path `r` names.
+        token_resource: String,
+        /// The host and path the token was presented to.
+        expected: String,
     },
+}
+
+/// Where a token was presented: the host the client sent it to (`Host`, with its port) and the
+/// request's path. Azure: "the resource is the path for the Event Grid topic to which you're
+/// sending events".
+#[derive(Debug, Clone, Copy)]
+pub struct Target<'a> {
+    pub host: &'a str,
+    pub path: &'a str,
 }
 
 /// Mints a token for `resource` (used exactly as given) that expires at `expires`, in the .NET
@@ -229,17 +240,16 @@ pub fn generate(resource: &str, expires: OffsetDateTime, key: &TopicKey) -> Stri
     format!("{unsigned}&s={}", dotnet_url_encode(&signature))
 }
 
-/// Checks a token against a topic's keys at time `now`, and, given `expected_host` (a host or
-/// `host:port`, e.g. the request's `Host`), that the host in `r` is that one: compared
-/// case-insensitively, ports only when both sides name one; `r`'s path and query are ignored.
+/// Checks a token against a topic's keys at time `now`, and, given the `target` it was presented
+/// to, that `r` names that endpoint (see [`names_target`]).
 ///
 /// Checks, in order: the shape (a last `&s=`, one `r=` and one `e=` before it), the signature
-/// over the exact text before `&s=` with each key, then the expiry and the host.
+/// over the exact text before `&s=` with each key, then the expiry and the resource.
 pub fn verify(
     token: &str,
     keys: &[TopicKey],
     now: OffsetDateTime,
-    expected_host: Option<&str>,
+    target: Option<&Target<'_>>,
 ) -> Result<VerifiedToken, SasError> {
     let token = token.trim();
     let (signed, encoded_signature) = token
@@ -274,14 +284,13 @@ pub fn verify(
             now,
         });
     }
-    if let Some(expected) = expected_host {
-        let token_host = authority(&resource);
-        if !hosts_match(token_host, authority(expected)) {
-            return Err(SasError::WrongResource {
-                token_host: shorten(token_host),
-                expected_host: shorten(expected),
-            });
-        }
+    if let Some(target) = target
+        && !names_target(&resource, target)
+    {
+        return Err(SasError::WrongResource {
+            token_resource: shorten(&format!("{}{}", authority(&resource), path(&resource))),
+            expected: shorten(&format!("{}{}", target.host, target.path)),
+        });
     }
     Ok(VerifiedToken {
         resource,
@@ -587,17 +596,43 @@ fn split_host_port(authority: &str) -> (&str, Option<&str>) {
     }
 }
 
-fn hosts_match(token: &str, expected: &str) -> bool {
-    let (token_host, token_port) = split_host_port(token);
-    let (expected_host, expected_port) = split_host_port(expected);
-    let token_host = token_host.trim_end_matches('.');
-    let expected_host = expected_host.trim_end_matches('.');
-    !token_host.is_empty()
-        && token_host.eq_ignore_ascii_case(expected_host)
+/// The path of a URL: after the authority, before any query or fragment (empty when none).
+fn path(url: &str) -> &str {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let rest = &rest[rest.find('/').unwrap_or(rest.len())..];
+    &rest[..rest.find(['?', '#']).unwrap_or(rest.len())]
+}
+
+/// Whether the resource `r` names the endpoint a token was presented to:
+/// - the same host, ignoring case; `localhost`, `127.0.0.1` and `[::1]` are one host (a local
+///   client may use any of them), and ports must agree when both name one;
+/// - the same path, ignoring case and a trailing `/`; a resource without a path names the topic
+///   its host names, so it fits `/api/events` only (Azure's URL, and the emulator's host-named
+///   topics), not `/<topic>/api/events`;
+/// - the query (`?api-version=` from .NET, `?apiVersion=` from Python and JavaScript) and the
+///   scheme are not compared: Azure's own check is not documented beyond "the resource is the
+///   path for the Event Grid topic", and tokens from every SDK work against it.
+pub fn names_target(resource: &str, target: &Target<'_>) -> bool {
+    let (token_host, token_port) = split_host_port(authority(resource));
+    let (expected_host, expected_port) = split_host_port(authority(target.host));
+    let canonical = |host: &str| {
+        let host = host.trim_end_matches('.').to_ascii_lowercase();
+        match host.as_str() {
+            "localhost" | "127.0.0.1" | "::1" => "localhost".to_owned(),
+            _ => host,
+        }
+    };
+    let hosts = !token_host.is_empty()
+        && canonical(token_host) == canonical(expected_host)
         && match (token_port, expected_port) {
             (Some(a), Some(b)) => a == b,
             _ => true,
-        }
+        };
+    let trimmed = |p: &str| p.trim_end_matches('/').to_ascii_lowercase();
+    let (token_path, expected_path) = (trimmed(path(resource)), trimmed(target.path));
+    let paths =
+        token_path == expected_path || (token_path.is_empty() && expected_path == "/api/events");
+    hosts && paths
 }
 
 /// .NET `HttpUtility.UrlEncode` on UTF-8: letters, digits and `-_.!*()` as they are, space as
@@ -661,6 +696,10 @@ mod tests {
     const KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
     const ENDPOINT: &str = "https://mytopic.westus2-1.eventgrid.azure.net/api/events";
     const HOST: &str = "mytopic.westus2-1.eventgrid.azure.net";
+    const AT_HOST: Target<'static> = Target {
+        host: HOST,
+        path: "/api/events",
+    };
     const NOW: OffsetDateTime = datetime!(2017-06-15 12:00:00 UTC);
 
     fn key() -> TopicKey {
@@ -721,7 +760,7 @@ mod tests {
     }
 
     fn verify_now(token: &str) -> Result<VerifiedToken, SasError> {
-        verify(token, &[key()], NOW, Some(HOST))
+        verify(token, &[key()], NOW, Some(&AT_HOST))
     }
 
     #[test]
@@ -793,7 +832,7 @@ mod tests {
     fn a_token_signed_with_the_second_key_is_accepted() {
         let second = TopicKey::generate();
         let token = generate(ENDPOINT, datetime!(2017-06-15 18:20:15 UTC), &second);
-        let verified = verify(&token, &[key(), second], NOW, Some(HOST)).unwrap();
+        let verified = verify(&token, &[key(), second], NOW, Some(&AT_HOST)).unwrap();
         assert_eq!(verified.key_index(), 1);
     }
 
@@ -996,52 +1035,100 @@ mod tests {
     }
 
     #[test]
-    fn the_host_in_r_must_match_the_expected_host_when_given() {
+    fn r_must_name_the_endpoint_the_token_is_presented_to() {
         let expires = datetime!(2017-06-15 18:20:15 UTC);
-        let ok = |resource: &str, expected: &str| {
+        let at = |resource: &str, host: &str, path: &str| {
             verify(
                 &generate(resource, expires, &key()),
                 &[key()],
                 NOW,
-                Some(expected),
+                Some(&Target { host, path }),
             )
         };
-        assert!(ok(ENDPOINT, "MyTopic.WestUS2-1.EventGrid.Azure.Net").is_ok());
-        assert!(ok(&format!("{ENDPOINT}?api-version=2018-01-01"), HOST).is_ok());
-        assert!(ok(&format!("{ENDPOINT}?apiVersion=2018-01-01"), HOST).is_ok());
-        assert!(
-            ok(
-                "http://orders.localhost:7071/api/events",
-                "orders.localhost:7071"
-            )
-            .is_ok()
-        );
-        assert!(
-            ok(
-                "http://orders.localhost/api/events",
-                "orders.localhost:7071"
-            )
-            .is_ok()
-        );
-        assert!(ok("http://[::1]:7071/api/events", "[::1]:7071").is_ok());
-        assert!(ok(HOST, HOST).is_ok());
-        let err = ok(ENDPOINT, "othertopic.westus2-1.eventgrid.azure.net").unwrap_err();
+        let ok = |resource: &str, host: &str, path: &str| at(resource, host, path).is_ok();
+        // Azure's form, with either SDK's query, any case, a trailing slash.
+        assert!(ok(
+            ENDPOINT,
+            "MyTopic.WestUS2-1.EventGrid.Azure.Net",
+            "/api/events"
+        ));
+        assert!(ok(
+            &format!("{ENDPOINT}?api-version=2018-01-01"),
+            HOST,
+            "/api/events"
+        ));
+        assert!(ok(
+            &format!("{ENDPOINT}?apiVersion=2018-01-01"),
+            HOST,
+            "/API/Events/"
+        ));
+        assert!(ok(HOST, HOST, "/api/events"), "a bare host names its topic");
+        // The emulator: topics by path or by host label, loopback under any name.
+        assert!(ok(
+            "http://127.0.0.1:7080/orders/api/events",
+            "127.0.0.1:7080",
+            "/orders/api/events"
+        ));
+        assert!(ok(
+            "http://localhost:7080/orders/api/events?apiVersion=2018-01-01",
+            "127.0.0.1:7080",
+            "/orders/api/events"
+        ));
+        assert!(ok(
+            "http://[::1]:7080/orders/api/events",
+            "localhost:7080",
+            "/orders/api/events"
+        ));
+        assert!(ok(
+            "http://orders.localhost:7071/api/events",
+            "orders.localhost:7071",
+            "/api/events"
+        ));
+        assert!(ok(
+            "http://orders.localhost/api/events",
+            "orders.localhost:7071",
+            "/api/events"
+        ));
+        // Another topic, host, port or path: refused, saying which.
         assert_eq!(
-            err,
+            at(
+                ENDPOINT,
+                "othertopic.westus2-1.eventgrid.azure.net",
+                "/api/events"
+            )
+            .unwrap_err(),
             SasError::WrongResource {
-                token_host: HOST.to_owned(),
-                expected_host: "othertopic.westus2-1.eventgrid.azure.net".to_owned()
+                token_resource: format!("{HOST}/api/events"),
+                expected: "othertopic.westus2-1.eventgrid.azure.net/api/events".to_owned()
             }
         );
-        assert!(
-            ok(
-                "http://orders.localhost:7072/api/events",
-                "orders.localhost:7071"
-            )
-            .is_err()
-        );
-        assert!(ok("/api/events", "orders.localhost").is_err());
-        // No expected host: any resource.
+        assert!(!ok(
+            "http://127.0.0.1:7080/payments/api/events",
+            "127.0.0.1:7080",
+            "/orders/api/events"
+        ));
+        assert!(!ok(
+            "http://127.0.0.1:7081/orders/api/events",
+            "127.0.0.1:7080",
+            "/orders/api/events"
+        ));
+        assert!(!ok(
+            "http://orders.localhost:7080/api/events",
+            "localhost:7080",
+            "/api/events"
+        ));
+        assert!(!ok(ENDPOINT, "127.0.0.1:7080", "/orders/api/events"));
+        assert!(!ok(
+            "http://127.0.0.1:7080",
+            "127.0.0.1:7080",
+            "/orders/api/events"
+        ));
+        assert!(!ok(
+            "/orders/api/events",
+            "127.0.0.1:7080",
+            "/orders/api/events"
+        ));
+        // No target: any resource.
         let token = generate("anything at all", expires, &key());
         assert!(verify(&token, &[key()], NOW, None).is_ok());
     }

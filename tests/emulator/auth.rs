@@ -160,6 +160,47 @@ async fn a_sas_token_signed_with_another_key_is_refused_with_401() {
     expect_azure_error(response, 401, "Unauthorized").await;
 }
 
+/// Issue 10, part 5: a token signed with this topic's key but naming another topic (or the same
+/// topic on another port) is refused, as Azure scopes `r` to "the path for the Event Grid topic
+/// to which you're sending events"; the same token for this endpoint passes.
+#[tokio::test]
+async fn a_sas_token_for_another_topic_or_endpoint_is_refused_with_401() {
+    let (receiver, emulator) = start().await;
+    let key = emulator.key("orders");
+    let expires = OffsetDateTime::now_utc() + Duration::hours(1);
+    let other_port = format!("http://127.0.0.1:{}/orders/api/events", emulator.port + 1);
+    for resource in [
+        emulator.endpoint("billing"),
+        other_port,
+        "https://orders.westus2-1.eventgrid.azure.net/api/events".to_owned(),
+    ] {
+        let response = bare(&emulator, &emulator.publish_url("orders"), "scoped")
+            .header("aeg-sas-token", sas::generate(&resource, expires, key))
+            .send()
+            .await
+            .unwrap();
+        let message = expect_azure_error(response, 401, "Unauthorized").await;
+        assert!(
+            message.contains("not for this topic's endpoint"),
+            "{resource}: {message}"
+        );
+    }
+    let localhost = format!(
+        "http://localhost:{}/orders/api/events?apiVersion=2018-01-01",
+        emulator.port
+    );
+    let response = bare(&emulator, &emulator.publish_url("orders"), "scoped")
+        .header("aeg-sas-token", sas::generate(&localhost, expires, key))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
+    eventually("the one accepted event", PATIENCE, async || {
+        (receiver.notifications("/orders").len() == 1).then_some(())
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn an_expired_sas_token_is_refused_with_401() {
     let (_receiver, emulator) = start().await;

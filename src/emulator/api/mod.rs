@@ -13,7 +13,7 @@ use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 
@@ -109,6 +109,7 @@ async fn not_found(uri: axum::http::Uri) -> Response {
 
 async fn publish_by_host(
     State(api): State<Arc<ApiState>>,
+    uri: Uri,
     Query(query): Query<HashMap<String, String>>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
@@ -120,12 +121,19 @@ async fn publish_by_host(
         ))
         .into_response();
     };
-    respond(publish::publish(&api, topic, Route::Azure, &query, &headers, body).await)
+    let request = publish::Request {
+        path: uri.path(),
+        query: &query,
+        headers: &headers,
+        body,
+    };
+    respond(publish::publish(&api, topic, Route::Azure, request).await)
 }
 
 async fn publish_to_path(
     State(api): State<Arc<ApiState>>,
     Path(topic): Path<String>,
+    uri: Uri,
     Query(query): Query<HashMap<String, String>>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
@@ -137,7 +145,13 @@ async fn publish_to_path(
         ))
         .into_response();
     };
-    respond(publish::publish(&api, topic, Route::Azure, &query, &headers, body).await)
+    let request = publish::Request {
+        path: uri.path(),
+        query: &query,
+        headers: &headers,
+        body,
+    };
+    respond(publish::publish(&api, topic, Route::Azure, request).await)
 }
 
 /// The seed's broker endpoint: `{"eventType", "data"}` with no key, so the seed's `curl` and
@@ -162,7 +176,13 @@ async fn publish_seed(
         )
         .into_response();
     };
-    respond(publish::publish(&api, topic, Route::Seed, &query, &headers, body).await)
+    let request = publish::Request {
+        path: "/publish",
+        query: &query,
+        headers: &headers,
+        body,
+    };
+    respond(publish::publish(&api, topic, Route::Seed, request).await)
 }
 
 fn respond(result: Result<Response, ApiError>) -> Response {
