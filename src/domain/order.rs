@@ -6,6 +6,14 @@
 //!
 //! Parsing collects *every* problem, not only the first, so an `OrderRejected` event tells the
 //! publisher all that is wrong at once.
+//!
+//! Money may be a JSON number or a string. A string is exact end to end; a number is exact only
+//! until something reads it as a double, which the Functions host does with every number in an
+//! event (`150.00` arrives as `150.0`, digits past the 15th or so are rounded). So a number with
+//! more significant digits than a double keeps is rejected, naming the string form.
+//!
+//! A [`NewOrder`] serializes in this same wire shape (amounts as strings, the currency named), so
+//! what is recorded, and what `OrderAccepted` carries, reads back with [`NewOrder::parse_recorded`].
 
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
@@ -34,25 +42,69 @@ impl Default for OrderLimits {
 }
 
 /// A valid order, as recorded and as rendered in the confirmation email.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone, PartialEq)]
 pub struct NewOrder {
     order_id: OrderId,
     customer_id: CustomerId,
     order_value: Money,
     customer_email: EmailAddress,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
     items: Vec<OrderItem>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone, PartialEq)]
 pub struct OrderItem {
     sku: Sku,
-    #[serde(skip_serializing_if = "Option::is_none")]
     name: Option<String>,
     quantity: u32,
     unit_price: Money,
+}
+
+/// The wire shape [`NewOrder::parse`] reads, with every amount a string.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct RecordedOrder<'a> {
+    order_id: &'a OrderId,
+    customer_id: &'a CustomerId,
+    #[serde(with = "rust_decimal::serde::str")]
+    order_value: Decimal,
+    currency: Currency,
+    customer_email: &'a EmailAddress,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    items: Vec<RecordedItem<'a>>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct RecordedItem<'a> {
+    sku: &'a Sku,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    name: Option<&'a str>,
+    quantity: u32,
+    #[serde(with = "rust_decimal::serde::str")]
+    unit_price: Decimal,
+}
+
+impl Serialize for NewOrder {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        RecordedOrder {
+            order_id: &self.order_id,
+            customer_id: &self.customer_id,
+            order_value: self.order_value.amount(),
+            currency: self.order_value.currency(),
+            customer_email: &self.customer_email,
+            items: self
+                .items
+                .iter()
+                .map(|item| RecordedItem {
+                    sku: &item.sku,
+                    name: item.name.as_deref(),
+                    quantity: item.quantity,
+                    unit_price: item.unit_price.amount(),
+                })
+                .collect(),
+        }
+        .serialize(serializer)
+    }
 }
 
 /// One thing wrong with an order: which field (`items[2].quantity`) and what.
@@ -158,7 +210,9 @@ impl Checker {
         }
     }
 
-    /// A decimal given as a JSON number (its literal text) or as a string holding one.
+    /// A decimal given as a JSON number (its literal text) or as a string holding one. A number
+    /// with more significant digits than a double keeps is refused: the Functions host would
+    /// have rounded it before the handler saw it.
     fn decimal_text(&mut self, field: &str, raw: Option<&RawValue>) -> Option<String> {
         if is_null(raw) {
             self.reject(field, "is required");
@@ -166,7 +220,22 @@ impl Checker {
         }
         let raw = raw?;
         match json_kind(raw) {
-            "a number" => Some(raw.get().trim().to_owned()),
+            "a number" => {
+                let text = raw.get().trim();
+                let digits = significant_digits(text);
+                if digits > DOUBLE_DIGITS {
+                    self.reject(
+                        field,
+                        format!(
+                            "{text} has {digits} significant digits, more than a double keeps \
+                             ({DOUBLE_DIGITS}), and the Functions host reads JSON numbers as \
+                             doubles; send it as a string (\"{text}\") to keep it exact"
+                        ),
+                    );
+                    return None;
+                }
+                Some(text.to_owned())
+            }
             "a string" => serde_json::from_str::<String>(raw.get()).ok(),
             kind => {
                 self.reject(field, format!("must be a decimal number, got {kind}"));
@@ -176,7 +245,30 @@ impl Checker {
     }
 }
 
+/// Decimal digits a double always keeps through text and back (`DBL_DIG`).
+const DOUBLE_DIGITS: usize = 15;
+
+/// The significant digits of a JSON number's text: without leading zeros, trailing zeros, sign,
+/// point or exponent (`150.00` has 2, `0.0012` has 2, `10.000000000000000001` has 20).
+fn significant_digits(number: &str) -> usize {
+    let mantissa = number.split(['e', 'E']).next().unwrap_or(number);
+    let digits: String = mantissa.chars().filter(char::is_ascii_digit).collect();
+    digits.trim_start_matches('0').trim_end_matches('0').len()
+}
+
 impl NewOrder {
+    /// Reads an order as this module wrote it (a record, or `OrderAccepted`'s data): the same
+    /// parser, without the limits, which applied when it was accepted.
+    pub fn parse_recorded(data: &str) -> Result<Self, Rejection> {
+        let unlimited = OrderLimits {
+            max_order_value: Decimal::MAX,
+            max_items: usize::MAX,
+            max_quantity: u32::MAX,
+            ..OrderLimits::default()
+        };
+        Self::parse(data, &unlimited)
+    }
+
     /// Parses the `data` of a NewOrder event. `Err` lists every reason the order is invalid.
     pub fn parse(data: &str, limits: &OrderLimits) -> Result<Self, Rejection> {
         let mut check = Checker { reasons: vec![] };
@@ -495,6 +587,53 @@ mod tests {
         for bad in ["[]", "\"x\"", "42", "not json"] {
             assert_eq!(fields(&parse(bad).unwrap_err()), ["data"]);
         }
+    }
+
+    #[test]
+    fn numbers_a_double_would_round_are_rejected_strings_are_exact() {
+        let with = |value: &str| {
+            parse(&format!(
+                r#"{{"orderId":"1","customerId":"c","orderValue":{value},"customerEmail":"a@b.co"}}"#
+            ))
+        };
+        let r = with("10.000000000000000001").unwrap_err();
+        assert_eq!(fields(&r), ["orderValue"]);
+        assert!(
+            r.summary().contains("send it as a string"),
+            "{}",
+            r.summary()
+        );
+        assert!(
+            with("150.00000000000000000000").is_ok(),
+            "trailing zeros lose nothing"
+        );
+        assert!(with("123456.78").is_ok());
+        let precise = with(r#""10.000000000000000001""#).unwrap_err();
+        assert!(
+            precise.summary().contains("more decimal places"),
+            "a string is exact, so the currency's rule speaks: {}",
+            precise.summary()
+        );
+        assert_eq!(significant_digits("-0.00120e5"), 2);
+        assert_eq!(significant_digits("1000"), 1);
+    }
+
+    #[test]
+    fn a_serialized_order_reads_back_the_same() {
+        let order = parse(
+            r#"{"orderId":"A-1","customerId":"c","orderValue":"20.5","currency":"EUR","customerEmail":"x@example.org",
+                "items":[{"sku":"SKU-1","name":"Mug","quantity":2,"unitPrice":10.25}]}"#,
+        )
+        .unwrap();
+        let written = serde_json::to_string(&order).unwrap();
+        assert_eq!(
+            written,
+            r#"{"orderId":"A-1","customerId":"c","orderValue":"20.50","currency":"EUR","customerEmail":"x@example.org","items":[{"sku":"SKU-1","name":"Mug","quantity":2,"unitPrice":"10.25"}]}"#
+        );
+        assert_eq!(NewOrder::parse_recorded(&written).unwrap(), order);
+        let big = r#"{"orderId":"B","customerId":"c","orderValue":"5000000.00","currency":"USD","customerEmail":"x@example.org"}"#;
+        assert!(parse(big).is_err(), "over today's limit");
+        assert!(NewOrder::parse_recorded(big).is_ok(), "but it was recorded");
     }
 
     #[test]

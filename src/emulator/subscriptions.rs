@@ -1253,8 +1253,20 @@ mod tests {
                 },
             ]
         );
+        // The choreography: each function gets its trigger's type only.
+        let types: Vec<&[String]> = orders
+            .subscriptions
+            .iter()
+            .map(|s| s.filter.included_event_types())
+            .collect();
+        assert_eq!(
+            types,
+            [
+                &["NewOrder".to_owned()][..],
+                &["OrderAccepted".to_owned()][..]
+            ]
+        );
         for subscription in &orders.subscriptions {
-            assert_eq!(subscription.filter.included_event_types(), ["NewOrder"]);
             assert_eq!(subscription.delivery_schema, Schema::EventGrid);
             assert_eq!(
                 subscription.dead_letter,

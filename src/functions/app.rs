@@ -15,9 +15,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use tracing::Instrument;
 
-use super::{
-    EMAIL_NOTIFIER, FUNCTIONS, InvocationError, InvocationRequest, NEW_ORDER, ORDER_PROCESSOR,
-};
+use super::{EMAIL_NOTIFIER, FUNCTIONS, InvocationError, InvocationRequest, ORDER_PROCESSOR};
 use super::{email_notifier, invocation::InvocationResponse, order_processor};
 use crate::config::{EmailSettings, HandlerSettings, StoreSettings};
 use crate::domain::OrderLimits;
@@ -149,10 +147,10 @@ async fn dispatch(
     let event = InboundEvent::parse(request.trigger(spec)?.get())
         .map_err(|e| InvocationError::BadEvent(e.to_string()))?;
     tracing::Span::current().record("event_id", event.id.as_str());
-    if !event.event_type.eq_ignore_ascii_case(NEW_ORDER) {
+    if !event.event_type.eq_ignore_ascii_case(spec.trigger_event) {
         let summary = format!(
-            "ignored event type {:?}: {} handles {NEW_ORDER} only (the subscription's filter should exclude it)",
-            event.event_type, spec.name
+            "ignored event type {:?}: {} handles {} only (the subscription's filter should exclude it)",
+            event.event_type, spec.name, spec.trigger_event
         );
         tracing::warn!(outcome = "ignored", "{summary}");
         return Ok(InvocationResponse::log(summary));

@@ -1,4 +1,9 @@
-//! EmailNotifier: sends one confirmation email per valid NewOrder.
+//! EmailNotifier: on `OrderAccepted`, sends the order's one confirmation email and emits
+//! `OrderConfirmationSent` (or, when the mail server refuses it for good,
+//! `OrderConfirmationFailed`) through its `outputEvents` binding.
+//!
+//! The email confirms exactly the order OrderProcessor recorded: `OrderAccepted` carries that
+//! order (and is emitted for nothing else), and it is read as recorded, not validated again.
 //!
 //! The email ledger entry `email-ledger/<orderId>` makes sending exactly-once across duplicate
 //! and racing deliveries (and, with Blob Storage, across processes):
@@ -15,14 +20,21 @@
 //! The one window left is inherent to SMTP: a crash after the server accepted the message and
 //! before `sent` is recorded leads to one more send once the claim expires. The message carries a
 //! Message-ID derived from the order so mail systems can drop that duplicate.
+//!
+//! The confirmation event is built from the ledger entry (its id from the order id, its time the
+//! entry's), so a redelivery that finds the email `sent` or `failed` emits the same event again,
+//! in case the earlier answer was lost.
 
 use anyhow::{Context, anyhow};
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
+use super::emit::{derived_id, emit, recorded_event, subject};
 use super::invocation::InvocationResponse;
-use super::{InvocationError, Services};
+use super::{
+    EMAIL_NOTIFIER, InvocationError, ORDER_CONFIRMATION_FAILED, ORDER_CONFIRMATION_SENT, Services,
+};
 use crate::domain::{NewOrder, OrderId};
 use crate::email::SendError;
 use crate::eventgrid::InboundEvent;
@@ -64,21 +76,14 @@ pub async fn handle(
     services: &Services,
     event: &InboundEvent,
 ) -> Result<InvocationResponse, InvocationError> {
-    let order = match NewOrder::parse(event.data_text(), &services.limits) {
-        Ok(order) => order,
-        Err(rejection) => {
-            if let Some(id) = &rejection.order_id {
-                tracing::Span::current().record("order_id", id.as_str());
-            }
-            let summary = format!(
-                "no email for invalid order {}: {}",
-                rejection.order_id.as_deref().unwrap_or("(none)"),
-                rejection.summary()
-            );
-            tracing::info!(outcome = "invalid", "{summary}");
-            return Ok(InvocationResponse::log(summary));
-        }
-    };
+    // OrderProcessor wrote this; if it does not read back, the two disagree on the contract (a
+    // deployment problem): fail, so the event is retried and finally dead-lettered, not lost.
+    let order = NewOrder::parse_recorded(event.data_text()).map_err(|rejection| {
+        InvocationError::BadEvent(format!(
+            "the OrderAccepted event's data is not an order as OrderProcessor records it: {}",
+            rejection.summary()
+        ))
+    })?;
     let order_id = order.order_id();
     tracing::Span::current().record("order_id", order_id.as_str());
     let key = RecordKey::new(Collection::EmailLedger, order_id.as_str())
@@ -101,32 +106,32 @@ pub async fn handle(
         let entry: LedgerEntry = serde_json::from_slice(&existing)
             .with_context(|| format!("the email ledger entry of order {order_id} is not readable"))
             .map_err(InvocationError::Internal)?;
-        match entry {
+        match &entry {
             LedgerEntry::Sent {
                 sent_at, event_id, ..
             } => {
                 let summary = format!(
-                    "confirmation for order {order_id} was already sent at {} (event {event_id}); not sending again",
-                    rfc3339(sent_at)
+                    "confirmation for order {order_id} was already sent at {} (event {event_id}); not sending again, OrderConfirmationSent emitted again (same id)",
+                    rfc3339(*sent_at)
                 );
                 tracing::info!(outcome = "duplicate", "{summary}");
-                return Ok(InvocationResponse::log(summary));
+                return confirmation(&order, &entry, summary);
             }
             LedgerEntry::Failed { reason, .. } => {
                 let summary = format!(
-                    "confirmation for order {order_id} failed permanently earlier ({reason}); not retrying"
+                    "confirmation for order {order_id} failed permanently earlier ({reason}); not retrying, OrderConfirmationFailed emitted again (same id)"
                 );
                 tracing::info!(outcome = "duplicate", "{summary}");
-                return Ok(InvocationResponse::log(summary));
+                return confirmation(&order, &entry, summary);
             }
             LedgerEntry::Sending {
                 lease_until,
                 claimed_at,
                 ..
-            } if lease_until > OffsetDateTime::now_utc() => {
+            } if *lease_until > OffsetDateTime::now_utc() => {
                 return Err(InvocationError::Transient(anyhow!(
                     "the confirmation for order {order_id} is being sent by another delivery (claimed at {}); retry later",
-                    rfc3339(claimed_at)
+                    rfc3339(*claimed_at)
                 )));
             }
             LedgerEntry::Sending { claimed_at, .. } => {
@@ -141,7 +146,7 @@ pub async fn handle(
                     .map_err(InvocationError::Transient)?;
                 if let Replaced::Replaced(etag) = takeover {
                     tracing::warn!(
-                        claimed_at = %rfc3339(claimed_at),
+                        claimed_at = %rfc3339(*claimed_at),
                         "took over an expired email claim; the earlier delivery may have sent it already (same Message-ID)"
                     );
                     return send_and_settle(services, event, &order, &key, etag).await;
@@ -186,14 +191,14 @@ async fn send_and_settle(
                 message_id: email.message_id.clone(),
                 sent_at: OffsetDateTime::now_utc(),
             };
-            settle(services, key, &etag, &entry, order_id).await?;
+            let entry = settle(services, key, &etag, entry, order_id).await?;
             let summary = format!(
-                "confirmation for order {order_id} sent to {} via {}",
+                "confirmation for order {order_id} sent to {} via {}; OrderConfirmationSent emitted",
                 order.customer_email(),
                 services.email.describe()
             );
             tracing::info!(outcome = "sent", message_id = %email.message_id, "{summary}");
-            Ok(InvocationResponse::log(summary))
+            confirmation(order, &entry, summary)
         }
         Err(SendError::Transient(reason)) => {
             release(services, key, &etag, order_id).await;
@@ -207,27 +212,81 @@ async fn send_and_settle(
                 reason: reason.clone(),
                 failed_at: OffsetDateTime::now_utc(),
             };
-            settle(services, key, &etag, &entry, order_id).await?;
+            let entry = settle(services, key, &etag, entry, order_id).await?;
             let summary = format!(
-                "confirmation for order {order_id} refused permanently, not retrying: {reason}"
+                "confirmation for order {order_id} refused permanently, not retrying: {reason}; OrderConfirmationFailed emitted"
             );
             tracing::warn!(outcome = "failed", "{summary}");
-            Ok(InvocationResponse::log(summary))
+            confirmation(order, &entry, summary)
         }
     }
 }
 
-/// Records the final state. Only this delivery holds the claim, so a conflict means the lease
-/// expired mid-send and another delivery took over: that one records the outcome.
+/// `OrderConfirmationSent` or `OrderConfirmationFailed` for a settled ledger entry: the same
+/// event however often it is emitted.
+fn confirmation(
+    order: &NewOrder,
+    entry: &LedgerEntry,
+    summary: String,
+) -> Result<InvocationResponse, InvocationError> {
+    let order_id = order.order_id();
+    let (event_type, time, data) = match entry {
+        LedgerEntry::Sent {
+            event_id,
+            message_id,
+            sent_at,
+        } => (
+            ORDER_CONFIRMATION_SENT,
+            *sent_at,
+            serde_json::json!({
+                "orderId": order_id,
+                "customerEmail": order.customer_email(),
+                "messageId": message_id,
+                "acceptedEventId": event_id,
+            }),
+        ),
+        LedgerEntry::Failed {
+            event_id,
+            reason,
+            failed_at,
+        } => (
+            ORDER_CONFIRMATION_FAILED,
+            *failed_at,
+            serde_json::json!({
+                "orderId": order_id,
+                "customerEmail": order.customer_email(),
+                "reason": reason,
+                "acceptedEventId": event_id,
+            }),
+        ),
+        LedgerEntry::Sending { .. } => {
+            return Err(InvocationError::Internal(anyhow!(
+                "the email of order {order_id} is not settled"
+            )));
+        }
+    };
+    let event = recorded_event(
+        &derived_id(event_type, order_id.as_str()),
+        event_type,
+        subject(Some(order_id)),
+        &rfc3339(time),
+        &data,
+    )?;
+    emit(&EMAIL_NOTIFIER, event, summary)
+}
+
+/// Records the final state and returns the entry that stands. Only this delivery holds the
+/// claim, so a conflict means the lease expired mid-send and another delivery took over; the
+/// entry it recorded (or, if that one has not settled yet, this one) is what is reported.
 async fn settle(
     services: &Services,
     key: &RecordKey,
     etag: &ETag,
-    entry: &LedgerEntry,
+    entry: LedgerEntry,
     order_id: &OrderId,
-) -> Result<(), InvocationError> {
+) -> Result<LedgerEntry, InvocationError> {
     let body =
-        Bytes::from(serde_json::to_vec(entry).map_err(|e| InvocationError::Internal(e.into()))?);
+        Bytes::from(serde_json::to_vec(&entry).map_err(|e| InvocationError::Internal(e.into()))?);
     let mut last_error = None;
     // The email is out; a failed write here would lead to a second email once the claim expires,
     // so it is worth a few quick retries before giving up.
@@ -236,12 +295,15 @@ async fn settle(
             tokio::time::sleep(std::time::Duration::from_millis(delay_ms)).await;
         }
         match services.store.replace(key, body.clone(), etag).await {
-            Ok(Replaced::Replaced(_)) => return Ok(()),
-            Ok(Replaced::Conflict(_)) => {
+            Ok(Replaced::Replaced(_)) => return Ok(entry),
+            Ok(Replaced::Conflict(current)) => {
                 tracing::warn!(
                     "the email claim of order {order_id} was taken over while sending; the other delivery records the outcome"
                 );
-                return Ok(());
+                let settled = current
+                    .and_then(|record| serde_json::from_slice::<LedgerEntry>(&record.body).ok())
+                    .filter(|current| !matches!(current, LedgerEntry::Sending { .. }));
+                return Ok(settled.unwrap_or(entry));
             }
             Err(e) => last_error = Some(e),
         }

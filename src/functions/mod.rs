@@ -7,6 +7,10 @@
 //! Invariants:
 //! - the handler answers 2xx only after its effects are durable (order recorded, email sent and
 //!   recorded); a transient failure answers non-2xx so the delivery is retried;
+//! - the flow is a choreography over the `orders` topic: `NewOrder` → OrderProcessor →
+//!   `OrderAccepted` | `OrderRejected`; `OrderAccepted` → EmailNotifier → `OrderConfirmationSent` |
+//!   `OrderConfirmationFailed`. Each function reacts to one event type and emits through its own
+//!   `eventGrid` output binding, so the email confirms exactly the order that was recorded;
 //! - invalid *orders* are answered 2xx (retrying cannot fix them) and reported as `OrderRejected`;
 //!   a broken *contract* (malformed envelope, missing binding, not an event) answers non-2xx, so
 //!   the event is retried and finally dead-lettered rather than lost while the deployment is fixed;
@@ -17,6 +21,7 @@
 
 mod app;
 mod email_notifier;
+mod emit;
 mod error;
 mod invocation;
 mod order_processor;
@@ -33,6 +38,8 @@ pub struct FunctionSpec {
     pub name: &'static str,
     /// The `eventGridTrigger` binding's `name`: the key of the event in `Data`.
     pub trigger_binding: &'static str,
+    /// The event type it handles (its subscription's filter lets only this through).
+    pub trigger_event: &'static str,
     /// Names of `eventGrid` output bindings the function writes to `Outputs`.
     pub output_bindings: &'static [&'static str],
 }
@@ -40,17 +47,23 @@ pub struct FunctionSpec {
 pub const ORDER_PROCESSOR: FunctionSpec = FunctionSpec {
     name: "OrderProcessor",
     trigger_binding: "event",
+    trigger_event: NEW_ORDER,
     output_bindings: &["outputEvents"],
 };
 
 pub const EMAIL_NOTIFIER: FunctionSpec = FunctionSpec {
     name: "EmailNotifier",
     trigger_binding: "event",
-    output_bindings: &[],
+    trigger_event: ORDER_ACCEPTED,
+    output_bindings: &["outputEvents"],
 };
 
 /// Every function this binary serves.
 pub const FUNCTIONS: [FunctionSpec; 2] = [ORDER_PROCESSOR, EMAIL_NOTIFIER];
 
-/// The event type both functions are triggered by.
+/// The event types of the choreography.
 pub const NEW_ORDER: &str = "NewOrder";
+pub const ORDER_ACCEPTED: &str = "OrderAccepted";
+pub const ORDER_REJECTED: &str = "OrderRejected";
+pub const ORDER_CONFIRMATION_SENT: &str = "OrderConfirmationSent";
+pub const ORDER_CONFIRMATION_FAILED: &str = "OrderConfirmationFailed";

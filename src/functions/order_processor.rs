@@ -17,25 +17,19 @@
 use anyhow::Context;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
-use serde_json::value::{RawValue, to_raw_value};
-use uuid::Uuid;
 
+use super::emit::{derived_id, derived_key, emit, recorded_event, subject};
 use super::invocation::InvocationResponse;
-use super::{InvocationError, ORDER_PROCESSOR, Services};
+use super::{InvocationError, ORDER_ACCEPTED, ORDER_PROCESSOR, ORDER_REJECTED, Services};
 use crate::domain::{NewOrder, OrderId, Rejection, RejectionReason};
 use crate::eventgrid::{EventGridEvent, InboundEvent};
 use crate::store::{Collection, Created, RecordKey};
-
-pub const ORDER_ACCEPTED: &str = "OrderAccepted";
-pub const ORDER_REJECTED: &str = "OrderRejected";
-
-/// Namespace for the v5 UUIDs of emitted events.
-const EVENT_ID_NAMESPACE: Uuid = Uuid::from_u128(0x6f72_6465_7267_7269_6400_0000_0000_0001);
 
 /// What `orders/<orderId>` holds.
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct OrderRecord {
+    /// The order in its wire shape ([`NewOrder`]'s serialization).
     pub order: serde_json::Value,
     pub event_id: String,
     pub recorded_at: String,
@@ -104,7 +98,7 @@ async fn record(
                 order.customer_id()
             );
             tracing::info!(outcome = "accepted", "{summary}");
-            emit(accepted_event(order, &record)?, summary)
+            emit(&ORDER_PROCESSOR, accepted_event(order, &record)?, summary)
         }
         Created::Exists(existing) => {
             let existing: OrderRecord = serde_json::from_slice(&existing.body)
@@ -128,7 +122,7 @@ async fn record(
                     "order {order_id} was already recorded by an earlier delivery of this event; OrderAccepted emitted again (same id), in case that answer was lost"
                 );
                 tracing::info!(outcome = "redelivered", "{summary}");
-                emit(accepted_event(order, &existing)?, summary)
+                emit(&ORDER_PROCESSOR, accepted_event(order, &existing)?, summary)
             } else {
                 let summary = format!(
                     "order {order_id} was already recorded from event {} with the same content; nothing emitted",
@@ -141,68 +135,41 @@ async fn record(
     }
 }
 
-/// `OrderAccepted` for a recorded order: the same event however often it is emitted.
+/// `OrderAccepted` for a recorded order: the same event however often it is emitted. Its data
+/// is the order as recorded, in the wire shape [`NewOrder::parse_recorded`] reads (amounts as
+/// strings, so they stay exact through the Functions host), plus the event it came from.
 fn accepted_event(
     order: &NewOrder,
     record: &OrderRecord,
 ) -> Result<EventGridEvent, InvocationError> {
-    let data = to_raw_value(&serde_json::json!({
-        "orderId": order.order_id(),
-        "customerId": order.customer_id(),
-        "orderValue": order.order_value().amount().to_string(),
-        "currency": order.order_value().currency(),
-        "customerEmail": order.customer_email(),
-        "items": order.items(),
-        "sourceEventId": record.event_id,
-    }))
-    .map_err(|e| InvocationError::Internal(e.into()))?;
-    Ok(recorded_event(
+    let mut data = serde_json::to_value(order).map_err(|e| InvocationError::Internal(e.into()))?;
+    data["sourceEventId"] = record.event_id.clone().into();
+    recorded_event(
         &record.accepted_event_id,
         ORDER_ACCEPTED,
         subject(Some(order.order_id())),
         &record.recorded_at,
-        data,
-    ))
+        &data,
+    )
 }
 
 /// `OrderRejected` for a recorded rejection: the same event however often it is emitted.
 fn rejected_event(record: &RejectionRecord) -> Result<EventGridEvent, InvocationError> {
-    let data = to_raw_value(&serde_json::json!({
-        "orderId": record.order_id,
-        "sourceEventId": record.event_id,
-        "reasons": record.reasons,
-    }))
-    .map_err(|e| InvocationError::Internal(e.into()))?;
     let order_id = record
         .order_id
         .as_deref()
         .and_then(|id| OrderId::parse(id).ok());
-    Ok(recorded_event(
+    recorded_event(
         &record.rejected_event_id,
         ORDER_REJECTED,
         subject(order_id.as_ref()),
         &record.rejected_at,
-        data,
-    ))
-}
-
-fn recorded_event(
-    id: &str,
-    event_type: &str,
-    subject: String,
-    time: &str,
-    data: Box<RawValue>,
-) -> EventGridEvent {
-    EventGridEvent {
-        id: id.to_owned(),
-        topic: None,
-        subject,
-        event_type: event_type.to_owned(),
-        event_time: time.to_owned(),
-        data: Some(data),
-        data_version: Some("1.0".to_owned()),
-        metadata_version: None,
-    }
+        &serde_json::json!({
+            "orderId": record.order_id,
+            "sourceEventId": record.event_id,
+            "reasons": record.reasons,
+        }),
+    )
 }
 
 async fn reject(
@@ -210,7 +177,7 @@ async fn reject(
     event: &InboundEvent,
     rejection: Rejection,
 ) -> Result<InvocationResponse, InvocationError> {
-    let event_key = Uuid::new_v5(&EVENT_ID_NAMESPACE, event.id.as_bytes());
+    let event_key = derived_key(&event.id);
     let key = RecordKey::new(Collection::Orders, &format!("rejected/{event_key}"))
         .map_err(|e| InvocationError::Internal(e.into()))?;
     let rejected_id = derived_id(ORDER_REJECTED, &event.id);
@@ -236,7 +203,7 @@ async fn reject(
                 rejection.summary()
             );
             tracing::info!(outcome = "rejected", "{summary}");
-            emit(rejected_event(&record)?, summary)
+            emit(&ORDER_PROCESSOR, rejected_event(&record)?, summary)
         }
         Created::Exists(existing) => {
             // Rejections are keyed by event: this is a redelivery of the same event.
@@ -249,29 +216,7 @@ async fn reject(
                 "order {shown_id} was already rejected for this event; OrderRejected emitted again (same id), in case that answer was lost"
             );
             tracing::info!(outcome = "redelivered", "{summary}");
-            emit(rejected_event(&existing)?, summary)
+            emit(&ORDER_PROCESSOR, rejected_event(&existing)?, summary)
         }
     }
-}
-
-fn derived_id(kind: &str, about: &str) -> String {
-    Uuid::new_v5(&EVENT_ID_NAMESPACE, format!("{kind}/{about}").as_bytes()).to_string()
-}
-
-fn subject(order_id: Option<&OrderId>) -> String {
-    match order_id {
-        Some(id) => format!("orders/{id}"),
-        None => "orders/invalid".to_owned(),
-    }
-}
-
-/// The answer carrying one event in the `eventGrid` output binding, as a JSON array of objects.
-fn emit(event: EventGridEvent, summary: String) -> Result<InvocationResponse, InvocationError> {
-    let events: Box<RawValue> =
-        to_raw_value(&[event]).map_err(|e| InvocationError::Internal(e.into()))?;
-    let mut response = InvocationResponse::log(summary);
-    response
-        .outputs
-        .insert(ORDER_PROCESSOR.output_bindings[0], events);
-    Ok(response)
 }

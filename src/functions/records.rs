@@ -60,10 +60,13 @@ pub async fn list(store: &dyn RecordStore) -> anyhow::Result<String> {
         }
         let order: OrderRecord = serde_json::from_slice(&record.body)
             .with_context(|| format!("order {name} is unreadable"))?;
-        let value = &order.order["orderValue"];
         rows.push([
             name.clone(),
-            format!("{} {}", cell(&value["amount"]), cell(&value["currency"])),
+            format!(
+                "{} {}",
+                cell(&order.order["orderValue"]),
+                cell(&order.order["currency"])
+            ),
             cell(&order.order["customerId"]),
             cell(&order.order["customerEmail"]),
             ledger_state(store, &name).await?,

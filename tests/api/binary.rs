@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::events::{ce_event, eg_event, envelope, new_order};
+use crate::events::{accepted_order, ce_event_of, eg_event, envelope, new_order};
 use crate::helpers::{eml_files, eventually, spawn_binary};
 
 #[tokio::test]
@@ -34,7 +34,10 @@ async fn the_binary_serves_both_functions_and_logs_json_with_event_and_order_ids
         .invoke(
             &client,
             "EmailNotifier",
-            &envelope("EmailNotifier", ce_event("evt-bin2", new_order("b-1"))),
+            &envelope(
+                "EmailNotifier",
+                ce_event_of("evt-bin2", "OrderAccepted", accepted_order("b-1")),
+            ),
         )
         .await;
     assert_eq!(mailed.status, 200, "{}", mailed.json);

@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 use time::OffsetDateTime;
 
 use crate::azurite::Azurite;
-use crate::events::{eg_event, envelope, new_order};
+use crate::events::{accepted_order, eg_event, envelope, new_order, order_accepted};
 use crate::helpers::{Answer, RunningBinary, eml_files, spawn_binary};
 
 /// `ordergrid serve` on the blob store of `azurite`, its outbox in `outbox`.
@@ -49,9 +49,14 @@ async fn concurrent_duplicates_across_three_processes_yield_one_order_one_accept
         .collect();
     let handlers = join_all(outboxes.iter().map(|o| handler_on(&azurite, o, "10s"))).await;
     let client = reqwest::Client::new();
-    let event = eg_event("evt-shared", new_order("shared-1"));
-    let processor = envelope("OrderProcessor", event.clone());
-    let notifier = envelope("EmailNotifier", event);
+    let processor = envelope(
+        "OrderProcessor",
+        eg_event("evt-shared", new_order("shared-1")),
+    );
+    let notifier = envelope(
+        "EmailNotifier",
+        order_accepted("evt-acc", accepted_order("shared-1")),
+    );
 
     // Every process gets the same event many times at once, for both functions.
     let calls = handlers.iter().flat_map(|h| {

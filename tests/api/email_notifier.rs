@@ -1,4 +1,6 @@
-//! EmailNotifier: one confirmation per valid order, classified failures, claim takeover.
+//! EmailNotifier: one confirmation per accepted order, `OrderConfirmationSent` or
+//! `OrderConfirmationFailed` emitted (the same event on every redelivery), classified failures,
+//! claim takeover.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -8,11 +10,11 @@ use ordergrid::email::{MemoryTransport, SendError};
 use ordergrid::store::{Collection, Created, MemoryStore, RecordKey, RecordStore};
 use serde_json::{Value, json};
 
-use crate::events::{eg_event, envelope, new_order};
+use crate::events::{accepted_order, envelope, order_accepted};
 use crate::helpers::{TestApp, spawn_app, spawn_app_with};
 
 fn env(id: &str, data: Value) -> Value {
-    envelope("EmailNotifier", eg_event(id, data))
+    envelope("EmailNotifier", order_accepted(id, data))
 }
 
 async fn app_with_memory(claim: Duration) -> (TestApp, Arc<MemoryStore>, Arc<MemoryTransport>) {
@@ -38,7 +40,7 @@ async fn ledger(store: &dyn RecordStore, order: &str) -> Value {
 async fn a_valid_order_gets_one_confirmation_in_the_outbox() {
     let app = spawn_app().await;
     let answer = app
-        .invoke("EmailNotifier", &env("e1", new_order("12345")))
+        .invoke("EmailNotifier", &env("e1", accepted_order("12345")))
         .await;
     assert_eq!(answer.status, 200, "{}", answer.json);
     assert!(
@@ -47,6 +49,15 @@ async fn a_valid_order_gets_one_confirmation_in_the_outbox() {
             .contains("confirmation for order 12345 sent to customer@example.com"),
         "{}",
         answer.log()
+    );
+    let [sent] = answer.emitted().try_into().unwrap();
+    assert_eq!(sent["eventType"], "OrderConfirmationSent");
+    assert_eq!(sent["subject"], "orders/12345");
+    assert_eq!(sent["data"]["orderId"], "12345");
+    assert_eq!(sent["data"]["acceptedEventId"], "e1");
+    assert_eq!(
+        sent["data"]["messageId"],
+        "<order-12345.confirmation@shop.example>"
     );
     let [file] = app.emails().try_into().unwrap();
     assert_eq!(file.file_name().unwrap(), "12345.eml");
@@ -66,15 +77,35 @@ async fn a_valid_order_gets_one_confirmation_in_the_outbox() {
     assert_eq!(ledger(app.store.as_ref(), "12345").await["state"], "sent");
 
     let again = app
-        .invoke("EmailNotifier", &env("e1", new_order("12345")))
+        .invoke("EmailNotifier", &env("e1", accepted_order("12345")))
         .await;
     assert_eq!(again.status, 200);
     assert!(again.log().contains("already sent"), "{}", again.log());
     assert_eq!(app.emails().len(), 1);
+    assert_eq!(
+        again.emitted(),
+        [sent],
+        "a redelivery emits the same OrderConfirmationSent, in case the first answer was lost"
+    );
 }
 
+/// The email states the accepted order, whatever the limits say now: it was accepted under them.
 #[tokio::test]
-async fn an_invalid_order_gets_no_email_and_is_not_retried() {
+async fn the_email_states_the_order_as_accepted() {
+    let app = spawn_app().await;
+    let mut data = accepted_order("77");
+    data["orderValue"] = json!("2000000.00");
+    data["items"] = json!([{"sku": "S", "name": "Desk", "quantity": 1, "unitPrice": "2000000.00"}]);
+    let answer = app.invoke("EmailNotifier", &env("e77", data)).await;
+    assert_eq!(answer.status, 200, "{}", answer.json);
+    let raw = std::fs::read_to_string(&app.emails()[0]).unwrap();
+    assert!(raw.contains("2000000.00 USD"), "{raw}");
+}
+
+/// OrderAccepted is OrderProcessor's; data it would not write is a broken contract (a deployment
+/// problem), answered non-2xx so Event Grid retries and finally dead-letters it.
+#[tokio::test]
+async fn an_order_accepted_that_is_not_a_recorded_order_fails_the_invocation() {
     let app = spawn_app().await;
     let answer = app
         .invoke(
@@ -82,11 +113,14 @@ async fn an_invalid_order_gets_no_email_and_is_not_retried() {
             &env("e1", json!({"orderId": "9", "customerEmail": "nope"})),
         )
         .await;
-    assert_eq!(answer.status, 200);
+    assert_eq!(answer.status, 400, "{}", answer.json);
     assert!(
-        answer.log().contains("no email for invalid order 9"),
+        answer.json["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("not an order as OrderProcessor records it"),
         "{}",
-        answer.log()
+        answer.json
     );
     assert!(app.emails().is_empty());
 }
@@ -95,7 +129,7 @@ async fn an_invalid_order_gets_no_email_and_is_not_retried() {
 async fn a_transient_send_failure_is_retried_and_ends_in_exactly_one_email() {
     let (app, store, transport) = app_with_memory(Duration::from_secs(60)).await;
     transport.fail_with(Some(SendError::Transient("connection refused".into())));
-    let delivery = env("e1", new_order("5"));
+    let delivery = env("e1", accepted_order("5"));
     let failed = app.invoke("EmailNotifier", &delivery).await;
     assert_eq!(failed.status, 503, "{}", failed.json);
     assert!(
@@ -122,7 +156,7 @@ async fn a_transient_send_failure_is_retried_and_ends_in_exactly_one_email() {
 async fn a_permanent_refusal_is_recorded_and_not_retried() {
     let (app, store, transport) = app_with_memory(Duration::from_secs(60)).await;
     transport.fail_with(Some(SendError::Permanent("550 recipient rejected".into())));
-    let delivery = env("e1", new_order("6"));
+    let delivery = env("e1", accepted_order("6"));
     let answer = app.invoke("EmailNotifier", &delivery).await;
     assert_eq!(answer.status, 200, "{}", answer.json);
     assert!(
@@ -130,6 +164,9 @@ async fn a_permanent_refusal_is_recorded_and_not_retried() {
         "{}",
         answer.log()
     );
+    let [failed] = answer.emitted().try_into().unwrap();
+    assert_eq!(failed["eventType"], "OrderConfirmationFailed");
+    assert!(failed["data"]["reason"].as_str().unwrap().contains("550"));
     let entry = ledger(store.as_ref(), "6").await;
     assert_eq!(entry["state"], "failed");
     assert!(entry["reason"].as_str().unwrap().contains("550"));
@@ -139,6 +176,11 @@ async fn a_permanent_refusal_is_recorded_and_not_retried() {
     assert!(
         transport.sent().is_empty(),
         "a permanent failure is not retried"
+    );
+    assert_eq!(
+        again.emitted(),
+        [failed],
+        "the same OrderConfirmationFailed"
     );
 }
 
@@ -162,7 +204,7 @@ async fn a_live_claim_makes_other_deliveries_retry_and_an_expired_one_is_taken_o
     else {
         panic!("the key was fresh")
     };
-    let delivery = env("e1", new_order("8"));
+    let delivery = env("e1", accepted_order("8"));
     let busy = app.invoke("EmailNotifier", &delivery).await;
     assert_eq!(busy.status, 503, "{}", busy.json);
     assert!(
@@ -189,7 +231,7 @@ async fn an_unreachable_ledger_fails_the_invocation_and_sends_nothing() {
     let (app, store, transport) = app_with_memory(Duration::from_secs(60)).await;
     store.set_unavailable(true);
     let answer = app
-        .invoke("EmailNotifier", &env("e1", new_order("3")))
+        .invoke("EmailNotifier", &env("e1", accepted_order("3")))
         .await;
     assert_eq!(answer.status, 503);
     assert!(transport.sent().is_empty());

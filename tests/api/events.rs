@@ -12,13 +12,36 @@ pub fn new_order(order_id: &str) -> Value {
     })
 }
 
-/// An Event Grid schema event.
+/// The `data` of the `OrderAccepted` OrderProcessor emits for [`new_order`]`(order_id)`
+/// published as event `evt-new` (a test of OrderProcessor checks that it is exactly this).
+pub fn accepted_order(order_id: &str) -> Value {
+    json!({
+        "orderId": order_id,
+        "customerId": "67890",
+        "orderValue": "150.00",
+        "currency": "USD",
+        "customerEmail": "customer@example.com",
+        "sourceEventId": "evt-new"
+    })
+}
+
+/// An Event Grid schema `NewOrder` event.
 pub fn eg_event(id: &str, data: Value) -> Value {
+    eg_event_of(id, "NewOrder", data)
+}
+
+/// An Event Grid schema `OrderAccepted` event, EmailNotifier's trigger.
+pub fn order_accepted(id: &str, data: Value) -> Value {
+    eg_event_of(id, "OrderAccepted", data)
+}
+
+/// An Event Grid schema event of any type.
+pub fn eg_event_of(id: &str, event_type: &str, data: Value) -> Value {
     json!({
         "id": id,
         "topic": "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg/providers/Microsoft.EventGrid/topics/orders",
         "subject": "orders",
-        "eventType": "NewOrder",
+        "eventType": event_type,
         "eventTime": "2026-11-22T10:00:00.0000000Z",
         "data": data,
         "dataVersion": "1.0",
@@ -26,13 +49,13 @@ pub fn eg_event(id: &str, data: Value) -> Value {
     })
 }
 
-/// A CloudEvents 1.0 event.
-pub fn ce_event(id: &str, data: Value) -> Value {
+/// A CloudEvents 1.0 event of any type.
+pub fn ce_event_of(id: &str, event_type: &str, data: Value) -> Value {
     json!({
         "specversion": "1.0",
         "id": id,
         "source": "/shop/web",
-        "type": "NewOrder",
+        "type": event_type,
         "subject": "orders",
         "time": "2026-11-22T10:00:00Z",
         "datacontenttype": "application/json",

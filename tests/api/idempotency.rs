@@ -6,7 +6,7 @@
 
 use futures::future::join_all;
 
-use crate::events::{eg_event, envelope, new_order};
+use crate::events::{accepted_order, eg_event, envelope, new_order, order_accepted};
 use crate::helpers::spawn_app;
 
 const DELIVERIES: usize = 64;
@@ -14,9 +14,11 @@ const DELIVERIES: usize = 64;
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_duplicate_deliveries_yield_one_record_one_accepted_one_email() {
     let app = spawn_app().await;
-    let event = eg_event("evt-dup", new_order("dup-1"));
-    let processor = envelope("OrderProcessor", event.clone());
-    let notifier = envelope("EmailNotifier", event);
+    let processor = envelope("OrderProcessor", eg_event("evt-dup", new_order("dup-1")));
+    let notifier = envelope(
+        "EmailNotifier",
+        order_accepted("evt-acc", accepted_order("dup-1")),
+    );
 
     let answers = join_all((0..DELIVERIES).flat_map(|_| {
         [

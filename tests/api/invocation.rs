@@ -2,7 +2,9 @@
 
 use serde_json::json;
 
-use crate::events::{ce_event, eg_event, envelope, new_order, string_envelope};
+use crate::events::{
+    accepted_order, ce_event_of, eg_event, eg_event_of, envelope, new_order, string_envelope,
+};
 use crate::helpers::spawn_app;
 
 #[tokio::test]
@@ -21,35 +23,42 @@ async fn readiness_probe_is_answered_on_get_root() {
 #[tokio::test]
 async fn event_grid_cloudevents_and_string_encoded_events_are_all_processed() {
     let app = spawn_app().await;
-    let shapes = [
-        (
-            "eg",
-            envelope("OrderProcessor", eg_event("e-eg", new_order("o-eg"))),
-        ),
-        (
-            "ce",
-            envelope("OrderProcessor", ce_event("e-ce", new_order("o-ce"))),
-        ),
-        (
-            "str-eg",
-            string_envelope("OrderProcessor", eg_event("e-s1", new_order("o-s1"))),
-        ),
-        (
-            "str-ce",
-            string_envelope("OrderProcessor", ce_event("e-s2", new_order("o-s2"))),
-        ),
-    ];
-    for (name, env) in &shapes {
+    // Each function's trigger in the four shapes the host may hand it over in.
+    let shapes = |function: &str, event_type: &str, data: &dyn Fn(&str) -> serde_json::Value| {
+        [
+            (
+                "eg",
+                envelope(function, eg_event_of("e-eg", event_type, data("o-eg"))),
+            ),
+            (
+                "ce",
+                envelope(function, ce_event_of("e-ce", event_type, data("o-ce"))),
+            ),
+            (
+                "str-eg",
+                string_envelope(function, eg_event_of("e-s1", event_type, data("o-s1"))),
+            ),
+            (
+                "str-ce",
+                string_envelope(function, ce_event_of("e-s2", event_type, data("o-s2"))),
+            ),
+        ]
+    };
+    for (name, env) in &shapes("OrderProcessor", "NewOrder", &new_order) {
         let answer = app.invoke("OrderProcessor", env).await;
         assert_eq!(answer.status, 200, "{name}: {}", answer.json);
         assert_eq!(answer.emitted().len(), 1, "{name}: {}", answer.json);
         assert_eq!(answer.emitted()[0]["eventType"], "OrderAccepted", "{name}");
     }
     assert_eq!(app.orders().await, ["o-ce", "o-eg", "o-s1", "o-s2"]);
-    // EmailNotifier accepts the same shapes.
-    for (name, env) in &shapes {
+    for (name, env) in &shapes("EmailNotifier", "OrderAccepted", &accepted_order) {
         let answer = app.invoke("EmailNotifier", env).await;
         assert_eq!(answer.status, 200, "{name}: {}", answer.json);
+        assert_eq!(
+            answer.emitted()[0]["eventType"],
+            "OrderConfirmationSent",
+            "{name}"
+        );
     }
     assert_eq!(app.emails().len(), 4);
 }

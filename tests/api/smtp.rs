@@ -11,7 +11,7 @@ use ordergrid::functions::Services;
 use ordergrid::store::{Collection, RecordKey};
 use serde_json::{Value, json};
 
-use crate::events::{eg_event, envelope, new_order};
+use crate::events::{accepted_order, envelope, order_accepted};
 use crate::helpers::{TestApp, eml_files, repo_root, serve, test_python};
 
 /// App settings as `(name, value)` pairs.
@@ -123,7 +123,7 @@ fn smtp_settings(
 }
 
 fn order_for(order_id: &str, email: &str) -> Value {
-    let mut order = new_order(order_id);
+    let mut order = accepted_order(order_id);
     order["customerEmail"] = json!(email);
     order["items"] = json!([{"sku": "MUG-1", "name": "Mug", "quantity": 2, "unitPrice": "75.00"}]);
     order
@@ -132,7 +132,7 @@ fn order_for(order_id: &str, email: &str) -> Value {
 async fn deliver(app: &TestApp, id: &str, order: Value) -> crate::helpers::Answer {
     app.invoke(
         "EmailNotifier",
-        &envelope("EmailNotifier", eg_event(id, order)),
+        &envelope("EmailNotifier", order_accepted(id, order)),
     )
     .await
 }

@@ -303,7 +303,8 @@ impl Observer {
     }
 }
 
-/// The repository's subscriptions file plus a webhook subscription for what OrderProcessor emits.
+/// The repository's subscriptions file plus a webhook subscription for every status event the
+/// functions emit.
 pub fn subscriptions_with_observer(dir: &Path, observer_url: &str) -> PathBuf {
     let mut file: Value = serde_json::from_str(
         &std::fs::read_to_string(repo_root().join("infra/subscriptions.json")).unwrap(),
@@ -315,7 +316,9 @@ pub fn subscriptions_with_observer(dir: &Path, observer_url: &str) -> PathBuf {
         .push(json!({
             "name": "observer",
             "destination": {"endpointType": "WebHook", "properties": {"endpointUrl": observer_url}},
-            "filter": {"includedEventTypes": ["OrderAccepted", "OrderRejected"]}
+            "filter": {"includedEventTypes": [
+                "OrderAccepted", "OrderRejected", "OrderConfirmationSent", "OrderConfirmationFailed"
+            ]}
         }));
     let path = dir.join("subscriptions.json");
     std::fs::write(&path, serde_json::to_vec_pretty(&file).unwrap()).unwrap();

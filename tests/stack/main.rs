@@ -7,6 +7,7 @@ mod shared;
 #[path = "../api/azurite.rs"]
 mod azurite;
 mod blob;
+mod choreography;
 mod helpers;
 mod readme;
 mod resilience;
