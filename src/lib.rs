@@ -19,6 +19,7 @@ pub mod email;
 pub mod emulator;
 pub mod eventgrid;
 pub mod functions;
+pub mod invocation;
 pub mod journal;
 pub mod json;
 pub mod publish;

@@ -99,7 +99,8 @@ struct PublishArgs {
     order_id: Option<String>,
     #[arg(long)]
     customer_id: Option<String>,
-    /// The order value, sent exactly as typed (150.00; a negative one is rejected by the handler).
+    /// The order value, sent as a JSON string exactly as typed ("150.00"), which the Functions host
+    /// keeps exact (it reads JSON numbers as doubles); a negative one is rejected by the handler.
     #[arg(long, allow_hyphen_values = true)]
     value: Option<String>,
     #[arg(long)]

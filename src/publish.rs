@@ -71,7 +71,10 @@ fn raw(value: impl serde::Serialize) -> Box<RawValue> {
     to_raw_value(&value).unwrap_or_default()
 }
 
-/// NewOrder `data` as raw JSON, so amounts keep the digits typed (`150.00`, not `150.0`).
+/// NewOrder `data` as raw JSON. Amounts are sent as JSON strings (`"150.00"`): the Functions host
+/// reads every JSON number in an event as a double (`150.00` would reach the handler as `150.0`,
+/// and digits past the 15th or so would be rounded), while a string reaches it unchanged.
+/// Quantities are whole numbers, which the host keeps exactly.
 fn new_order_data(flags: &NewOrderFlags) -> anyhow::Result<RawObject> {
     let required = |value: &Option<String>, flag: &str| {
         value
@@ -87,7 +90,7 @@ fn new_order_data(flags: &NewOrderFlags) -> anyhow::Result<RawObject> {
         let mut entry = RawObject::new();
         entry.insert("sku".into(), raw(sku));
         entry.insert("quantity".into(), literal(quantity));
-        entry.insert("unitPrice".into(), literal(price));
+        entry.insert("unitPrice".into(), raw(price.trim()));
         if let Some(name) = rest.first() {
             entry.insert("name".into(), raw(name));
         }
@@ -104,7 +107,7 @@ fn new_order_data(flags: &NewOrderFlags) -> anyhow::Result<RawObject> {
     );
     data.insert(
         "orderValue".into(),
-        literal(&required(&flags.value, "value")?),
+        raw(required(&flags.value, "value")?.trim()),
     );
     data.insert(
         "customerEmail".into(),

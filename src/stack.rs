@@ -149,6 +149,9 @@ impl LocalStack {
             self.host.base_url(),
             self.host.function_names().join(", ")
         );
+        for (function, why) in self.host.not_loaded() {
+            let _ = writeln!(out, "  NOT LOADED         {function}: {why}");
+        }
         let _ = writeln!(out, "  custom handler     {handler}");
         let _ = writeln!(out, "  data folder        {}", self.data_dir.display());
         let _ = writeln!(out, "  store              {}", self.store);

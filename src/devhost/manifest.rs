@@ -1,9 +1,10 @@
 //! The function app as the Functions host sees it: `host.json` (which executable to start, with
-//! which arguments) and `<Function>/function.json` (bindings). Read from the repository's real
-//! files, so what runs locally is what gets deployed.
+//! which arguments, `functionTimeout`) and `<Function>/function.json` (bindings). Read from the
+//! repository's real files, so what runs locally is what gets deployed.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 use serde_json::Value;
@@ -34,7 +35,45 @@ pub struct FunctionManifest {
     pub name: String,
     /// The `eventGridTrigger` binding's name: the key of the event in `Data`.
     pub trigger: String,
+    /// `"cardinality": "many"`: one invocation gets every event of a delivery.
+    pub many: bool,
     pub outputs: Vec<OutputBinding>,
+}
+
+impl FunctionManifest {
+    /// What keeps the function from loading with these app settings, as the host's indexing
+    /// finds it: every output binding's settings must exist, and an endpoint must be an absolute
+    /// URL (the Event Grid extension's validators; a function whose binding fails them is not
+    /// loaded).
+    pub fn load_error(&self, settings: &HashMap<String, String>) -> Option<String> {
+        for binding in &self.outputs {
+            let (endpoint, key) = match &binding.target {
+                OutputTarget::Connection { prefix } => {
+                    (format!("{prefix}__topicEndpointUri"), None)
+                }
+                OutputTarget::Settings {
+                    endpoint_setting,
+                    key_setting,
+                } => (endpoint_setting.clone(), Some(key_setting.clone())),
+            };
+            for setting in std::iter::once(&endpoint).chain(key.as_ref()) {
+                if settings.get(setting).is_none_or(|v| v.trim().is_empty()) {
+                    return Some(format!(
+                        "output binding {:?}: the '{setting}' setting does not exist",
+                        binding.name
+                    ));
+                }
+            }
+            let url = &settings[&endpoint];
+            if !(url.starts_with("https://") || url.starts_with("http://")) {
+                return Some(format!(
+                    "output binding {:?}: '{endpoint}' must be a valid absolute Uri, got {url:?}",
+                    binding.name
+                ));
+            }
+        }
+        None
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -44,7 +83,53 @@ pub struct AppManifest {
     pub executable: String,
     pub arguments: Vec<String>,
     pub working_dir: PathBuf,
+    /// `functionTimeout`; `None` for `-1` (no limit).
+    pub function_timeout: Option<Duration>,
     pub functions: Vec<FunctionManifest>,
+}
+
+/// The host's `functionTimeout` default locally and on Flex Consumption
+/// (`ScriptJobHostOptionsSetup`: 30 minutes everywhere but the Consumption plan).
+pub const DEFAULT_FUNCTION_TIMEOUT: Duration = Duration::from_secs(30 * 60);
+
+/// A .NET `TimeSpan` as host.json writes it: `[d.]hh:mm:ss[.fffffff]`.
+fn parse_timespan(text: &str) -> Option<Duration> {
+    let (days, clock) = match text.split_once('.') {
+        Some((d, rest)) if rest.contains(':') && !d.contains(':') => (d.parse::<u64>().ok()?, rest),
+        _ => (0, text),
+    };
+    let parts: Vec<&str> = clock.split(':').collect();
+    let [hours, minutes, seconds] = parts.as_slice() else {
+        return None;
+    };
+    let (hours, minutes): (u64, u64) = (hours.parse().ok()?, minutes.parse().ok()?);
+    let seconds: f64 = seconds.parse().ok()?;
+    if minutes >= 60 || !(0.0..60.0).contains(&seconds) {
+        return None;
+    }
+    Some(
+        Duration::from_secs(days * 86_400 + hours * 3600 + minutes * 60)
+            + Duration::from_secs_f64(seconds),
+    )
+}
+
+/// `functionTimeout` from host.json, checked as the host checks it (at least one second; `-1`
+/// for none).
+fn function_timeout(host: &Value) -> anyhow::Result<Option<Duration>> {
+    match host.get("functionTimeout") {
+        None | Some(Value::Null) => Ok(Some(DEFAULT_FUNCTION_TIMEOUT)),
+        Some(Value::String(text)) if text.trim() == "-1" => Ok(None),
+        Some(Value::String(text)) => match parse_timespan(text.trim()) {
+            Some(timeout) if timeout >= Duration::from_secs(1) => Ok(Some(timeout)),
+            _ => bail!(
+                "host.json: functionTimeout {text:?} is not a time span of at least 00:00:01 \
+                 (hh:mm:ss), or -1 for no limit"
+            ),
+        },
+        Some(other) => {
+            bail!("host.json: functionTimeout must be a string like \"00:30:00\", got {other}")
+        }
+    }
 }
 
 fn read_json(path: &Path) -> anyhow::Result<Value> {
@@ -106,6 +191,9 @@ impl AppManifest {
                 tracing::warn!(function = %name, "skipped: the host stand-in serves eventGridTrigger functions only");
                 continue;
             };
+            let many = trigger["cardinality"]
+                .as_str()
+                .is_some_and(|c| c.eq_ignore_ascii_case("many"));
             let trigger = trigger["name"]
                 .as_str()
                 .with_context(|| {
@@ -157,6 +245,7 @@ impl AppManifest {
             functions.push(FunctionManifest {
                 name,
                 trigger,
+                many,
                 outputs,
             });
         }
@@ -171,6 +260,7 @@ impl AppManifest {
             executable,
             arguments,
             working_dir,
+            function_timeout: function_timeout(&host)?,
             functions,
         })
     }
@@ -258,6 +348,70 @@ mod tests {
             app.function("orderprocessor").is_none(),
             "function names are case-sensitive"
         );
+        assert_eq!(app.function_timeout, Some(DEFAULT_FUNCTION_TIMEOUT));
+        assert!(!processor.many);
+    }
+
+    #[test]
+    fn function_timeouts_read_as_the_host_reads_them() {
+        let read = |value: Value| function_timeout(&serde_json::json!({"functionTimeout": value}));
+        assert_eq!(
+            read("00:00:01".into()).unwrap(),
+            Some(Duration::from_secs(1))
+        );
+        assert_eq!(
+            read("01:02:03.5".into()).unwrap(),
+            Some(Duration::from_millis(3_723_500))
+        );
+        assert_eq!(
+            read("1.00:00:00".into()).unwrap(),
+            Some(Duration::from_secs(86_400))
+        );
+        assert_eq!(read("-1".into()).unwrap(), None);
+        for bad in ["00:00:00.5", "5m", "00:61:00", ""] {
+            assert!(read(bad.into()).is_err(), "{bad}");
+        }
+        assert!(read(300.into()).is_err());
+    }
+
+    #[test]
+    fn an_output_binding_without_its_settings_keeps_the_function_from_loading() {
+        let function = FunctionManifest {
+            name: "F".into(),
+            trigger: "event".into(),
+            many: false,
+            outputs: vec![OutputBinding {
+                name: "outputEvents".into(),
+                target: OutputTarget::Connection {
+                    prefix: "OrdersTopic".into(),
+                },
+            }],
+        };
+        let settings = |pairs: &[(&str, &str)]| -> HashMap<String, String> {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        let missing = function.load_error(&settings(&[])).unwrap();
+        assert!(
+            missing.contains("'OrdersTopic__topicEndpointUri' setting does not exist"),
+            "{missing}"
+        );
+        let relative = function
+            .load_error(&settings(&[(
+                "OrdersTopic__topicEndpointUri",
+                "orders/api/events",
+            )]))
+            .unwrap();
+        assert!(relative.contains("valid absolute Uri"), "{relative}");
+        assert_eq!(
+            function.load_error(&settings(&[(
+                "OrdersTopic__topicEndpointUri",
+                "https://orders.westus2-1.eventgrid.azure.net/api/events"
+            )])),
+            None
+        );
     }
 
     #[test]
@@ -272,6 +426,7 @@ mod tests {
                 "100%".into(),
             ],
             working_dir: PathBuf::new(),
+            function_timeout: None,
             functions: vec![],
         };
         let settings = HashMap::from([

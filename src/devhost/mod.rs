@@ -1,13 +1,17 @@
 //! A stand-in for the Azure Functions host, for running the function app locally without Core
-//! Tools: it reads the repository's real `host.json` and `*/function.json`, runs the custom
-//! handler the way the host does (`worker`), and serves the Event Grid extension's webhook
-//! (`webhook`) that Event Grid (or the local emulator) delivers to.
+//! Tools: it reads the repository's real `host.json` and `*/function.json`, loads the functions
+//! whose bindings have their settings (as the host's indexing does), runs the custom handler the
+//! way the host does (`worker`: timeouts, kills, restarts, stopping after three errors), and
+//! serves the Event Grid extension's webhook (`webhook`) that Event Grid (or the local emulator)
+//! delivers to, handing the handler events as the host's JSON library rewrites them
+//! (`newtonsoft`).
 //!
 //! What it does not do: other trigger types, HTTP-triggered functions, keys on the webhook (as
 //! Core Tools, it does not enforce them locally), or identity-based output publishing (it uses
 //! `<connection>__topicKey` against the local emulator instead of a managed identity).
 
 pub mod manifest;
+pub mod newtonsoft;
 pub mod webhook;
 pub mod worker;
 
@@ -25,18 +29,29 @@ use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
 use self::manifest::AppManifest;
-use self::worker::Worker;
+use self::worker::{Worker, WorkerState};
 
 /// The host's initialization timeout (code default 30 s).
 pub const INITIALIZATION_TIMEOUT: Duration = Duration::from_secs(30);
 
 pub struct HostState {
     pub manifest: AppManifest,
+    /// Functions that did not load, with why.
+    pub not_loaded: Vec<(String, String)>,
     pub settings: HashMap<String, String>,
     pub worker: Arc<Worker>,
     /// One publisher per output target (endpoint setting), so connections are reused.
     pub publishers:
         std::sync::Mutex<HashMap<String, Arc<crate::eventgrid::publisher::PublisherClient>>>,
+}
+
+impl HostState {
+    /// A loaded function, by its exact name.
+    pub fn function(&self, name: &str) -> Option<&manifest::FunctionManifest> {
+        self.manifest
+            .function(name)
+            .filter(|f| !self.not_loaded.iter().any(|(n, _)| *n == f.name))
+    }
 }
 
 pub struct FunctionsHost {
@@ -65,6 +80,14 @@ impl FunctionsHost {
         listener: tokio::net::TcpListener,
     ) -> anyhow::Result<Self> {
         let manifest = AppManifest::load(root)?;
+        let not_loaded: Vec<(String, String)> = manifest
+            .functions
+            .iter()
+            .filter_map(|f| f.load_error(&settings).map(|why| (f.name.clone(), why)))
+            .collect();
+        for (function, why) in &not_loaded {
+            tracing::error!(function = %function, "the function is not loaded: {why}");
+        }
         let stop = CancellationToken::new();
         let (worker, supervisor) = worker::start(
             &manifest,
@@ -77,6 +100,7 @@ impl FunctionsHost {
             listener,
             state: Arc::new(HostState {
                 manifest,
+                not_loaded,
                 settings,
                 worker,
                 publishers: Default::default(),
@@ -98,15 +122,24 @@ impl FunctionsHost {
         &self.state.worker
     }
 
+    /// The functions that loaded.
     pub fn function_names(&self) -> Vec<String> {
         self.state
             .manifest
             .functions
             .iter()
+            .filter(|f| self.state.function(&f.name).is_some())
             .map(|f| f.name.clone())
             .collect()
     }
 
+    /// The functions that did not load, with why.
+    pub fn not_loaded(&self) -> &[(String, String)] {
+        &self.state.not_loaded
+    }
+
+    /// Serves until `shutdown`, or until the handler failed too often, which stops the
+    /// application with an error, as the real host does.
     pub async fn run_until_stopped(
         self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
@@ -116,12 +149,36 @@ impl FunctionsHost {
             .route("/admin/host/status", get(status))
             .route("/", get(|| async { "ordergrid Functions host stand-in\n" }))
             .with_state(self.state.clone());
+        let mut states = self.state.worker.subscribe();
+        let failed = async move {
+            loop {
+                if let WorkerState::Failed { reason } = &*states.borrow_and_update() {
+                    return Some(reason.clone());
+                }
+                if states.changed().await.is_err() {
+                    return None;
+                }
+            }
+        };
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let stopping = async move {
+            tokio::select! {
+                () = shutdown => {}
+                reason = failed => { let _ = tx.send(reason); }
+            }
+        };
         let served = axum::serve(self.listener, router)
-            .with_graceful_shutdown(shutdown)
+            .with_graceful_shutdown(stopping)
             .await;
         self.stop.cancel();
         let _ = self.supervisor.await;
-        served.context("the Functions host stand-in failed")
+        served.context("the Functions host stand-in failed")?;
+        match rx.await {
+            Ok(Some(reason)) => {
+                anyhow::bail!("the Functions host stand-in stopped the application: {reason}")
+            }
+            _ => Ok(()),
+        }
     }
 }
 
@@ -135,7 +192,8 @@ pub async fn bind(port: u16) -> anyhow::Result<tokio::net::TcpListener> {
 async fn status(State(host): State<Arc<HostState>>) -> axum::Json<serde_json::Value> {
     axum::Json(json!({
         "state": "Running",
-        "functions": host.manifest.functions.iter().map(|f| &f.name).collect::<Vec<_>>(),
+        "functions": host.manifest.functions.iter().filter(|f| host.function(&f.name).is_some()).map(|f| &f.name).collect::<Vec<_>>(),
+        "notLoaded": host.not_loaded.iter().map(|(f, why)| json!({"function": f, "reason": why})).collect::<Vec<_>>(),
         "handler": host.worker.state(),
         "handlerRestarts": host.worker.restarts(),
     }))

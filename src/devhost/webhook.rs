@@ -1,51 +1,86 @@
 //! `…/runtime/webhooks/eventgrid?functionName=NAME`: the Event Grid extension's endpoint, with
-//! the host's semantics (Azure Functions' Event Grid extension, `HttpRequestProcessor`):
-//! - the extension name is matched case-insensitively, the function name case-sensitively
-//!   (404 `cannot find function: 'x'`);
-//! - `aeg-event-type` is required (400 without it or for an unknown value);
-//! - `SubscriptionValidation` is answered by the host with `{"validationResponse": code}`, and the
-//!   CloudEvents `OPTIONS` handshake with `WebHook-Allowed-Origin`; the handler never sees either;
-//! - `Notification`: a JSON array or a single object; one invocation per event, all in parallel;
-//!   202 when all succeed, 500 when any fails (Event Grid then resends the whole delivery);
-//! - `Unsubscribe`: 202.
+//! the real host's answers (the extension's `EventGridExtensionConfigProvider` and
+//! `HttpRequestProcessor`; sources in `../shared/reference/functions-host-behaviour.md`):
+//! - the function is found first, before the method or any header: the query key in any case,
+//!   the name case-sensitively; missing or unknown → 404 `cannot find function: '<name>'`;
+//! - `OPTIONS` (the CloudEvents abuse-protection handshake) → 200 with `Webhook-Allowed-Origin`,
+//!   echoing the requested origin only for Azure's own clouds, otherwise `eventgrid.azure.net`;
+//! - every other method is dispatched on `aeg-event-type`, compared ignoring case:
+//!   `SubscriptionValidation` → 200 `{"validationResponse": code}` (as `text/plain`),
+//!   `Notification` → the invocations, `Unsubscribe` → 202, anything else → 400;
+//! - a notification body that is not JSON (or nests deeper than 64), a JSON scalar, or a
+//!   validation event without a code fails with 500, as the host's unhandled exceptions do, so
+//!   Event Grid retries it (a 400 would end its delivery);
+//! - a notification is one invocation per event, all at once (`cardinality: many`: one invocation
+//!   with them all); 202 when all succeed, 500 naming the failed function when any fails (Event
+//!   Grid then resends the whole delivery);
+//! - every number in an event reaches the handler as the host's JSON library writes it
+//!   (see `newtonsoft`).
 //!
 //! After a successful invocation the host carries out the function's `eventGrid` output
 //! bindings, publishing what the handler returned; if that fails the invocation fails.
 
 use std::sync::Arc;
 
-use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures_util::future::join_all;
-use serde::Deserialize;
 use serde_json::value::RawValue;
-use serde_json::{Value, json};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use super::HostState;
 use super::manifest::{FunctionManifest, OutputTarget};
+use super::newtonsoft;
+use super::worker::InvokeError;
 use crate::eventgrid::publisher::{PublishAuth, PublisherClient};
 use crate::eventgrid::sas::TopicKey;
 use crate::eventgrid::{RawObject, Schema};
+use crate::invocation::{HostAnswer, InvocationRequest};
+use crate::json::Json;
 
-#[derive(Deserialize)]
-pub struct WebhookQuery {
-    #[serde(rename = "functionName")]
-    function_name: Option<String>,
-}
+/// The origins whose abuse-protection handshake is answered with their own name (Azure's public
+/// and sovereign clouds, as the extension lists them).
+const AZURE_ORIGINS: [&str; 5] = [
+    "eventgrid.azure.net",
+    "eventgrid.azure.us",
+    "eventgrid.azure.eaglex.ic.gov",
+    "eventgrid.azure.microsoft.scloud",
+    "eventgrid.azure.cn",
+];
 
 fn text(status: StatusCode, message: impl Into<String>) -> Response {
-    (status, message.into()).into_response()
+    (
+        status,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        message.into(),
+    )
+        .into_response()
+}
+
+/// The `functionName` query value, the key matched in any case; repeated values are joined with
+/// commas (.NET's `NameValueCollection`), which names no function.
+fn function_name(query: Option<&str>) -> String {
+    let values: Vec<String> = query
+        .unwrap_or("")
+        .split('&')
+        .filter_map(|pair| pair.split_once('=').or(Some((pair, ""))))
+        .filter(|(key, _)| key.eq_ignore_ascii_case("functionName"))
+        .map(|(_, value)| {
+            percent_encoding::percent_decode_str(&value.replace('+', " "))
+                .decode_utf8_lossy()
+                .into_owned()
+        })
+        .collect();
+    values.join(",")
 }
 
 pub async fn eventgrid(
     State(host): State<Arc<HostState>>,
     Path(extension): Path<String>,
-    Query(query): Query<WebhookQuery>,
+    RawQuery(query): RawQuery,
     method: Method,
     headers: HeaderMap,
     body: Bytes,
@@ -56,35 +91,30 @@ pub async fn eventgrid(
             format!("no extension named '{extension}' is loaded"),
         );
     }
-    let Some(name) = query.function_name else {
-        return text(
-            StatusCode::BAD_REQUEST,
-            "the functionName query parameter is required",
-        );
-    };
-    let Some(function) = host.manifest.function(&name) else {
+    let name = function_name(query.as_deref());
+    let Some(function) = host.function(&name) else {
         return text(
             StatusCode::NOT_FOUND,
             format!("cannot find function: '{name}'"),
         );
     };
     if method == Method::OPTIONS {
-        // CloudEvents abuse protection: allow the origin that asked.
-        let origin = headers
+        let asked = headers
             .get("webhook-request-origin")
-            .cloned()
-            .unwrap_or(HeaderValue::from_static("eventgrid.azure.net"));
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        let allowed = AZURE_ORIGINS
+            .into_iter()
+            .find(|origin| *origin == asked)
+            .unwrap_or(AZURE_ORIGINS[0]);
         let mut response = StatusCode::OK.into_response();
         response
             .headers_mut()
-            .insert("webhook-allowed-origin", origin);
-        response
-            .headers_mut()
-            .insert("allow", HeaderValue::from_static("POST"));
+            .insert("webhook-allowed-origin", HeaderValue::from_static(allowed));
         return response;
     }
-    if method != Method::POST {
-        return text(StatusCode::METHOD_NOT_ALLOWED, "only POST and OPTIONS");
+    if ![Method::GET, Method::POST, Method::PUT, Method::DELETE].contains(&method) {
+        return StatusCode::METHOD_NOT_ALLOWED.into_response();
     }
     let event_type = headers
         .get("aeg-event-type")
@@ -94,145 +124,267 @@ pub async fn eventgrid(
         t if t.eq_ignore_ascii_case("SubscriptionValidation") => validation_response(&body),
         t if t.eq_ignore_ascii_case("Notification") => notification(&host, function, &body).await,
         t if t.eq_ignore_ascii_case("Unsubscribe") => StatusCode::ACCEPTED.into_response(),
-        "" => text(
-            StatusCode::BAD_REQUEST,
-            "the aeg-event-type header is required",
-        ),
-        other => text(
-            StatusCode::BAD_REQUEST,
-            format!("unknown aeg-event-type '{other}'"),
-        ),
+        _ => StatusCode::BAD_REQUEST.into_response(),
     }
 }
 
-fn events_of(body: &[u8]) -> Result<Vec<Box<RawValue>>, String> {
-    let first = body.iter().find(|b| !b.is_ascii_whitespace()).copied();
-    match first {
-        Some(b'[') => serde_json::from_slice(body)
-            .map_err(|e| format!("the body is not a JSON array of events: {e}")),
-        Some(b'{') => serde_json::from_slice::<Box<RawValue>>(body)
-            .map(|e| vec![e])
-            .map_err(|e| format!("the body is not a JSON event: {e}")),
-        _ => Err("the body is neither a JSON array nor an object".into()),
+/// The validation code: `[0].data.validationCode` of an array, or `data.validationCode` of a
+/// single event whose `data` may be an object or JSON text.
+fn validation_code(body: &[u8]) -> Option<String> {
+    let events = newtonsoft::parse(body).ok()?;
+    let data = match &events {
+        Json::Array(items) => items.first()?.get("data")?.clone(),
+        Json::Object(_) => match events.get("data")? {
+            Json::String(text) => Json::parse(text.as_bytes(), newtonsoft::MAX_DEPTH).ok()?,
+            other => other.clone(),
+        },
+        _ => return None,
+    };
+    // A JValue's ToString: strings as they are, other scalars as their text.
+    match data.get("validationCode")? {
+        Json::String(code) => Some(code.to_string()),
+        Json::Number(n) => Some(n.to_string()),
+        Json::Bool(b) => Some(if *b { "True" } else { "False" }.to_owned()),
+        Json::Null => Some(String::new()),
+        _ => None,
     }
 }
 
 fn validation_response(body: &[u8]) -> Response {
-    let code = events_of(body).ok().and_then(|events| {
-        let first: Value = serde_json::from_str(events.first()?.get()).ok()?;
-        first["data"]["validationCode"].as_str().map(str::to_owned)
-    });
-    match code {
-        Some(code) => Json(json!({"validationResponse": code})).into_response(),
+    match validation_code(body) {
+        // The extension serializes the answer itself and sends it as StringContent: text/plain.
+        Some(code) => text(
+            StatusCode::OK,
+            serde_json::json!({ "validationResponse": code }).to_string(),
+        ),
         None => text(
-            StatusCode::BAD_REQUEST,
+            StatusCode::INTERNAL_SERVER_ERROR,
             "the validation event carries no data.validationCode",
         ),
     }
 }
 
 async fn notification(host: &HostState, function: &FunctionManifest, body: &[u8]) -> Response {
-    let events = match events_of(body) {
-        Ok(events) => events,
-        Err(e) => return text(StatusCode::BAD_REQUEST, e),
+    let mut events = match newtonsoft::parse(body) {
+        Ok(Json::Array(events)) => events,
+        // A single object is taken as a delivery of one.
+        Ok(event @ Json::Object(_)) => vec![event],
+        Ok(other) => {
+            return text(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("the delivery is {}, not events", other.kind()),
+            );
+        }
+        Err(e) => {
+            return text(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("the delivery is not JSON the host can read: {e}"),
+            );
+        }
     };
-    let outcomes = join_all(events.iter().map(|event| invoke(host, function, event))).await;
-    let failures: Vec<String> = outcomes.into_iter().filter_map(Result::err).collect();
-    if failures.is_empty() {
-        StatusCode::ACCEPTED.into_response()
+    for event in &mut events {
+        if let Err(e) = newtonsoft::through_host(event) {
+            return text(StatusCode::INTERNAL_SERVER_ERROR, e);
+        }
+    }
+    let invocations: Vec<_> = if function.many {
+        vec![invoke(host, function, Trigger::Batch(&events))]
     } else {
+        events
+            .iter()
+            .map(|event| invoke(host, function, Trigger::One(event)))
+            .collect()
+    };
+    let failures: Vec<String> = join_all(invocations)
+        .await
+        .into_iter()
+        .filter_map(Result::err)
+        .collect();
+    match failures.first() {
+        None => StatusCode::ACCEPTED.into_response(),
         // Event Grid resends the whole delivery, as it does when the real host answers 500.
-        text(StatusCode::INTERNAL_SERVER_ERROR, failures.join("; "))
+        Some(first) => text(StatusCode::INTERNAL_SERVER_ERROR, first.clone()),
     }
 }
 
-/// One invocation: envelope, handler, outputs. `Err` fails the delivery.
+/// What an invocation is triggered with.
+enum Trigger<'a> {
+    One(&'a Json),
+    /// `cardinality: many`: every event of the delivery.
+    Batch(&'a [Json]),
+}
+
+/// `Data` and `Metadata` as the host builds them (`ScriptInvocationContextExtensions`): the event
+/// as an object; `Metadata.data` the event's `data` when it is an object, otherwise its JSON text
+/// as a string (omitted when absent); `Metadata.sys`. A batch's events, and their `data`s, are
+/// both JSON text in strings (the host cannot make an object of an array).
+fn envelope(function: &FunctionManifest, trigger: &Trigger<'_>) -> Result<Vec<u8>, String> {
+    let (event, data): (Json, Option<Json>) = match trigger {
+        Trigger::One(event) => {
+            if !matches!(event, Json::Object(_)) {
+                return Err(format!(
+                    "Exception while executing function: Functions.{}: unable to bind {} to the trigger",
+                    function.name,
+                    event.kind()
+                ));
+            }
+            let data = event.get("data").map(|data| match data {
+                Json::Object(_) => data.clone(),
+                other => Json::String(other.to_string().into()),
+            });
+            ((*event).clone(), data)
+        }
+        Trigger::Batch(events) => {
+            let all = Json::Array(events.to_vec());
+            let datas = Json::Array(
+                events
+                    .iter()
+                    .map(|e| e.get("data").cloned().unwrap_or(Json::Null))
+                    .collect(),
+            );
+            (
+                Json::String(all.to_string().into()),
+                Some(Json::String(datas.to_string().into())),
+            )
+        }
+    };
+    let now = OffsetDateTime::now_utc();
+    let sys = vec![
+        (
+            "MethodName".into(),
+            Json::String(function.name.as_str().into()),
+        ),
+        ("UtcNow".into(), Json::String(dotnet_utc(now).into())),
+        (
+            "RandGuid".into(),
+            Json::String(uuid::Uuid::new_v4().to_string().into()),
+        ),
+    ];
+    let mut metadata = Vec::new();
+    if let Some(data) = data {
+        metadata.push(("data".into(), data));
+    }
+    metadata.push(("sys".into(), Json::Object(sys)));
+    let event = raw(&event)?;
+    let metadata = raw(&Json::Object(metadata))?;
+    let request = InvocationRequest {
+        data: [(function.trigger.clone(), &*event)].into_iter().collect(),
+        metadata: Some(&metadata),
+    };
+    Ok(request.to_vec())
+}
+
+fn raw(value: &Json) -> Result<Box<RawValue>, String> {
+    RawValue::from_string(value.to_string()).map_err(|e| e.to_string())
+}
+
+/// A UTC time as .NET's `DateTime` serializes (`2024-10-24T21:32:17.4478136Z`: up to seven
+/// fractional digits, trailing zeros dropped).
+fn dotnet_utc(t: OffsetDateTime) -> String {
+    let text = t.format(&Rfc3339).unwrap_or_default();
+    let Some((seconds, fraction)) = text.trim_end_matches('Z').split_once('.') else {
+        return text;
+    };
+    let fraction: String = fraction.chars().take(7).collect();
+    let fraction = fraction.trim_end_matches('0');
+    if fraction.is_empty() {
+        format!("{seconds}Z")
+    } else {
+        format!("{seconds}.{fraction}Z")
+    }
+}
+
+/// One invocation: envelope, handler, outputs. `Err` fails the delivery, with the message the
+/// host answers.
 async fn invoke(
     host: &HostState,
     function: &FunctionManifest,
-    event: &RawValue,
+    trigger: Trigger<'_>,
 ) -> Result<(), String> {
+    let failed = || {
+        format!(
+            "Exception while executing function: Functions.{}",
+            function.name
+        )
+    };
+    let event_id = match &trigger {
+        Trigger::One(event) => event
+            .get("id")
+            .and_then(Json::as_str)
+            .unwrap_or("")
+            .to_owned(),
+        Trigger::Batch(events) => format!("{} events", events.len()),
+    };
+    let envelope = envelope(function, &trigger)?;
     let invocation_id = uuid::Uuid::new_v4().to_string();
-    let event_value: Value = serde_json::from_str(event.get()).unwrap_or(Value::Null);
-    let event_id = event_value["id"].as_str().unwrap_or("").to_owned();
-    let envelope = json!({
-        "Data": { function.trigger.as_str(): event },
-        "Metadata": {
-            "data": event_value.get("data").cloned().unwrap_or(Value::Null),
-            "sys": {
-                "MethodName": function.name,
-                "UtcNow": OffsetDateTime::now_utc().format(&Rfc3339).unwrap_or_default(),
-                "RandGuid": uuid::Uuid::new_v4().to_string(),
+    let answered = host
+        .worker
+        .invoke(&function.name, &invocation_id, envelope)
+        .await
+        .map_err(|e| {
+            tracing::error!(function = %function.name, invocation_id, event_id, error = %e, "invocation failed");
+            match e {
+                InvokeError::TimedOut { .. } => e.to_string(),
+                InvokeError::Unavailable(_) => failed(),
             }
-        }
-    });
-    let envelope = serde_json::to_vec(&envelope).map_err(|e| e.to_string())?;
-    let (status, answer) = host.worker.invoke(&function.name, &invocation_id, envelope).await.map_err(|e| {
-        tracing::error!(function = %function.name, invocation_id, event_id, error = %e, "invocation failed");
-        format!("{}: {e}", function.name)
-    })?;
-    if !(200..300).contains(&status) {
+        })?;
+    if !(200..300).contains(&answered.status) {
         // The host discards Outputs and Logs of a failed invocation; the handler logged the cause.
-        let message = serde_json::from_slice::<Value>(&answer)
+        let message = serde_json::from_slice::<serde_json::Value>(&answered.body)
             .ok()
             .and_then(|v| v["error"]["message"].as_str().map(str::to_owned))
             .unwrap_or_default();
-        tracing::warn!(function = %function.name, invocation_id, event_id, status, message = %message, "invocation failed; Event Grid will retry");
-        return Err(format!(
-            "{}: the custom handler answered {status}",
-            function.name
-        ));
+        tracing::warn!(function = %function.name, invocation_id, event_id, status = answered.status, message = %message, "invocation failed; Event Grid will retry");
+        return Err(failed());
     }
-    let answer: Value = serde_json::from_slice(&answer).map_err(|e| {
-        format!(
-            "{}: the custom handler's answer is not JSON ({e}); the host requires application/json",
-            function.name
-        )
+    let answer = HostAnswer::read(answered.content_type.as_deref(), &answered.body).map_err(|e| {
+        tracing::error!(function = %function.name, invocation_id, event_id, error = %e, "invocation failed: the handler's answer is not one the host accepts");
+        failed()
     })?;
-    let field = |name: &str| {
-        answer
-            .as_object()
-            .and_then(|o| o.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)))
-            .map(|(_, v)| v)
-    };
-    for line in field("Logs")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        tracing::info!(function = %function.name, invocation_id, event_id, "{}", line.as_str().unwrap_or(&line.to_string()));
+    for line in &answer.logs {
+        tracing::info!(function = %function.name, invocation_id, event_id, "{line}");
     }
-    if let Some(outputs) = field("Outputs").and_then(Value::as_object) {
-        for binding in &function.outputs {
-            let Some(value) = outputs
-                .iter()
-                .find(|(k, _)| k.eq_ignore_ascii_case(&binding.name))
-                .map(|(_, v)| v)
-            else {
-                continue;
-            };
-            publish_output(host, &function.name, &binding.target, value).await?;
+    for name in answer.outputs.keys() {
+        if !function.outputs.iter().any(|b| &b.name == name) {
+            tracing::warn!(
+                function = %function.name,
+                invocation_id,
+                "Outputs has {name:?}, which names no output binding of {} (names are case-sensitive); the host drops it",
+                function.name
+            );
+        }
+    }
+    for binding in &function.outputs {
+        if let Some(value) = answer.outputs.get(&binding.name) {
+            publish_output(host, &function.name, &binding.target, value)
+                .await
+                .map_err(|e| {
+                    tracing::error!(function = %function.name, invocation_id, event_id, error = %e, "the output binding failed, so the invocation fails");
+                    failed()
+                })?;
         }
     }
     Ok(())
 }
 
 /// The events an `eventGrid` output holds: an object, an array of them, or JSON text of either.
-fn output_events(value: &Value) -> Result<Vec<RawObject>, String> {
-    let value = match value {
-        Value::String(text) => serde_json::from_str(text)
-            .map_err(|e| format!("the output is a string that is not JSON: {e}"))?,
-        other => other.clone(),
+fn output_events(value: &RawValue) -> Result<Vec<RawObject>, String> {
+    let text = value.get().trim();
+    let text = if text.starts_with('"') {
+        serde_json::from_str::<String>(text)
+            .map_err(|e| format!("the output is a string that is not JSON: {e}"))?
+    } else {
+        text.to_owned()
     };
-    let items = match value {
-        Value::Array(items) => items,
-        Value::Null => vec![],
-        single => vec![single],
+    let items: Vec<Box<RawValue>> = match text.trim_start().as_bytes().first() {
+        Some(b'[') => serde_json::from_str(&text).map_err(|e| e.to_string())?,
+        Some(b'n') if text.trim() == "null" => vec![],
+        _ => vec![RawValue::from_string(text).map_err(|e| e.to_string())?],
     };
     items
-        .into_iter()
+        .iter()
         .map(|item| {
-            serde_json::from_value(item)
+            serde_json::from_str(item.get())
                 .map_err(|e| format!("an output event is not a JSON object: {e}"))
         })
         .collect()
@@ -242,7 +394,7 @@ async fn publish_output(
     host: &HostState,
     function: &str,
     target: &OutputTarget,
-    value: &Value,
+    value: &RawValue,
 ) -> Result<(), String> {
     let events = output_events(value).map_err(|e| format!("{function}: {e}"))?;
     if events.is_empty() {
@@ -258,9 +410,12 @@ async fn publish_output(
             key_setting,
         } => (endpoint_setting.clone(), key_setting.clone()),
     };
-    let endpoint = host.settings.get(&endpoint_setting).ok_or_else(|| {
-        format!("{function}: the output binding's setting {endpoint_setting} is not set")
-    })?;
+    // Checked when the function loaded.
+    let endpoint = host
+        .settings
+        .get(&endpoint_setting)
+        .cloned()
+        .unwrap_or_default();
     let key = host
         .settings
         .get(&key_setting)
@@ -272,7 +427,7 @@ async fn publish_output(
     } else {
         Schema::CloudEvents
     };
-    let client = cached_publisher(host, &endpoint_setting, endpoint, key)
+    let client = cached_publisher(host, &endpoint_setting, &endpoint, key)
         .map_err(|e| format!("{function}: {e}"))?;
     client
         .publish(schema, &events)
@@ -308,27 +463,96 @@ fn cached_publisher(
 mod tests {
     use super::*;
 
+    fn raw_value(text: &str) -> Box<RawValue> {
+        RawValue::from_string(text.to_owned()).unwrap()
+    }
+
     #[test]
     fn outputs_may_be_objects_arrays_or_json_text() {
-        assert_eq!(output_events(&json!({"id": "1"})).unwrap().len(), 1);
+        assert_eq!(output_events(&raw_value(r#"{"id":"1"}"#)).unwrap().len(), 1);
         assert_eq!(
-            output_events(&json!([{"id": "1"}, {"id": "2"}]))
+            output_events(&raw_value(r#"[{"id":"1"},{"id":"2"}]"#))
                 .unwrap()
                 .len(),
             2
         );
-        assert_eq!(output_events(&json!("[{\"id\":\"1\"}]")).unwrap().len(), 1);
-        assert!(output_events(&json!(null)).unwrap().is_empty());
-        assert!(output_events(&json!([1])).is_err());
+        assert_eq!(
+            output_events(&raw_value(r#""[{\"id\":\"1\"}]""#))
+                .unwrap()
+                .len(),
+            1
+        );
+        assert!(output_events(&raw_value("null")).unwrap().is_empty());
+        assert!(output_events(&raw_value("[1]")).is_err());
     }
 
     #[test]
-    fn validation_codes_are_echoed() {
-        let body = br#"[{"id":"1","eventType":"Microsoft.EventGrid.SubscriptionValidationEvent","data":{"validationCode":"abc"}}]"#;
-        assert_eq!(validation_response(body).status(), StatusCode::OK);
+    fn validation_codes_are_read_from_either_shape() {
+        let array = br#"[{"id":"1","eventType":"Microsoft.EventGrid.SubscriptionValidationEvent","data":{"validationCode":"abc"}}]"#;
+        assert_eq!(validation_code(array).as_deref(), Some("abc"));
+        let string_data = br#"{"id":"1","data":"{\"validationCode\":\"xyz\"}"}"#;
+        assert_eq!(validation_code(string_data).as_deref(), Some("xyz"));
+        assert_eq!(validation_code(b"[{}]"), None);
+        assert_eq!(validation_code(b"[]"), None);
+        assert_eq!(validation_code(b"nope"), None);
+    }
+
+    #[test]
+    fn function_names_come_from_the_query_in_any_case() {
         assert_eq!(
-            validation_response(b"[{}]").status(),
-            StatusCode::BAD_REQUEST
+            function_name(Some("functionName=OrderProcessor")),
+            "OrderProcessor"
         );
+        assert_eq!(function_name(Some("code=x&FUNCTIONNAME=A%20B")), "A B");
+        assert_eq!(function_name(Some("functionName=a&functionname=b")), "a,b");
+        assert_eq!(function_name(None), "");
+    }
+
+    #[test]
+    fn metadata_is_built_as_the_host_builds_it() {
+        let function = FunctionManifest {
+            name: "F".into(),
+            trigger: "event".into(),
+            many: false,
+            outputs: vec![],
+        };
+        let envelope_of = |event: &str| {
+            let event = Json::parse(event.as_bytes(), 64).unwrap();
+            let bytes = envelope(&function, &Trigger::One(&event)).unwrap();
+            serde_json::from_slice::<serde_json::Value>(&bytes).unwrap()
+        };
+        let object = envelope_of(r#"{"id":"1","data":{"a":1}}"#);
+        assert_eq!(object["Data"]["event"]["id"], "1");
+        assert_eq!(object["Metadata"]["data"], serde_json::json!({"a": 1}));
+        assert_eq!(object["Metadata"]["sys"]["MethodName"], "F");
+        let scalar = envelope_of(r#"{"id":"1","data":150.0}"#);
+        assert_eq!(scalar["Metadata"]["data"], "150.0");
+        let text = envelope_of(r#"{"id":"1","data":"x"}"#);
+        assert_eq!(text["Metadata"]["data"], "\"x\"");
+        let absent = envelope_of(r#"{"id":"1"}"#);
+        assert!(absent["Metadata"].get("data").is_none());
+        let many = FunctionManifest {
+            many: true,
+            ..function.clone()
+        };
+        let events = [
+            Json::parse(br#"{"id":"1","data":{"a":1}}"#, 64).unwrap(),
+            Json::parse(br#"{"id":"2"}"#, 64).unwrap(),
+        ];
+        let batch: serde_json::Value =
+            serde_json::from_slice(&envelope(&many, &Trigger::Batch(&events)).unwrap()).unwrap();
+        assert_eq!(
+            batch["Data"]["event"],
+            r#"[{"id":"1","data":{"a":1}},{"id":"2"}]"#
+        );
+        assert_eq!(batch["Metadata"]["data"], r#"[{"a":1},null]"#);
+    }
+
+    #[test]
+    fn utc_now_has_dotnets_seven_digits_at_most() {
+        let t = time::macros::datetime!(2024-10-24 21:32:17.447813612 UTC);
+        assert_eq!(dotnet_utc(t), "2024-10-24T21:32:17.4478136Z");
+        let whole = time::macros::datetime!(2024-10-24 21:32:17 UTC);
+        assert_eq!(dotnet_utc(whole), "2024-10-24T21:32:17Z");
     }
 }

@@ -15,12 +15,13 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use tracing::Instrument;
 
-use super::{EMAIL_NOTIFIER, FUNCTIONS, InvocationError, InvocationRequest, ORDER_PROCESSOR};
-use super::{email_notifier, invocation::InvocationResponse, order_processor};
+use super::{EMAIL_NOTIFIER, FUNCTIONS, InvocationError, ORDER_PROCESSOR};
+use super::{email_notifier, order_processor};
 use crate::config::{EmailSettings, HandlerSettings, StoreSettings};
 use crate::domain::OrderLimits;
 use crate::email::{ConfirmationRenderer, EmailTransport, OutboxTransport, SmtpTransport};
 use crate::eventgrid::InboundEvent;
+use crate::invocation::{InvocationRequest, InvocationResponse};
 use crate::store::{BlobStore, FolderStore, FolderStoreOptions, RecordStore};
 
 /// The side effects and policies the functions use.
@@ -143,9 +144,13 @@ async fn dispatch(
         },
         _ => InvocationError::BadEnvelope(rejection.body_text()),
     })?;
-    let request = InvocationRequest::parse(&body)?;
-    let event = InboundEvent::parse(request.trigger(spec)?.get())
-        .map_err(|e| InvocationError::BadEvent(e.to_string()))?;
+    let request =
+        InvocationRequest::parse(&body).map_err(|e| InvocationError::of_request(spec.name, e))?;
+    let trigger = request
+        .binding(spec.trigger_binding)
+        .map_err(|e| InvocationError::of_request(spec.name, e))?;
+    let event =
+        InboundEvent::parse(trigger.get()).map_err(|e| InvocationError::BadEvent(e.to_string()))?;
     tracing::Span::current().record("event_id", event.id.as_str());
     if !event.event_type.eq_ignore_ascii_case(spec.trigger_event) {
         let summary = format!(

@@ -31,13 +31,13 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use super::emit::{derived_id, emit, recorded_event, subject};
-use super::invocation::InvocationResponse;
 use super::{
     EMAIL_NOTIFIER, InvocationError, ORDER_CONFIRMATION_FAILED, ORDER_CONFIRMATION_SENT, Services,
 };
 use crate::domain::{NewOrder, OrderId};
 use crate::email::SendError;
 use crate::eventgrid::InboundEvent;
+use crate::invocation::InvocationResponse;
 use crate::store::{Collection, Created, Deleted, ETag, RecordKey, Replaced};
 
 /// A ledger entry.

@@ -7,10 +7,10 @@
 use serde_json::value::{RawValue, to_raw_value};
 use uuid::Uuid;
 
-use super::invocation::InvocationResponse;
 use super::{FunctionSpec, InvocationError};
 use crate::domain::OrderId;
 use crate::eventgrid::EventGridEvent;
+use crate::invocation::InvocationResponse;
 
 /// Namespace for the v5 UUIDs of emitted events.
 const EVENT_ID_NAMESPACE: Uuid = Uuid::from_u128(0x6f72_6465_7267_7269_6400_0000_0000_0001);
@@ -65,6 +65,8 @@ pub fn emit(
     let events: Box<RawValue> =
         to_raw_value(&[event]).map_err(|e| InvocationError::Internal(e.into()))?;
     let mut response = InvocationResponse::log(summary);
-    response.outputs.insert(spec.output_bindings[0], events);
+    response
+        .outputs
+        .insert(spec.output_bindings[0].to_owned(), events);
     Ok(response)
 }

@@ -8,6 +8,8 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
+use crate::invocation::RequestError;
+
 #[derive(Debug, thiserror::Error)]
 pub enum InvocationError {
     #[error("the request body is not JSON: {0}")]
@@ -24,7 +26,7 @@ pub enum InvocationError {
     )]
     MissingBinding {
         function: &'static str,
-        binding: &'static str,
+        binding: String,
         present: Vec<String>,
     },
     #[error("the trigger value is not an Event Grid event: {0}")]
@@ -38,6 +40,19 @@ pub enum InvocationError {
 }
 
 impl InvocationError {
+    /// A request that is not `function`'s invocation.
+    pub fn of_request(function: &'static str, error: RequestError) -> Self {
+        match error {
+            RequestError::NotJson(e) => Self::NotJson(e),
+            RequestError::NotAnEnvelope(e) => Self::BadEnvelope(e),
+            RequestError::MissingBinding { binding, present } => Self::MissingBinding {
+                function,
+                binding,
+                present,
+            },
+        }
+    }
+
     pub fn status(&self) -> StatusCode {
         match self {
             Self::NotJson(_)

@@ -23,13 +23,11 @@ mod app;
 mod email_notifier;
 mod emit;
 mod error;
-mod invocation;
 mod order_processor;
 pub mod records;
 
 pub use app::{Handler, Services, app};
 pub use error::InvocationError;
-pub use invocation::{InvocationRequest, InvocationResponse};
 
 /// A function this handler serves, as `function.json` must declare it.
 #[derive(Debug, Clone, Copy)]

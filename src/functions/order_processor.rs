@@ -19,10 +19,10 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 use super::emit::{derived_id, derived_key, emit, recorded_event, subject};
-use super::invocation::InvocationResponse;
 use super::{InvocationError, ORDER_ACCEPTED, ORDER_PROCESSOR, ORDER_REJECTED, Services};
 use crate::domain::{NewOrder, OrderId, Rejection, RejectionReason};
 use crate::eventgrid::{EventGridEvent, InboundEvent};
+use crate::invocation::InvocationResponse;
 use crate::store::{Collection, Created, RecordKey};
 
 /// What `orders/<orderId>` holds.

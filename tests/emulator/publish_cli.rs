@@ -106,7 +106,7 @@ async fn the_cli_publishes_a_new_order_with_the_key_and_with_a_sas_token_it_sign
         assert_eq!(event["eventType"], "NewOrder");
         assert_eq!(event["dataVersion"], "1.0");
     }
-    // The amount went out exactly as typed.
+    // The amount went out as a JSON string, exactly as typed (numbers are rounded by the host).
     let raw: Vec<String> = receiver
         .notifications("/orders")
         .iter()
@@ -114,7 +114,7 @@ async fn the_cli_publishes_a_new_order_with_the_key_and_with_a_sas_token_it_sign
         .collect();
     assert!(
         raw.iter()
-            .all(|body| body.contains(r#""orderValue":150.00"#)),
+            .all(|body| body.contains(r#""orderValue":"150.00""#)),
         "{raw:?}"
     );
 }
