@@ -412,6 +412,8 @@ impl EmulatorProcess {
             .arg(&data)
             .env_clear()
             .env("ORDERGRID_LOG_FORMAT", "json")
+            // Plain HTTP is what is measured (binaries without HTTPS ignore this).
+            .env("ORDERGRID_EMULATOR_HTTPS_PORT", "off")
             // Successful deliveries and publishes log nothing at info; failures and handshakes do.
             .env("ORDERGRID_LOG", "info")
             .stdin(Stdio::null())

@@ -171,7 +171,15 @@ impl Stack {
         cmd.arg("dev")
             .arg("--data")
             .arg(data)
-            .args(["--emulator-port", "0", "--host-port", "0", "--app"])
+            .args([
+                "--emulator-port",
+                "0",
+                "--host-port",
+                "0",
+                "--emulator-https-port",
+                "0",
+                "--app",
+            ])
             .arg(&args.app)
             .env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())

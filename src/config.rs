@@ -18,6 +18,7 @@ use crate::email::{SmtpSettings, SmtpTls};
 use crate::emulator::EmulatorSettings;
 use crate::emulator::dead_letter::DeadLetterStorage;
 use crate::emulator::delivery::DeliverySettings;
+use crate::emulator::entra::EntraMode;
 use crate::eventgrid::sas::TopicKey;
 
 /// The port the Functions host tells a custom handler to listen on.
@@ -253,6 +254,16 @@ pub const EMULATOR_SETTINGS: &[(&str, &str, &str)] = &[
         "true",
         "serve the seed's key-less POST /publish",
     ),
+    (
+        "ORDERGRID_EMULATOR_HTTPS_PORT",
+        "7443",
+        "also serve over HTTPS here (off: not at all), with a local CA made in <data>/tls",
+    ),
+    (
+        "ORDERGRID_EMULATOR_ENTRA",
+        "local",
+        "local: accept Entra ID bearer tokens by form, audience and expiry (not signature); off: refuse them",
+    ),
 ];
 
 /// Reads settings from a map (the process environment, or a test's own map).
@@ -430,6 +441,8 @@ pub struct EmulatorOverrides {
     pub data_dir: Option<PathBuf>,
     pub functions_base_url: Option<String>,
     pub time_scale: Option<f64>,
+    /// `Some(None)` turns HTTPS off.
+    pub https_port: Option<Option<u16>>,
 }
 
 impl EmulatorOverrides {
@@ -522,6 +535,25 @@ impl EmulatorOverrides {
             "must be true or false",
             |s| s.parse().ok(),
         );
+        let https_port = r.parse(
+            "ORDERGRID_EMULATOR_HTTPS_PORT",
+            Some(7443),
+            "not a port number (0-65535) or off",
+            |s| match s {
+                "off" => Some(None),
+                port => port.parse().ok().map(Some),
+            },
+        );
+        let entra = r.parse(
+            "ORDERGRID_EMULATOR_ENTRA",
+            EntraMode::Local,
+            "must be local or off",
+            |s| match s {
+                "local" => Some(EntraMode::Local),
+                "off" => Some(EntraMode::Off),
+                _ => None,
+            },
+        );
         let subscriptions_file: PathBuf = r
             .string(
                 "ORDERGRID_EMULATOR_SUBSCRIPTIONS",
@@ -552,6 +584,8 @@ impl EmulatorOverrides {
             key,
             delivery,
             seed_compat,
+            https_port: self.https_port.unwrap_or(https_port),
+            entra,
         };
         Ok((settings, dead_letter_storage))
     }

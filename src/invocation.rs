@@ -162,6 +162,12 @@ impl HostAnswer {
         if text.trim().is_empty() || text.trim() == "null" {
             return Err(AnswerError::Empty);
         }
+        if !text.trim_start().starts_with('{') {
+            return Err(AnswerError::Invalid(format!(
+                "expected an object with Outputs, Logs and ReturnValue, got {}",
+                shorten(text.trim())
+            )));
+        }
         let raw: RawAnswer<'_> =
             serde_json::from_str(text).map_err(|e| AnswerError::Invalid(e.to_string()))?;
         let outputs = match raw.outputs.map(|o| o.get().trim()) {

@@ -62,6 +62,9 @@ struct DevArgs {
     /// Event Grid emulator port.
     #[arg(long, default_value_t = 7080)]
     emulator_port: u16,
+    /// The emulator's HTTPS port (for Microsoft Entra ID tokens), or `off`.
+    #[arg(long, default_value = "7443", value_parser = parse_https_port)]
+    emulator_https_port: HttpsPort,
     /// Functions host port (func start's default).
     #[arg(long, default_value_t = 7071)]
     host_port: u16,
@@ -72,9 +75,10 @@ struct DevArgs {
 
 #[derive(Args)]
 struct PublishArgs {
-    /// The topic endpoint, e.g. https://<topic>.<region>-1.eventgrid.azure.net/api/events.
-    #[arg(long, env = "ORDERGRID_TOPIC_ENDPOINT", default_value = publish::LOCAL_ENDPOINT)]
-    endpoint: String,
+    /// The topic endpoint, e.g. https://<topic>.<region>-1.eventgrid.azure.net/api/events
+    /// [default: the local stack's orders topic, over HTTPS with --auth entra]
+    #[arg(long, env = "ORDERGRID_TOPIC_ENDPOINT")]
+    endpoint: Option<String>,
     /// key (aeg-sas-key), sas (a token signed with the key) or entra (Microsoft Entra ID).
     #[arg(long, value_parser = ["key", "sas", "entra"], default_value = "key")]
     auth: String,
@@ -190,6 +194,20 @@ struct AdminUrl {
     url: String,
 }
 
+/// A port, or `off`.
+#[derive(Clone, Copy)]
+struct HttpsPort(Option<u16>);
+
+fn parse_https_port(text: &str) -> Result<HttpsPort, String> {
+    match text {
+        "off" => Ok(HttpsPort(None)),
+        port => port
+            .parse()
+            .map(|p| HttpsPort(Some(p)))
+            .map_err(|_| format!("{port:?} is not a port number or off")),
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     ordergrid::telemetry::init_from_env();
@@ -235,6 +253,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 app_root: args.app,
                 data_dir: args.data,
                 emulator_port: args.emulator_port,
+                emulator_https_port: args.emulator_https_port.0,
                 host_port: args.host_port,
                 time_scale: args.time_scale,
             };
@@ -251,7 +270,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     _ => AuthMode::Key,
                 },
                 key: args.key,
-                local_keys: args.data.join("emulator/topic-keys.json"),
+                emulator_data: args.data.join("emulator"),
                 schema: if args.schema == "cloudevents" {
                     Schema::CloudEvents
                 } else {
@@ -291,6 +310,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 data_dir: run.data,
                 functions_base_url: run.functions_url,
                 time_scale: run.time_scale,
+                https_port: None,
             };
             let (settings, dead_letters) = overrides.load(&env)?;
             let emulator = Emulator::build_with_dead_letters(settings, dead_letters).await?;

@@ -19,6 +19,8 @@ use crate::eventgrid::{RawObject, Schema, now_rfc3339};
 
 /// The local stack's topic, used when no endpoint is given.
 pub const LOCAL_ENDPOINT: &str = "http://127.0.0.1:7080/orders/api/events";
+/// The local stack's topic over HTTPS, where Microsoft Entra ID tokens can go.
+pub const LOCAL_HTTPS_ENDPOINT: &str = "https://localhost:7443/orders/api/events";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AuthMode {
@@ -40,11 +42,13 @@ pub struct NewOrderFlags {
 
 #[derive(Debug, Clone)]
 pub struct PublishRequest {
-    pub endpoint: String,
+    /// `None`: the local stack's (over HTTPS for Entra ID).
+    pub endpoint: Option<String>,
     pub auth: AuthMode,
     pub key: Option<String>,
-    /// Where the local emulator keeps topic keys, for a local endpoint without `--key`.
-    pub local_keys: PathBuf,
+    /// The local emulator's data folder: its topic keys (for a local endpoint without `--key`)
+    /// and its development CA (trusted for a local https endpoint).
+    pub emulator_data: PathBuf,
     pub schema: Schema,
     pub event_type: String,
     pub subject: Option<String>,
@@ -168,18 +172,27 @@ pub fn events(request: &PublishRequest) -> anyhow::Result<Vec<RawObject>> {
     Ok(vec![event])
 }
 
+/// Whether `endpoint` is on this machine (the local stack).
+fn is_local(endpoint: &str) -> bool {
+    let rest = endpoint
+        .strip_prefix("http://")
+        .or_else(|| endpoint.strip_prefix("https://"))
+        .unwrap_or("");
+    ["127.0.0.1", "localhost", "[::1]"]
+        .iter()
+        .any(|host| rest.starts_with(host) && rest[host.len()..].starts_with([':', '/']))
+}
+
 /// The key: `--key`, else the local emulator's key1 when the endpoint is on this machine.
-fn key(request: &PublishRequest) -> anyhow::Result<TopicKey> {
+fn key(request: &PublishRequest, endpoint: &str) -> anyhow::Result<TopicKey> {
     if let Some(key) = &request.key {
         return TopicKey::parse(key).context("--key / ORDERGRID_TOPIC_KEY");
     }
-    let local = request.endpoint.starts_with("http://127.0.0.1")
-        || request.endpoint.starts_with("http://localhost");
-    if local && request.local_keys.is_file() {
-        let keys: Value = serde_json::from_slice(&std::fs::read(&request.local_keys)?)
-            .with_context(|| format!("{} is not readable", request.local_keys.display()))?;
-        let topic = request
-            .endpoint
+    let local_keys = request.emulator_data.join("topic-keys.json");
+    if is_local(endpoint) && local_keys.is_file() {
+        let keys: Value = serde_json::from_slice(&std::fs::read(&local_keys)?)
+            .with_context(|| format!("{} is not readable", local_keys.display()))?;
+        let topic = endpoint
             .split('/')
             .rev()
             .nth(2)
@@ -192,20 +205,24 @@ fn key(request: &PublishRequest) -> anyhow::Result<TopicKey> {
             .unwrap_or("orders")
             .to_owned();
         if let Some(key) = keys[&topic][0].as_str() {
-            return TopicKey::parse(key).with_context(|| {
-                format!(
-                    "the key of topic {topic} in {}",
-                    request.local_keys.display()
-                )
-            });
+            return TopicKey::parse(key)
+                .with_context(|| format!("the key of topic {topic} in {}", local_keys.display()));
         }
     }
     bail!("no key: pass --key (or set ORDERGRID_TOPIC_KEY), or use --auth entra for an Azure topic")
 }
 
-fn credential() -> anyhow::Result<Arc<dyn TokenCredential>> {
+/// A managed identity where the environment offers one (App Service's `IDENTITY_ENDPOINT`, which
+/// the local stack serves too), else the developer's `az login` / `azd auth login`.
+fn credential(endpoint: &str) -> anyhow::Result<Arc<dyn TokenCredential>> {
     let managed = std::env::var_os("IDENTITY_ENDPOINT").is_some()
         || std::env::var_os("MSI_ENDPOINT").is_some();
+    if !managed && is_local(endpoint) {
+        bail!(
+            "--auth entra against the local stack needs its managed identity: set IDENTITY_ENDPOINT and \
+             IDENTITY_HEADER as `ordergrid dev` prints them (the \"managed identity\" line)"
+        );
+    }
     Ok(if managed {
         azure_identity::ManagedIdentityCredential::new(None)
             .context("failed to set up the managed identity")?
@@ -218,15 +235,30 @@ fn credential() -> anyhow::Result<Arc<dyn TokenCredential>> {
 /// Sends the events and describes what was accepted.
 pub async fn run(request: PublishRequest) -> anyhow::Result<String> {
     let events = events(&request)?;
+    let endpoint = match (&request.endpoint, request.auth) {
+        (Some(endpoint), _) => endpoint.clone(),
+        (None, AuthMode::Entra) => LOCAL_HTTPS_ENDPOINT.to_owned(),
+        (None, _) => LOCAL_ENDPOINT.to_owned(),
+    };
     let auth = match request.auth {
-        AuthMode::Key => PublishAuth::Key(key(&request)?),
+        AuthMode::Key => PublishAuth::Key(key(&request, &endpoint)?),
         AuthMode::Sas => PublishAuth::Sas {
-            key: key(&request)?,
+            key: key(&request, &endpoint)?,
             ttl: std::time::Duration::from_secs(3600),
         },
-        AuthMode::Entra => PublishAuth::Entra(credential()?),
+        AuthMode::Entra => PublishAuth::Entra(credential(&endpoint)?),
     };
-    let client = PublisherClient::new(&request.endpoint, auth)?;
+    // The local stack's HTTPS certificate is signed by its own development CA.
+    let local_ca = request.emulator_data.join("tls/ca.pem");
+    let ca = if endpoint.starts_with("https://") && is_local(&endpoint) && local_ca.is_file() {
+        Some(
+            std::fs::read(&local_ca)
+                .with_context(|| format!("failed to read {}", local_ca.display()))?,
+        )
+    } else {
+        None
+    };
+    let client = PublisherClient::with_ca(&endpoint, auth, ca.as_deref())?;
     let receipt = client.publish(request.schema, &events).await?;
     let mut out = format!(
         "accepted {} event(s) at {} (HTTP {}, x-ms-request-id {})\n",
@@ -263,10 +295,10 @@ mod tests {
 
     fn request(order: NewOrderFlags) -> PublishRequest {
         PublishRequest {
-            endpoint: LOCAL_ENDPOINT.into(),
+            endpoint: None,
             auth: AuthMode::Key,
             key: None,
-            local_keys: PathBuf::from("/nonexistent"),
+            emulator_data: PathBuf::from("/nonexistent"),
             schema: Schema::EventGrid,
             event_type: "NewOrder".into(),
             subject: None,
@@ -287,8 +319,8 @@ mod tests {
         }))
         .unwrap();
         let event = serde_json::to_string(&events[0]).unwrap();
-        assert!(event.contains(r#""orderValue":150.00"#), "{event}");
-        assert!(event.contains(r#""unitPrice":75.00"#), "{event}");
+        assert!(event.contains(r#""orderValue":"150.00""#), "{event}");
+        assert!(event.contains(r#""unitPrice":"75.00""#), "{event}");
         assert!(event.contains(r#""subject":"orders/12345""#), "{event}");
         assert!(event.contains(r#""eventType":"NewOrder""#), "{event}");
     }
@@ -315,7 +347,26 @@ mod tests {
 
     #[test]
     fn without_a_key_the_error_says_where_to_get_one() {
-        let err = key(&request(NewOrderFlags::default())).unwrap_err();
+        let err = key(&request(NewOrderFlags::default()), LOCAL_ENDPOINT).unwrap_err();
         assert!(err.to_string().contains("--key"), "{err}");
+    }
+
+    #[test]
+    fn local_endpoints_are_recognised() {
+        for local in [
+            LOCAL_ENDPOINT,
+            LOCAL_HTTPS_ENDPOINT,
+            "http://[::1]:7080/api/events",
+            "http://localhost/orders/api/events",
+        ] {
+            assert!(is_local(local), "{local}");
+        }
+        for remote in [
+            "https://orders.westus2-1.eventgrid.azure.net/api/events",
+            "http://localhost.example.com/api/events",
+            "http://127.0.0.10:7080/api/events",
+        ] {
+            assert!(!is_local(remote), "{remote}");
+        }
     }
 }

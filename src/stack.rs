@@ -32,6 +32,8 @@ pub struct StackSettings {
     pub data_dir: PathBuf,
     /// Emulator port (7080 by default; 0 picks one).
     pub emulator_port: u16,
+    /// The emulator's HTTPS port (7443 by default; 0 picks one; `None`: no HTTPS).
+    pub emulator_https_port: Option<u16>,
     /// Functions host port (7071 by default, as `func start`; 0 picks one).
     pub host_port: u16,
     /// Multiplies Azure's retry schedule, TTL and dead-letter delay (1 = Azure's timing).
@@ -69,6 +71,7 @@ impl LocalStack {
             data_dir: Some(data.join("emulator")),
             functions_base_url: Some(host_url),
             time_scale: settings.time_scale,
+            https_port: Some(settings.emulator_https_port),
         }
         .load(env)?;
         if emulator_settings.dead_letter_dir.is_none() {
@@ -142,6 +145,20 @@ impl LocalStack {
         let _ = writeln!(out, "ordergrid local stack is ready\n");
         let _ = writeln!(out, "  Event Grid topic   {endpoint}");
         let _ = writeln!(out, "  topic key          {key}");
+        if let (Some(https), Some(certificate)) =
+            (self.emulator.https_url(), self.emulator.certificate())
+        {
+            let (identity_endpoint, identity_header) = self.emulator.identity();
+            let _ = writeln!(
+                out,
+                "  over HTTPS         {https}/orders/api/events (keys, SAS tokens, Entra ID tokens)"
+            );
+            let _ = writeln!(out, "  local CA           {}", certificate.ca().display());
+            let _ = writeln!(
+                out,
+                "  managed identity   IDENTITY_ENDPOINT={identity_endpoint} IDENTITY_HEADER={identity_header}"
+            );
+        }
         let _ = writeln!(out, "  emulator dashboard {}/", self.emulator.base_url());
         let _ = writeln!(
             out,

@@ -15,10 +15,12 @@ pub mod api;
 pub mod cli;
 pub mod dead_letter;
 pub mod delivery;
+pub mod entra;
 pub mod event;
 pub mod filter;
 pub mod spool;
 pub mod subscriptions;
+pub mod tls;
 
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -32,6 +34,7 @@ use tokio_util::sync::CancellationToken;
 use self::api::{ApiState, TopicState};
 use self::dead_letter::{BlobSink, DeadLetterSink, DeadLetterStorage, FolderSink};
 use self::delivery::{DeliverySettings, Dispatcher, SubscriptionRuntime, handshake, webhook};
+use self::entra::EntraMode;
 use self::spool::Spool;
 use self::subscriptions::SubscriptionsFile;
 use crate::eventgrid::sas::TopicKey;
@@ -57,6 +60,10 @@ pub struct EmulatorSettings {
     pub key: Option<TopicKey>,
     pub delivery: DeliverySettings,
     pub seed_compat: bool,
+    /// Also serve the API over HTTPS on this port (0 picks one), with the development
+    /// certificate in `<data_dir>/tls`.
+    pub https_port: Option<u16>,
+    pub entra: EntraMode,
 }
 
 /// A topic's access keys as shown to users; persisted under the data folder.
@@ -69,6 +76,7 @@ pub struct TopicKeys {
 
 pub struct Emulator {
     listener: tokio::net::TcpListener,
+    https: Option<tls::TlsListener>,
     api: Arc<ApiState>,
     dispatchers: Vec<Dispatcher>,
     keys: Vec<TopicKeys>,
@@ -95,6 +103,31 @@ impl Emulator {
         let base_url = format!("http://127.0.0.1:{}", listener.local_addr()?.port());
         std::fs::create_dir_all(&settings.data_dir)
             .with_context(|| format!("failed to create {}", settings.data_dir.display()))?;
+        let (https, https_url, certificate) = match settings.https_port {
+            None => (None, None, None),
+            Some(port) => {
+                let tcp =
+                    tokio::net::TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, port)))
+                        .await
+                        .with_context(|| {
+                            format!("failed to listen for HTTPS on 127.0.0.1:{port}")
+                        })?;
+                let url = format!("https://localhost:{}", tcp.local_addr()?.port());
+                let (certificate, config) =
+                    tls::DevCertificate::load_or_create(&settings.data_dir)?;
+                (
+                    Some(tls::TlsListener::new(tcp, config)?),
+                    Some(url),
+                    Some(certificate),
+                )
+            }
+        };
+        let identity = entra::LocalIdentity::load_or_create(&settings.data_dir)?;
+        if settings.entra == EntraMode::Local {
+            tracing::info!(
+                "Microsoft Entra ID tokens are accepted over HTTPS by form, audience and expiry, not signature (local mode, like Azurite's --oauth basic)"
+            );
+        }
         let keys = load_keys(&settings.data_dir, &file, settings.key.as_ref())?;
         let (spool, mut recovered) =
             Spool::open(&settings.data_dir.join("spool"), JournalOptions::default())
@@ -170,9 +203,14 @@ impl Emulator {
             base_url,
             started: Instant::now(),
             seed_compat: settings.seed_compat,
+            entra: settings.entra,
+            identity,
+            https_url,
+            certificate,
         });
         Ok(Self {
             listener,
+            https,
             api,
             dispatchers,
             keys,
@@ -199,6 +237,24 @@ impl Emulator {
     /// The publish endpoint of a topic: `http://127.0.0.1:<port>/<topic>/api/events`.
     pub fn topic_endpoint(&self, topic: &str) -> String {
         format!("{}/{topic}/api/events", self.api.base_url)
+    }
+
+    /// The HTTPS base URL (`https://localhost:<port>`), when HTTPS is on.
+    pub fn https_url(&self) -> Option<&str> {
+        self.api.https_url.as_deref()
+    }
+
+    /// The development certificate HTTPS uses, when it is on.
+    pub fn certificate(&self) -> Option<&tls::DevCertificate> {
+        self.api.certificate.as_ref()
+    }
+
+    /// The managed-identity endpoint (`IDENTITY_ENDPOINT`) and its secret (`IDENTITY_HEADER`).
+    pub fn identity(&self) -> (String, &str) {
+        (
+            format!("{}/identity/token", self.api.base_url),
+            self.api.identity.secret(),
+        )
     }
 
     pub fn runtimes(&self) -> &[Arc<SubscriptionRuntime>] {
@@ -230,10 +286,22 @@ impl Emulator {
             stop.clone(),
         ));
         let router = api::router(self.api.clone());
+        let https = self.https.map(|listener| {
+            let router = router.clone().layer(axum::Extension(api::Transport::Https));
+            let stop = stop.clone();
+            tokio::spawn(async move {
+                axum::serve(listener, router)
+                    .with_graceful_shutdown(async move { stop.cancelled().await })
+                    .await
+            })
+        });
         let served = axum::serve(self.listener, router)
             .with_graceful_shutdown(shutdown)
             .await;
         stop.cancel();
+        if let Some(https) = https {
+            let _ = https.await;
+        }
         for task in tasks {
             let _ = task.await;
         }

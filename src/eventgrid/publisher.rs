@@ -18,7 +18,7 @@ use azure_core::http::policies::auth::BearerTokenAuthorizationPolicy;
 use azure_core::http::policies::{Policy, PolicyResult};
 use azure_core::http::{
     ClientOptions, Context, ExponentialRetryOptions, Method, Pipeline, PipelineSendOptions,
-    Request, RetryOptions, Url,
+    Request, RetryOptions, Transport, Url,
 };
 use azure_core::time::Duration;
 use time::OffsetDateTime;
@@ -134,6 +134,16 @@ pub fn normalize_endpoint(endpoint: &str) -> Result<Url, PublishError> {
 
 impl PublisherClient {
     pub fn new(endpoint: &str, auth: PublishAuth) -> Result<Self, PublishError> {
+        Self::with_ca(endpoint, auth, None)
+    }
+
+    /// [`PublisherClient::new`], trusting also the CA in `ca_pem` (a local emulator's
+    /// development CA) for an https endpoint.
+    pub fn with_ca(
+        endpoint: &str,
+        auth: PublishAuth,
+        ca_pem: Option<&[u8]>,
+    ) -> Result<Self, PublishError> {
         let endpoint = normalize_endpoint(endpoint)?;
         let resource = endpoint.to_string();
         let auth: Arc<dyn Policy> = match auth {
@@ -142,13 +152,27 @@ impl PublisherClient {
             PublishAuth::Entra(credential) => {
                 if endpoint.scheme() != "https" {
                     return Err(PublishError::Setup(format!(
-                        "Microsoft Entra ID tokens are only sent over https; {endpoint} is not (use a key or SAS for a local emulator)"
+                        "Microsoft Entra ID tokens are only sent over https; {endpoint} is not (the local stack \
+                         takes them at https://localhost:7443/<topic>/api/events)"
                     )));
                 }
                 Arc::new(BearerTokenAuthorizationPolicy::new(
                     credential,
                     [ENTRA_SCOPE],
                 ))
+            }
+        };
+        let transport = match ca_pem {
+            None => None,
+            Some(pem) => {
+                let ca = reqwest::Certificate::from_pem(pem).map_err(|e| {
+                    PublishError::Setup(format!("the CA certificate is not PEM: {e}"))
+                })?;
+                let client = reqwest::Client::builder()
+                    .add_root_certificate(ca)
+                    .build()
+                    .map_err(|e| PublishError::Setup(format!("failed to set up https: {e}")))?;
+                Some(Transport::new(Arc::new(client)))
             }
         };
         let options = ClientOptions {
@@ -158,6 +182,7 @@ impl PublisherClient {
                 max_delay: Duration::seconds(5),
                 max_total_elapsed: Duration::seconds(30),
             }),
+            transport,
             ..Default::default()
         };
         let pipeline = Pipeline::new(

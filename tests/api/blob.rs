@@ -373,6 +373,8 @@ async fn dead_letters_are_blobs_with_azures_names_and_content_in_azurite() {
             ..DeliverySettings::default()
         },
         seed_compat: false,
+        https_port: None,
+        entra: ordergrid::emulator::entra::EntraMode::Off,
     };
     let emulator =
         Emulator::build_with_dead_letters(settings, DeadLetterStorage::Blob(azurite.connection()))

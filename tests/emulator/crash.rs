@@ -58,6 +58,7 @@ impl Installation {
             .env_clear()
             .env("ORDERGRID_LOG_FORMAT", "json")
             .env("ORDERGRID_EMULATOR_PORT", "0")
+            .env("ORDERGRID_EMULATOR_HTTPS_PORT", "0")
             .env(
                 "ORDERGRID_EMULATOR_SUBSCRIPTIONS",
                 self.dir.path().join("subscriptions.json"),

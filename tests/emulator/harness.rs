@@ -6,6 +6,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use ordergrid::emulator::delivery::DeliverySettings;
+use ordergrid::emulator::entra::EntraMode;
 use ordergrid::emulator::{Emulator, EmulatorSettings, TopicKeys};
 use ordergrid::eventgrid::sas::TopicKey;
 use serde_json::{Value, json};
@@ -119,6 +120,8 @@ pub struct Setup {
     delivery: DeliverySettings,
     seed_compat: bool,
     dead_letter_dir: bool,
+    https: bool,
+    entra: EntraMode,
 }
 
 impl Setup {
@@ -135,7 +138,20 @@ impl Setup {
             },
             seed_compat: true,
             dead_letter_dir: false,
+            https: false,
+            entra: EntraMode::Local,
         }
+    }
+
+    /// Also serve HTTPS (on a free port), with the development CA in the data folder.
+    pub fn https(mut self) -> Self {
+        self.https = true;
+        self
+    }
+
+    pub fn entra(mut self, mode: EntraMode) -> Self {
+        self.entra = mode;
+        self
     }
 
     pub fn time_scale(mut self, scale: f64) -> Self {
@@ -189,6 +205,8 @@ impl Setup {
             key: None,
             delivery: self.delivery,
             seed_compat: self.seed_compat,
+            https_port: self.https.then_some(0),
+            entra: self.entra,
         };
         TestEmulator::run(settings, dir).await
     }
@@ -201,6 +219,10 @@ pub struct TestEmulator {
     pub keys: Vec<TopicKeys>,
     pub client: reqwest::Client,
     pub dead_letter_dir: PathBuf,
+    /// `https://localhost:<port>` and the CA to trust, when HTTPS is on.
+    pub https: Option<(String, PathBuf)>,
+    /// The managed-identity endpoint and its secret header.
+    pub identity: (String, String),
     settings: EmulatorSettings,
     /// Sending (or dropping) it stops the emulator gracefully.
     stop: oneshot::Sender<()>,
@@ -219,6 +241,12 @@ impl TestEmulator {
             emulator.port(),
             emulator.keys().to_vec(),
         );
+        let https = emulator
+            .https_url()
+            .zip(emulator.certificate())
+            .map(|(url, certificate)| (url.to_owned(), certificate.ca()));
+        let (identity_endpoint, identity_header) = emulator.identity();
+        let identity = (identity_endpoint, identity_header.to_owned());
         let task = tokio::spawn(emulator.run_until_stopped(async move {
             let _ = stopped.await;
         }));
@@ -227,6 +255,8 @@ impl TestEmulator {
             port,
             keys,
             client: reqwest::Client::new(),
+            https,
+            identity,
             dead_letter_dir: settings
                 .dead_letter_dir
                 .clone()

@@ -13,6 +13,7 @@ mod auth;
 mod crash;
 mod dead_letter;
 mod delivery;
+mod entra;
 mod handshake;
 mod harness;
 mod no_loss;

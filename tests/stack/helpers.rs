@@ -44,6 +44,8 @@ impl Stack {
                 "0",
                 "--host-port",
                 "0",
+                "--emulator-https-port",
+                "0",
             ])
             .args(extra)
             .current_dir(dir)

@@ -8,6 +8,7 @@ mod shared;
 mod azurite;
 mod blob;
 mod choreography;
+mod entra;
 mod helpers;
 mod readme;
 mod resilience;

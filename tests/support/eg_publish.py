@@ -5,9 +5,9 @@ against a hand-written imitation of it.
 
 Usage::
 
-    python eg_publish.py --endpoint URL --auth key|sas --key KEY --events FILE
+    python eg_publish.py --endpoint URL --auth key|sas|entra [--key KEY] --events FILE
                          --schema eventgrid|cloudevents [--sas-expiry-seconds N]
-                         [--max-retries N]
+                         [--max-retries N] [--ca-file PEM]
 
 ``--events`` is a JSON array. For ``--schema eventgrid`` each element is an Event Grid schema
 event (``id``, ``subject``, ``eventType``, ``eventTime``, ``data``, ``dataVersion``, optional
@@ -19,6 +19,11 @@ in ONE ``send`` call, i.e. one HTTP request.
 ``--auth key`` uses ``AzureKeyCredential(KEY)``. ``--auth sas`` mints a token with
 ``azure.eventgrid.generate_sas(endpoint, KEY, now + N s)`` (N = ``--sas-expiry-seconds``,
 default 3600, may be negative for an already-expired token) and uses ``AzureSasCredential``.
+``--auth entra`` uses azure-identity's ``ManagedIdentityCredential()``, which takes
+``IDENTITY_ENDPOINT`` and ``IDENTITY_HEADER`` from the environment (App Service's managed
+identity protocol) and sends the token as ``Authorization: Bearer``; azure-core refuses to send
+it over anything but https. ``--ca-file`` is the CA the https endpoint's certificate must chain
+to (azure-core's ``connection_verify``), instead of the public roots.
 
 Output: exactly one JSON line on stdout, ``{"ok": true}`` or
 ``{"ok": false, "status": <int>, "error": "<message>"}``; ``status`` is 0 when no HTTP response
@@ -108,18 +113,23 @@ from azure.core.credentials import AzureKeyCredential, AzureSasCredential
 from azure.core.exceptions import AzureError
 from azure.core.messaging import CloudEvent
 from azure.eventgrid import EventGridEvent, EventGridPublisherClient, generate_sas
+from azure.identity import ManagedIdentityCredential
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--endpoint", required=True, help="full publish URL, e.g. http://127.0.0.1:PORT/api/events")
-    p.add_argument("--auth", required=True, choices=["key", "sas"])
-    p.add_argument("--key", required=True, help="the topic's base64 access key")
+    p.add_argument("--auth", required=True, choices=["key", "sas", "entra"])
+    p.add_argument("--key", help="the topic's base64 access key (key and sas)")
     p.add_argument("--events", required=True, help="file holding a JSON array of events")
     p.add_argument("--schema", required=True, choices=["eventgrid", "cloudevents"])
     p.add_argument("--sas-expiry-seconds", type=int, default=3600, help="SAS lifetime; negative = expired")
     p.add_argument("--max-retries", type=int, default=0, help="azure-core retry_total (SDK default: 3)")
-    return p.parse_args(argv)
+    p.add_argument("--ca-file", help="CA certificate (PEM) to trust for an https endpoint")
+    args = p.parse_args(argv)
+    if args.auth != "entra" and not args.key:
+        p.error("--key is required for --auth key and --auth sas")
+    return args
 
 
 def build_events(raw: Any, schema: str) -> list[Any]:
@@ -158,18 +168,24 @@ def main(argv: list[str]) -> int:
         print(f"eg_publish.py: bad --events file {args.events!r}: {e!r}", file=sys.stderr)
         return 2
 
+    credential: Any
     if args.auth == "key":
-        credential: AzureKeyCredential | AzureSasCredential = AzureKeyCredential(args.key)
-    else:
+        credential = AzureKeyCredential(args.key)
+    elif args.auth == "sas":
         expiry = dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=args.sas_expiry_seconds)
         credential = AzureSasCredential(generate_sas(args.endpoint, args.key, expiry))
+    else:
+        credential = ManagedIdentityCredential()
 
     # The SDK hands send()'s kwargs to its CloudEvent model too, which logs "retry_total is not
     # a known attribute ... and will be ignored" for every event. Harmless; keep stderr clean.
     logging.getLogger("azure.eventgrid._legacy._generated._serialization").setLevel(logging.ERROR)
     client = EventGridPublisherClient(args.endpoint, credential)
     try:
-        client.send(events, retry_total=args.max_retries)
+        options: dict[str, Any] = {"retry_total": args.max_retries}
+        if args.ca_file:
+            options["connection_verify"] = args.ca_file
+        client.send(events, **options)
         result: dict[str, Any] = {"ok": True}
     except AzureError as e:  # HttpResponseError and transport errors alike
         result = failure(e)

@@ -3,12 +3,14 @@
 
 pub mod admin;
 pub mod error;
+pub mod identity;
 pub mod publish;
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
+use axum::Extension;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -21,7 +23,9 @@ use self::error::ApiError;
 use self::publish::{MAX_REQUEST_BYTES, Route};
 use super::dead_letter::DeadLetterSink;
 use super::delivery::{DeliverySettings, SubscriptionRuntime, webhook};
+use super::entra::{EntraMode, LocalIdentity};
 use super::spool::Spool;
+use super::tls::DevCertificate;
 use crate::eventgrid::Schema;
 use crate::eventgrid::sas::TopicKey;
 
@@ -45,6 +49,17 @@ pub struct ApiState {
     pub base_url: String,
     pub started: Instant,
     pub seed_compat: bool,
+    pub entra: EntraMode,
+    pub identity: LocalIdentity,
+    /// `https://localhost:<port>` when the API is served over HTTPS too.
+    pub https_url: Option<String>,
+    pub certificate: Option<DevCertificate>,
+}
+
+/// How a request reached the API; the HTTPS server adds `Https` to every request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    Https,
 }
 
 impl ApiState {
@@ -76,6 +91,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/{topic}/api/events", post(publish_to_path))
         .route("/publish", post(publish_seed))
         .route("/health", get(admin::health))
+        .route("/identity/token", get(identity::token))
         .route("/", get(admin::dashboard))
         .route("/emulator/topics", get(admin::topics))
         .route("/emulator/subscriptions", get(admin::subscriptions))
@@ -110,6 +126,7 @@ async fn not_found(uri: axum::http::Uri) -> Response {
 async fn publish_by_host(
     State(api): State<Arc<ApiState>>,
     uri: Uri,
+    transport: Option<Extension<Transport>>,
     Query(query): Query<HashMap<String, String>>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
@@ -123,6 +140,7 @@ async fn publish_by_host(
     };
     let request = publish::Request {
         path: uri.path(),
+        https: transport.is_some(),
         query: &query,
         headers: &headers,
         body,
@@ -134,6 +152,7 @@ async fn publish_to_path(
     State(api): State<Arc<ApiState>>,
     Path(topic): Path<String>,
     uri: Uri,
+    transport: Option<Extension<Transport>>,
     Query(query): Query<HashMap<String, String>>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
@@ -147,6 +166,7 @@ async fn publish_to_path(
     };
     let request = publish::Request {
         path: uri.path(),
+        https: transport.is_some(),
         query: &query,
         headers: &headers,
         body,
@@ -178,6 +198,7 @@ async fn publish_seed(
     };
     let request = publish::Request {
         path: "/publish",
+        https: false,
         query: &query,
         headers: &headers,
         body,

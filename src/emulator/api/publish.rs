@@ -21,6 +21,7 @@ use time::format_description::well_known::Rfc3339;
 use super::error::ApiError;
 use super::{ApiState, TopicState};
 use crate::emulator::delivery::now_ms;
+use crate::emulator::entra::{self, EntraMode};
 use crate::emulator::event::{Event, EventBuilder};
 use crate::eventgrid::{Schema, now_rfc3339, sas};
 use crate::json::{Json, JsonError, JsonErrorKind, MAX_EVENT_DEPTH, Parser, Spanned};
@@ -43,6 +44,8 @@ pub enum Route {
 pub struct Request<'a> {
     /// The URL path, which SAS tokens must name.
     pub path: &'a str,
+    /// It came over HTTPS (bearer tokens only travel over HTTPS).
+    pub https: bool,
     pub query: &'a HashMap<String, String>,
     pub headers: &'a HeaderMap,
     pub body: Result<Bytes, BytesRejection>,
@@ -56,13 +59,14 @@ pub async fn publish(
 ) -> Result<Response, ApiError> {
     let Request {
         path,
+        https,
         query,
         headers,
         body,
     } = request;
     if let Route::Azure = route {
         check_api_version(query)?;
-        authorize(topic, path, query, headers)?;
+        authorize(api, topic, path, https, query, headers)?;
     }
     let body = body.map_err(|rejection| match rejection.status() {
         StatusCode::PAYLOAD_TOO_LARGE => ApiError::too_large(format!(
@@ -131,11 +135,14 @@ fn check_api_version(query: &HashMap<String, String>) -> Result<(), ApiError> {
     }
 }
 
-/// `aeg-sas-key` (header or query), `aeg-sas-token`, or `Authorization: SharedAccessSignature`
-/// (for the endpoint the request was sent to: `path` and the `Host` header).
+/// `aeg-sas-key` (header or query), `aeg-sas-token`, `Authorization: SharedAccessSignature`
+/// (for the endpoint the request was sent to: `path` and the `Host` header), or
+/// `Authorization: Bearer` (Microsoft Entra ID, over HTTPS, checked as `entra` says).
 fn authorize(
+    api: &ApiState,
     topic: &TopicState,
     path: &str,
+    https: bool,
     query: &HashMap<String, String>,
     headers: &HeaderMap,
 ) -> Result<(), ApiError> {
@@ -170,13 +177,26 @@ fn authorize(
             .map(|_| ())
             .map_err(|e| refused(&e.to_string()));
     }
-    if header("authorization")
-        .is_some_and(|v| v.trim_start().to_ascii_lowercase().starts_with("bearer"))
-    {
-        return Err(ApiError::unauthorized(
-            "Microsoft Entra ID tokens cannot be verified by the local emulator; publish with the topic's access key \
-             (aeg-sas-key) or a SAS token instead.",
-        ));
+    if let Some(bearer) = header("authorization").and_then(|v| {
+        let v = v.trim_start();
+        v.get(..7)
+            .filter(|scheme| scheme.eq_ignore_ascii_case("bearer "))
+            .map(|_| &v[7..])
+    }) {
+        return match (api.entra, https) {
+            (EntraMode::Off, _) => Err(ApiError::unauthorized(
+                "Microsoft Entra ID tokens are turned off here (ORDERGRID_EMULATOR_ENTRA=off); publish with the \
+                 topic's access key (aeg-sas-key) or a SAS token instead.",
+            )),
+            (EntraMode::Local, false) => Err(ApiError::unauthorized(format!(
+                "Microsoft Entra ID tokens are accepted over HTTPS only, as every Azure SDK sends them: publish to {}{path}",
+                api.https_url
+                    .as_deref()
+                    .unwrap_or("the emulator's HTTPS endpoint (ORDERGRID_EMULATOR_HTTPS_PORT)")
+            ))),
+            (EntraMode::Local, true) => entra::check_token(bearer, OffsetDateTime::now_utc())
+                .map_err(|e| refused(&e.to_string())),
+        };
     }
     Err(ApiError::unauthorized(format!(
         "The request to {} carries no credentials: send the topic's access key in the aeg-sas-key header (or query \
