@@ -322,6 +322,18 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     "Event Grid emulator listening on 127.0.0.1; the topic keys are in the data folder's topic-keys.json"
                 );
             }
+            if let (Some(https), Some(certificate)) = (emulator.https_url(), emulator.certificate())
+            {
+                let (identity_endpoint, _) = emulator.identity();
+                tracing::info!(
+                    https = %https,
+                    ca = %certificate.ca().display(),
+                    identity_endpoint = %identity_endpoint,
+                    identity_header_file = %emulator.identity_header_file().display(),
+                    "also serving HTTPS (Microsoft Entra ID tokens accepted there); SDK clients get tokens with \
+                     IDENTITY_ENDPOINT and IDENTITY_HEADER set to the endpoint and the file's content"
+                );
+            }
             emulator
                 .run_until_stopped(ordergrid::shutdown::signal())
                 .await

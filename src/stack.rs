@@ -148,7 +148,7 @@ impl LocalStack {
         if let (Some(https), Some(certificate)) =
             (self.emulator.https_url(), self.emulator.certificate())
         {
-            let (identity_endpoint, identity_header) = self.emulator.identity();
+            let (identity_endpoint, _) = self.emulator.identity();
             let _ = writeln!(
                 out,
                 "  over HTTPS         {https}/orders/api/events (keys, SAS tokens, Entra ID tokens)"
@@ -156,7 +156,8 @@ impl LocalStack {
             let _ = writeln!(out, "  local CA           {}", certificate.ca().display());
             let _ = writeln!(
                 out,
-                "  managed identity   IDENTITY_ENDPOINT={identity_endpoint} IDENTITY_HEADER={identity_header}"
+                "  managed identity   IDENTITY_ENDPOINT={identity_endpoint} IDENTITY_HEADER=$(cat {})",
+                self.emulator.identity_header_file().display()
             );
         }
         let _ = writeln!(out, "  emulator dashboard {}/", self.emulator.base_url());

@@ -118,6 +118,7 @@ pub fn check_token(token: &str, now: OffsetDateTime) -> Result<(), TokenError> {
 #[derive(Clone)]
 pub struct LocalIdentity {
     secret: String,
+    file: std::path::PathBuf,
 }
 
 impl std::fmt::Debug for LocalIdentity {
@@ -156,7 +157,12 @@ impl LocalIdentity {
                 secret
             }
         };
-        Ok(Self { secret })
+        Ok(Self { secret, file: path })
+    }
+
+    /// Where the secret is kept.
+    pub fn file(&self) -> &Path {
+        &self.file
     }
 
     /// The value callers send in `X-IDENTITY-HEADER` (set as `IDENTITY_HEADER`).

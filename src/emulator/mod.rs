@@ -257,6 +257,11 @@ impl Emulator {
         )
     }
 
+    /// The file holding the managed identity's secret, for people to `cat` rather than see.
+    pub fn identity_header_file(&self) -> std::path::PathBuf {
+        self.api.identity.file().to_owned()
+    }
+
     pub fn runtimes(&self) -> &[Arc<SubscriptionRuntime>] {
         &self.api.runtimes
     }

@@ -20,12 +20,23 @@ async fn ordergrid_publish_with_entra_id_reaches_the_local_stack_over_https() {
             .to_owned()
     };
     let https = field("over HTTPS").split(' ').next().unwrap().to_owned();
+    // `IDENTITY_ENDPOINT=<url> IDENTITY_HEADER=$(cat <file>)`: the secret is not printed.
     let identity = field("managed identity");
-    let env: Vec<(&str, &str)> = identity
-        .split(' ')
-        .filter_map(|pair| pair.split_once('='))
-        .collect();
-    assert_eq!(env.len(), 2, "{identity}");
+    let (endpoint, header) = identity.split_once(' ').unwrap();
+    let endpoint = endpoint.strip_prefix("IDENTITY_ENDPOINT=").unwrap();
+    let file = header
+        .strip_prefix("IDENTITY_HEADER=$(cat ")
+        .and_then(|f| f.strip_suffix(')'))
+        .unwrap_or_else(|| panic!("{identity}"));
+    let secret = std::fs::read_to_string(file).unwrap();
+    assert!(
+        !summary.contains(secret.trim()),
+        "the summary shows no secret"
+    );
+    let env = [
+        ("IDENTITY_ENDPOINT", endpoint),
+        ("IDENTITY_HEADER", secret.trim()),
+    ];
     assert!(
         dir.path().join(".ordergrid/emulator/tls/ca.pem").is_file(),
         "the stack made its CA"
