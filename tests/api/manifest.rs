@@ -126,6 +126,27 @@ fn local_settings_example_lists_every_setting_the_app_reads() {
     );
 }
 
+/// Issue 10, part 4: with the example's settings every function loads (the output bindings find
+/// their settings, as the host's indexing checks), and the identity-based output binding can get
+/// and send a token: an https endpoint, and the managed identity the emulator serves.
+#[test]
+fn local_settings_example_lets_every_function_load_with_an_identity() {
+    let example = read_json(&repo_root().join("local.settings.json.example"));
+    let settings: std::collections::HashMap<String, String> = example["Values"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned()))
+        .collect();
+    let app = ordergrid::devhost::manifest::AppManifest::load(repo_root()).unwrap();
+    for function in &app.functions {
+        assert_eq!(function.load_error(&settings), None, "{}", function.name);
+        assert!(!function.outputs.is_empty(), "{} emits its events", function.name);
+    }
+    assert!(settings["OrdersTopic__topicEndpointUri"].starts_with("https://"));
+    assert!(settings["IDENTITY_ENDPOINT"].ends_with("/identity/token"));
+}
+
 #[test]
 fn funcignore_keeps_sources_out_of_the_package() {
     let ignore = std::fs::read_to_string(repo_root().join(".funcignore")).unwrap();
