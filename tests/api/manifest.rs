@@ -141,7 +141,11 @@ fn local_settings_example_lets_every_function_load_with_an_identity() {
     let app = ordergrid::devhost::manifest::AppManifest::load(repo_root()).unwrap();
     for function in &app.functions {
         assert_eq!(function.load_error(&settings), None, "{}", function.name);
-        assert!(!function.outputs.is_empty(), "{} emits its events", function.name);
+        assert!(
+            !function.outputs.is_empty(),
+            "{} emits its events",
+            function.name
+        );
     }
     assert!(settings["OrdersTopic__topicEndpointUri"].starts_with("https://"));
     assert!(settings["IDENTITY_ENDPOINT"].ends_with("/identity/token"));
