@@ -4,6 +4,7 @@
 #                                both to target/bench-tmp/NAME-bin (so a rebuild during a long run
 #                                cannot swap them), picks the results file and prints the machine
 #   run ARGS...                  one run of the generator; a failure is reported and counted
+#   run_with BINARY ARGS...      the same with another ordergrid binary (a baseline to compare)
 #   bench_finish                 the summary across rounds; exits 1 if any run failed
 #
 # Extra arguments for every run go in the array RUN_ARGS (e.g. the stack's `--app .`).
@@ -31,9 +32,15 @@ bench_prepare() {
 }
 
 run() {
+    run_with "$bin/ordergrid" "$@"
+}
+
+run_with() {
+    local binary="$1"
+    shift
     echo
-    echo "--- $*"
-    "$gen" --binary "$bin/ordergrid" "${RUN_ARGS[@]}" --results "$results" "$@" || {
+    echo "--- $* ($binary)"
+    "$gen" --binary "$binary" "${RUN_ARGS[@]}" --results "$results" "$@" || {
         echo "FAILED: $*"
         failed=$((failed + 1))
     }

@@ -9,6 +9,9 @@
 #   RUNS=3          rounds; every configuration runs once per round, rounds interleave them
 #   DURATION=20     measured seconds of the throughput and latency runs (after a 5 s warm-up)
 #   BACKLOG=1000000 events in the backlog runs
+#   BASELINE=path   another ordergrid binary (an earlier build): its throughput and latency runs
+#                   interleave with this build's in every round, labelled "-baseline"
+#   ONLY=fast       the throughput and latency runs only (no backlog runs)
 # Each run first waits until the machine is idle (another build would be measured too).
 # Results: one JSON line per run in target/bench-tmp/emulator-<time>.jsonl, then a summary
 # (median [min – max] across rounds) per configuration.
@@ -26,7 +29,16 @@ for round in $(seq "$RUNS"); do
     echo
     echo "=== round $round of $RUNS"
     run --mode throughput --publishers 4 --batch 500 --max-backlog 20000 --duration "$DURATION" --label throughput
+    if [ -n "${BASELINE:-}" ]; then
+        run_with "$BASELINE" --mode throughput --publishers 4 --batch 500 --max-backlog 20000 --duration "$DURATION" --label throughput-baseline
+    fi
     run --mode latency --rate 1000 --duration "$DURATION" --label latency-1000
+    if [ -n "${BASELINE:-}" ]; then
+        run_with "$BASELINE" --mode latency --rate 1000 --duration "$DURATION" --label latency-1000-baseline
+    fi
+    if [ "${ONLY:-}" = fast ]; then
+        continue
+    fi
     run --mode backlog --hold unvalidated --events "$BACKLOG" --batch 1000 --publishers 4 --label backlog-unvalidated
     # Retries on Azure's schedule scaled by 0.01 (10 s -> 100 ms; the TTL becomes 14.4 min),
     # so the retried events come due within the run once the subscribers recover.

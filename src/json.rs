@@ -435,6 +435,11 @@ impl<'a> Parser<'a> {
         self.bytes.get(self.pos).copied()
     }
 
+    /// The byte offset reached.
+    pub fn position(&self) -> usize {
+        self.pos
+    }
+
     /// Only whitespace may follow.
     pub fn end(&mut self) -> Result<(), JsonError> {
         match self.peek() {
@@ -540,9 +545,10 @@ impl<'a> Parser<'a> {
         Ok(())
     }
 
-    /// Walks an object, calling `each` with every key and the parser positioned at its value;
-    /// `each` must consume the value.
-    fn members(
+    /// Walks an object, calling `each` with every key, the parser positioned at its value, and
+    /// where the value starts; `each` must consume the value (with [`Parser::value`] or
+    /// [`Parser::skip`]).
+    pub fn members(
         &mut self,
         mut each: impl FnMut(&mut Self, Box<str>, usize) -> Result<(), JsonError>,
     ) -> Result<(), JsonError> {
@@ -590,9 +596,31 @@ impl<'a> Parser<'a> {
         })
     }
 
+    /// Checks the next value as [`Parser::value`] does, without building it.
+    pub fn skip(&mut self) -> Result<(), JsonError> {
+        match self.peek() {
+            Some(b'{') => self.members(|parser, _, _| parser.skip()),
+            Some(b'[') => self.array(Parser::skip),
+            Some(b'"') => self.scan_string(None),
+            Some(b'-' | b'0'..=b'9') => {
+                let len = number_len(&self.bytes[self.pos..])
+                    .ok_or_else(|| self.syntax("invalid number"))?;
+                self.pos += len;
+                Ok(())
+            }
+            _ => self.value().map(|_| ()),
+        }
+    }
+
     fn string(&mut self) -> Result<String, JsonError> {
-        self.pos += 1; // the opening quote
         let mut out = String::new();
+        self.scan_string(Some(&mut out))?;
+        Ok(out)
+    }
+
+    /// Reads a string, decoding it into `out` when given (checking it either way).
+    fn scan_string(&mut self, mut out: Option<&mut String>) -> Result<(), JsonError> {
+        self.pos += 1; // the opening quote
         loop {
             let run = self.bytes[self.pos..]
                 .iter()
@@ -602,15 +630,18 @@ impl<'a> Parser<'a> {
                     kind: JsonErrorKind::Syntax("unterminated string"),
                 })?;
             let chunk = &self.bytes[self.pos..self.pos + run];
-            out.push_str(std::str::from_utf8(chunk).map_err(|e| JsonError {
+            let text = std::str::from_utf8(chunk).map_err(|e| JsonError {
                 offset: self.pos + e.valid_up_to(),
                 kind: JsonErrorKind::InvalidUtf8,
-            })?);
+            })?;
+            if let Some(out) = out.as_deref_mut() {
+                out.push_str(text);
+            }
             self.pos += run;
             match self.bytes[self.pos] {
                 b'"' => {
                     self.pos += 1;
-                    return Ok(out);
+                    return Ok(());
                 }
                 b'\\' => {
                     self.pos += 1;
@@ -620,17 +651,20 @@ impl<'a> Parser<'a> {
                         .copied()
                         .ok_or_else(|| self.syntax("unterminated string"))?;
                     self.pos += 1;
-                    match escaped {
-                        b'"' => out.push('"'),
-                        b'\\' => out.push('\\'),
-                        b'/' => out.push('/'),
-                        b'b' => out.push('\u{8}'),
-                        b'f' => out.push('\u{c}'),
-                        b'n' => out.push('\n'),
-                        b'r' => out.push('\r'),
-                        b't' => out.push('\t'),
-                        b'u' => out.push(self.unicode_escape()?),
+                    let decoded = match escaped {
+                        b'"' => '"',
+                        b'\\' => '\\',
+                        b'/' => '/',
+                        b'b' => '\u{8}',
+                        b'f' => '\u{c}',
+                        b'n' => '\n',
+                        b'r' => '\r',
+                        b't' => '\t',
+                        b'u' => self.unicode_escape()?,
                         _ => return Err(self.syntax("invalid escape")),
+                    };
+                    if let Some(out) = out.as_deref_mut() {
+                        out.push(decoded);
                     }
                 }
                 _ => return Err(self.syntax("control character in string")),

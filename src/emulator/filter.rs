@@ -268,12 +268,26 @@ impl Filter {
     /// Whether `event` (one event object as published to the topic, in the topic's input
     /// `schema`) passes this filter.
     pub fn matches(&self, event: &Json, schema: Schema) -> bool {
-        self.matches_event_type(event, schema)
-            && self.matches_subject(event)
-            && self
-                .advanced
-                .iter()
-                .all(|filter| filter.matches(event, schema, self.filter_arrays))
+        let event_type = match schema {
+            Schema::EventGrid => "eventType",
+            Schema::CloudEvents => "type",
+        };
+        self.matches_event_type(event.get(event_type).and_then(Json::as_str))
+            && self.matches_subject(event.get("subject").and_then(Json::as_str))
+            && self.matches_advanced(event, schema)
+    }
+
+    /// Whether an event with this type and subject passes the event type and subject filters
+    /// (its envelope is all they look at).
+    pub fn matches_envelope(&self, event_type: &str, subject: Option<&str>) -> bool {
+        self.matches_event_type(Some(event_type)) && self.matches_subject(subject)
+    }
+
+    /// Whether the event passes the advanced filters (which look into it).
+    pub fn matches_advanced(&self, event: &Json, schema: Schema) -> bool {
+        self.advanced
+            .iter()
+            .all(|filter| filter.matches(event, schema, self.filter_arrays))
     }
 
     /// True when the filter lets every event through.
@@ -296,15 +310,11 @@ impl Filter {
         &self.advanced
     }
 
-    fn matches_event_type(&self, event: &Json, schema: Schema) -> bool {
+    fn matches_event_type(&self, event_type: Option<&str>) -> bool {
         if self.included_event_types.is_empty() {
             return true;
         }
-        let field = match schema {
-            Schema::EventGrid => "eventType",
-            Schema::CloudEvents => "type",
-        };
-        let Some(event_type) = event.get(field).and_then(Json::as_str) else {
+        let Some(event_type) = event_type else {
             return false;
         };
         self.included_event_types
@@ -312,12 +322,12 @@ impl Filter {
             .any(|wanted| eq_ignore_case(wanted, event_type))
     }
 
-    fn matches_subject(&self, event: &Json) -> bool {
+    fn matches_subject(&self, subject: Option<&str>) -> bool {
         if self.subject_begins_with.is_none() && self.subject_ends_with.is_none() {
             return true;
         }
         // A CloudEvent may omit `subject`; only an empty prefix/suffix matches it then.
-        let subject = event.get("subject").and_then(Json::as_str).unwrap_or("");
+        let subject = subject.unwrap_or("");
         // The prefix and suffix were lower-cased at parse time unless case-sensitive.
         let subject = if self.subject_case_sensitive {
             Cow::Borrowed(subject)

@@ -196,6 +196,14 @@ proptest! {
         prop_assert_eq!(ours.is_ok(), theirs.is_ok(), "ours {:?}, serde_json {:?}", ours, theirs.err());
     }
 
+    /// Skipping checks exactly what parsing checks, without building anything.
+    #[test]
+    fn skipping_accepts_what_parsing_accepts(text in prop_oneof![json_like(), arbitrary_json()]) {
+        let mut parser = Parser::new(text.as_bytes(), 1000);
+        let skipped = parser.skip().and_then(|()| parser.end());
+        prop_assert_eq!(skipped, Json::parse(text.as_bytes(), 1000).map(|_| ()));
+    }
+
     /// Values serde_json can represent read the same through both, and write back to text that
     /// parses to the same tree.
     #[test]

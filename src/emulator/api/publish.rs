@@ -24,7 +24,7 @@ use crate::emulator::delivery::now_ms;
 use crate::emulator::entra::{self, EntraMode};
 use crate::emulator::event::{Event, EventBuilder};
 use crate::eventgrid::{Schema, now_rfc3339, sas};
-use crate::json::{Json, JsonError, JsonErrorKind, MAX_EVENT_DEPTH, Parser, Spanned};
+use crate::json::{Json, JsonError, JsonErrorKind, MAX_EVENT_DEPTH, Parser};
 
 pub const API_VERSION: &str = "2018-01-01";
 /// Azure: "the array can be up to 1 MB and each event up to 1 MB".
@@ -229,64 +229,84 @@ fn nonconforming(topic: &TopicState) -> ApiError {
     ))
 }
 
-/// One member of a published event: its name, its parsed value, and its text as sent (or as
-/// written, for values the emulator fills in).
+/// One member of a published event: its name, its value when it is an envelope field (parsed;
+/// other values, `data` above all, are only checked), and its text as sent (or as written, for
+/// values the emulator fills in).
 struct Field<'a> {
     name: Box<str>,
-    value: Json,
+    value: Option<Json>,
     raw: Cow<'a, [u8]>,
 }
 
-impl<'a> Field<'a> {
-    fn sent(spanned: Spanned, body: &'a [u8]) -> Vec<Self> {
-        let Json::Object(members) = spanned.object else {
-            return Vec::new();
-        };
-        members
-            .into_iter()
-            .zip(spanned.spans)
-            .map(|((name, value), span)| Field {
-                name,
-                value,
-                raw: Cow::Borrowed(&body[span]),
-            })
-            .collect()
-    }
+/// The members whose values the publish API reads (in any case): the envelope fields of both
+/// schemas. Everything else is checked and kept as text.
+const ENVELOPE: [&str; 11] = [
+    "id",
+    "subject",
+    "eventType",
+    "eventTime",
+    "dataVersion",
+    "metadataVersion",
+    "topic",
+    "specversion",
+    "source",
+    "type",
+    "time",
+];
 
+impl Field<'_> {
     fn string(name: &str, text: &str) -> Self {
         let value = Json::String(text.into());
         Field {
             name: name.into(),
             raw: Cow::Owned(value.to_vec()),
-            value,
+            value: Some(value),
         }
     }
 
     fn text(&self) -> Option<&str> {
-        self.value.as_str()
+        self.value.as_ref().and_then(Json::as_str)
     }
 }
 
-/// The events of a request, each as the objects it was sent as (`Err` for an element that is
-/// not an object), parsed once with the nesting limit every later stage relies on.
-fn parse_objects(body: &[u8], batch: bool) -> Result<Vec<Result<Spanned, ()>>, ApiError> {
+/// An event object's members, checked completely (syntax, UTF-8, nesting) in one pass.
+fn fields<'a>(parser: &mut Parser<'a>, body: &'a [u8]) -> Result<Vec<Field<'a>>, JsonError> {
+    let mut fields = Vec::new();
+    parser.members(|parser, name, start| {
+        let value = if ENVELOPE.iter().any(|e| e.eq_ignore_ascii_case(&name)) {
+            Some(parser.value()?)
+        } else {
+            parser.skip()?;
+            None
+        };
+        fields.push(Field {
+            name,
+            value,
+            raw: Cow::Borrowed(&body[start..parser.position()]),
+        });
+        Ok(())
+    })?;
+    Ok(fields)
+}
+
+/// The events of a request, each as the object it was sent as (`Err` for an element that is not
+/// an object), checked once with the nesting limit every later stage relies on.
+fn parse_objects(body: &[u8], batch: bool) -> Result<Vec<Result<Vec<Field<'_>>, ()>>, ApiError> {
     // The array a batch arrives in is one more level; each event may nest MAX_EVENT_DEPTH.
     let mut parser = Parser::new(body, MAX_EVENT_DEPTH + usize::from(batch));
     let mut objects = Vec::new();
     let parsed = if batch {
         parser.array(|parser| {
             objects.push(if parser.peek() == Some(b'{') {
-                Ok(parser.object_with_spans()?)
+                Ok(fields(parser, body)?)
             } else {
-                parser.value().map(|_| ())?;
+                parser.skip()?;
                 Err(())
             });
             Ok(())
         })
     } else {
-        parser
-            .object_with_spans()
-            .map(|object| objects.push(Ok(object)))
+        fields(&mut parser, body).map(|object| objects.push(Ok(object)))
     };
     parsed
         .and_then(|()| parser.end())
@@ -334,7 +354,7 @@ fn parse_events(
         .into_iter()
         .enumerate()
         .map(|(i, object)| {
-            let fields = Field::sent(object.map_err(|()| nonconforming(topic))?, body);
+            let fields = object.map_err(|()| nonconforming(topic))?;
             match topic.schema {
                 Schema::EventGrid => stamp_event_grid(topic, fields, i),
                 Schema::CloudEvents => check_cloud_event(fields, i),
@@ -374,7 +394,7 @@ fn take<'a>(fields: &mut Vec<Field<'a>>, canonical: &str) -> Option<Field<'a>> {
         if field.name.eq_ignore_ascii_case(canonical) {
             found = Some(Field {
                 name: canonical.into(),
-                value: std::mem::replace(&mut field.value, Json::Null),
+                value: field.value.take(),
                 raw: std::mem::take(&mut field.raw),
             });
             false
@@ -420,15 +440,16 @@ fn stamp_event_grid(
         ));
     }
     if let Some(version) = take(&mut fields, "metadataVersion")
-        && version.value != Json::Null
+        && version.value != Some(Json::Null)
         && version.text() != Some("1")
     {
         return Err(at_index(
             format!(
                 "Property 'metadataVersion' was found to be set to '{}', but was expected to either be null or be set to 1.",
-                version
-                    .text()
-                    .map_or_else(|| version.value.to_string(), str::to_owned)
+                version.text().map_or_else(
+                    || String::from_utf8_lossy(&version.raw).into_owned(),
+                    str::to_owned
+                )
             ),
             i,
         ));
@@ -446,10 +467,10 @@ fn stamp_event_grid(
         ));
     }
     let data_version = take(&mut fields, "dataVersion")
-        .filter(|v| v.value != Json::Null)
+        .filter(|v| v.value != Some(Json::Null))
         .unwrap_or_else(|| Field::string("dataVersion", ""));
     let data = take(&mut fields, "data");
-    let mut event = EventBuilder::default();
+    let mut event = EventBuilder::new(Schema::EventGrid);
     for field in [
         Some(id),
         Some(Field::string("topic", &topic.resource_id)),
@@ -465,9 +486,9 @@ fn stamp_event_grid(
     // Anything else the publisher sent is kept as it was.
     .chain(fields)
     {
-        event.raw(&field.name, field.value, &field.raw);
+        event.raw(&field.name, field.text(), &field.raw);
     }
-    Ok(event.finish(Schema::EventGrid))
+    Ok(event.finish())
 }
 
 /// Validates a CloudEvents 1.0 event: `specversion` "1.0", and `id`, `source`, `type` set.
@@ -507,11 +528,11 @@ fn check_cloud_event(fields: Vec<Field<'_>>, i: usize) -> Result<Event, ApiError
             i,
         ));
     }
-    let mut event = EventBuilder::default();
+    let mut event = EventBuilder::new(Schema::CloudEvents);
     for field in fields {
-        event.raw(&field.name, field.value, &field.raw);
+        event.raw(&field.name, field.text(), &field.raw);
     }
-    Ok(event.finish(Schema::CloudEvents))
+    Ok(event.finish())
 }
 
 /// The seed's `{"eventType": "NewOrder", "data": {...}}` (one object or an array), with the
@@ -530,9 +551,8 @@ fn parse_seed(topic: &TopicState, body: &[u8]) -> Result<Vec<Event>, ApiError> {
         .into_iter()
         .enumerate()
         .map(|(i, object)| {
-            let object =
+            let mut fields =
                 object.map_err(|()| at_index("Each event must be a JSON object.".into(), i))?;
-            let mut fields = Field::sent(object, body);
             let has = |fields: &[Field<'_>], name: &str| {
                 fields.iter().any(|f| f.name.eq_ignore_ascii_case(name))
             };
@@ -724,9 +744,10 @@ mod tests {
         assert_eq!(e.subject.as_deref(), Some("orders"));
         assert_eq!(e.data_version.as_deref(), Some("1.0"));
         assert!(uuid::Uuid::parse_str(&e.id).is_ok());
+        let members = events[0].members().unwrap();
         assert_eq!(
-            events[0].raw("data"),
-            Some(&br#"{"orderId":"12345","orderValue":150.0}"#[..])
+            crate::emulator::event::member(&members, "data").unwrap().1,
+            br#"{"orderId":"12345","orderValue":150.0}"#
         );
     }
 }

@@ -180,13 +180,13 @@ pub fn events_of(blob: &[u8], schema: Schema) -> Result<Vec<Event>, String> {
             let Json::Object(members) = spanned.object else {
                 return Ok(());
             };
-            let mut event = EventBuilder::default();
+            let mut event = EventBuilder::new(schema);
             for ((name, value), span) in members.into_iter().zip(spanned.spans) {
                 if !names.contains(&&*name) {
-                    event.raw(&name, value, &blob[span]);
+                    event.raw(&name, value.as_str(), &blob[span]);
                 }
             }
-            events.push(event.finish(schema));
+            events.push(event.finish());
             Ok(())
         })
         .and_then(|()| parser.end())

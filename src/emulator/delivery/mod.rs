@@ -460,23 +460,33 @@ impl Dispatcher {
     /// (only a spool written by an older version can hold one) is taken, to be dead-lettered.
     fn wants(&self, stored: &StoredEvent) -> Wanted {
         let rt = &self.rt;
-        if stored.topic != rt.topic || self.pending.contains_key(&stored.at) {
+        if stored.topic() != rt.topic || self.pending.contains_key(&stored.at) {
             return Wanted::No;
         }
-        if let Some(target) = &stored.target {
+        if let Some(target) = stored.target() {
             return if target.eq_ignore_ascii_case(rt.subscription.name.as_str()) {
                 Wanted::Yes
             } else {
                 Wanted::No
             };
         }
+        // The event type and subject filters need the envelope only; advanced filters look
+        // into the event, which is parsed (once, for every subscription) when one does.
         let filter = &rt.subscription.filter;
-        if filter.is_match_all() {
+        let header = &stored.event.header;
+        if !filter.matches_envelope(&header.event_type, header.subject.as_deref()) {
+            return Wanted::No;
+        }
+        if filter.advanced_filters().is_empty() {
             return Wanted::Yes;
         }
-        match stored.event(rt.input_schema) {
-            Ok(event) if filter.matches(event.tree(), rt.input_schema) => Wanted::Yes,
-            Ok(_) => Wanted::No,
+        let tree = stored
+            .event
+            .tree()
+            .map(|t| filter.matches_advanced(t, rt.input_schema));
+        match tree {
+            Ok(true) => Wanted::Yes,
+            Ok(false) => Wanted::No,
             Err(e) => Wanted::Unreadable(e.to_string()),
         }
     }
@@ -494,7 +504,7 @@ impl Dispatcher {
                 self.buffer.pop_front();
                 continue;
             }
-            let size = front.body.len();
+            let size = front.event.body.len();
             if !batch.is_empty()
                 && (batch.len() >= sub.batching.max_events as usize
                     || bytes + size > sub.batching.preferred_bytes)
@@ -510,7 +520,7 @@ impl Dispatcher {
             }
             let item = Item {
                 at: event.at,
-                id: event.header.id.clone(),
+                id: event.event.header.id.clone(),
                 previous: 0,
                 first: true,
             };
@@ -561,7 +571,7 @@ impl Dispatcher {
                     };
                     dead.push((
                         at,
-                        dead_letter::annotate(&event.body, self.rt.input_schema, &ending),
+                        dead_letter::annotate(&event.event.body, self.rt.input_schema, &ending),
                     ));
                     if dead.len() >= 100 {
                         break;
@@ -570,7 +580,7 @@ impl Dispatcher {
                 PendingAction::Deliver => {
                     let item = Item {
                         at,
-                        id: event.header.id.clone(),
+                        id: event.event.header.id.clone(),
                         previous: pending.attempts,
                         first: false,
                     };
@@ -951,7 +961,11 @@ impl Dispatcher {
                     .take(1000)
                     .map(|(at, p)| PendingView {
                         subscription: self.rt.key.clone(),
-                        event_id: self.spool.read_event(*at).ok().map(|e| e.header.id.into()),
+                        event_id: self
+                            .spool
+                            .read_event(*at)
+                            .ok()
+                            .map(|e| e.event.header.id.to_string()),
                         position: *at,
                         attempts: p.attempts,
                         due: rfc3339_ms(p.due_ms),

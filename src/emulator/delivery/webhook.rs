@@ -20,7 +20,7 @@ use std::sync::Arc;
 use bytes::{BufMut, Bytes, BytesMut};
 
 use super::retry::Failure;
-use crate::emulator::event::{Event, EventBuilder};
+use crate::emulator::event::{Event, EventBuilder, member};
 use crate::emulator::spool::StoredEvent;
 use crate::emulator::subscriptions::{DeliveryAttribute, Destination, Subscription};
 use crate::eventgrid::Schema;
@@ -75,10 +75,7 @@ pub fn notification(
     let convert =
         subscription.delivery_schema == Schema::CloudEvents && input_schema == Schema::EventGrid;
     let parsed: Vec<Arc<Event>> = if convert || !subscription.delivery_attributes.is_empty() {
-        events
-            .iter()
-            .map(|e| e.event(input_schema))
-            .collect::<Result<_, _>>()?
+        events.iter().map(|e| e.event.clone()).collect()
     } else {
         Vec::new()
     };
@@ -89,12 +86,12 @@ pub fn notification(
                 "aeg-data-version".into(),
                 events
                     .first()
-                    .and_then(|e| e.header.data_version.as_deref())
+                    .and_then(|e| e.event.header.data_version.as_deref())
                     .unwrap_or("")
                     .to_owned(),
             ));
             headers.push(("aeg-metadata-version".into(), "1".into()));
-            json_array(events.iter().map(|e| &e.body[..]))
+            json_array(events.iter().map(|e| &e.event.body[..]))
         }
         Schema::CloudEvents => {
             headers.push(("aeg-metadata-version".into(), "1.0".into()));
@@ -102,10 +99,10 @@ pub fn notification(
             let converted: Vec<Bytes> = if convert {
                 parsed
                     .iter()
-                    .map(|e| Bytes::from(to_cloud_event(e)))
-                    .collect()
+                    .map(|e| to_cloud_event(e).map(Bytes::from))
+                    .collect::<Result<_, _>>()?
             } else {
-                events.iter().map(|e| e.body.clone()).collect()
+                events.iter().map(|e| e.event.body.clone()).collect()
             };
             if converted.len() == 1 {
                 headers.push(("content-type".into(), CONTENT_TYPE_CLOUDEVENT.into()));
@@ -122,7 +119,9 @@ pub fn notification(
                 headers.push((name.clone(), value.clone()))
             }
             DeliveryAttribute::Dynamic { name, source_field } => {
-                if let Some(value) = parsed.first().and_then(|e| lookup(e.tree(), source_field)) {
+                if let Some(first) = parsed.first()
+                    && let Some(value) = lookup(first.tree()?, source_field)
+                {
                     headers.push((name.clone(), value));
                 }
             }
@@ -164,8 +163,9 @@ fn lookup(event: &Json, path: &str) -> Option<String> {
 }
 
 /// Maps an Event Grid schema event onto CloudEvents 1.0, each value as it was sent.
-pub fn to_cloud_event(event: &Event) -> Vec<u8> {
-    let mut ce = EventBuilder::default();
+pub fn to_cloud_event(event: &Event) -> Result<Vec<u8>, JsonError> {
+    let members = event.members()?;
+    let mut ce = EventBuilder::new(Schema::CloudEvents);
     ce.string("specversion", "1.0");
     for (from, to) in [
         ("id", "id"),
@@ -174,8 +174,8 @@ pub fn to_cloud_event(event: &Event) -> Vec<u8> {
         ("eventType", "type"),
         ("eventTime", "time"),
     ] {
-        if let (Some(value), Some(raw)) = (event.tree().get(from), event.raw(from)) {
-            ce.raw(to, value.clone(), raw);
+        if let Some((value, raw)) = member(&members, from) {
+            ce.raw(to, value.as_str(), raw);
         }
     }
     if let Some(version) = event
@@ -186,11 +186,11 @@ pub fn to_cloud_event(event: &Event) -> Vec<u8> {
     {
         ce.string("dataversion", version);
     }
-    if let (Some(data), Some(raw)) = (event.tree().get("data"), event.raw("data")) {
+    if let Some((_, raw)) = member(&members, "data") {
         ce.string("datacontenttype", "application/json");
-        ce.raw("data", data.clone(), raw);
+        ce.raw("data", None, raw);
     }
-    ce.finish(Schema::CloudEvents).body.to_vec()
+    Ok(ce.finish().body.to_vec())
 }
 
 /// Sends deliveries with a shared connection pool and Event Grid's response timeout.
@@ -254,7 +254,7 @@ mod tests {
             json!({"id": "1", "topic": "/t/orders", "subject": "orders/1", "eventType": "NewOrder",
                         "eventTime": "2026-01-01T00:00:00Z", "data": {"a": 1}, "dataVersion": "1.0", "metadataVersion": "1"}),
         );
-        let ce: serde_json::Value = serde_json::from_slice(&to_cloud_event(&eg)).unwrap();
+        let ce: serde_json::Value = serde_json::from_slice(&to_cloud_event(&eg).unwrap()).unwrap();
         assert_eq!(
             ce,
             json!({"specversion": "1.0", "id": "1", "source": "/t/orders", "subject": "orders/1", "type": "NewOrder",
@@ -266,7 +266,7 @@ mod tests {
     fn conversion_keeps_the_data_as_sent() {
         let body = br#"{"id":"1","topic":"/t","subject":"s","eventType":"T","eventTime":"2026-01-01T00:00:00Z","data":{"v":1.50e400,"s":"\u00e9"},"dataVersion":""}"#;
         let eg = Event::from_body(Schema::EventGrid, Bytes::from_static(body)).unwrap();
-        let ce = String::from_utf8(to_cloud_event(&eg)).unwrap();
+        let ce = String::from_utf8(to_cloud_event(&eg).unwrap()).unwrap();
         assert!(ce.contains(r#""data":{"v":1.50e400,"s":"\u00e9"}"#), "{ce}");
         assert!(
             !ce.contains("dataversion"),

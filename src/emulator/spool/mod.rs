@@ -32,32 +32,32 @@ use tokio::sync::watch;
 use super::event::{Event, EventHeader};
 use crate::eventgrid::Schema;
 use crate::journal::{Journal, JournalError, JournalOptions, Position};
-use crate::json::JsonError;
+use crate::json::Json;
 
 /// An accepted event as stored.
 #[derive(Debug, Clone)]
 pub struct StoredEvent {
     pub at: Position,
-    pub topic: String,
+    /// The topic's name (the frame's bytes, not copied).
+    topic: Bytes,
     /// Set when the event was re-published for one subscription only (dead-letter redelivery).
-    pub target: Option<String>,
+    target: Option<Bytes>,
     /// Milliseconds since the Unix epoch.
     pub published_ms: i64,
-    pub header: EventHeader,
-    /// The event JSON, in the topic's input schema, with the envelope fields Event Grid stamps.
-    pub body: Bytes,
-    /// The event as the publish API parsed it, while it is among the recently published.
-    pub parsed: Option<Arc<Event>>,
+    /// The event: the one the publish API built while it is among the recently published (its
+    /// body parsed at most once, for every subscription), else one made from the frame.
+    pub event: Arc<Event>,
 }
 
 impl StoredEvent {
-    /// The parsed event: the one the publish API built, or (read back from disk) its body
-    /// parsed now.
-    pub fn event(&self, schema: Schema) -> Result<Arc<Event>, JsonError> {
-        match &self.parsed {
-            Some(event) => Ok(event.clone()),
-            None => Event::from_body(schema, self.body.clone()).map(Arc::new),
-        }
+    pub fn topic(&self) -> &str {
+        std::str::from_utf8(&self.topic).unwrap_or_default()
+    }
+
+    pub fn target(&self) -> Option<&str> {
+        self.target
+            .as_ref()
+            .map(|t| std::str::from_utf8(t).unwrap_or_default())
     }
 }
 
@@ -102,81 +102,84 @@ fn encode_event(topic: &str, target: Option<&str>, published_ms: i64, event: &Ev
     buf.freeze()
 }
 
-/// Reads frames of both versions; `None` for a damaged frame.
-fn decode_event(at: Position, payload: Bytes) -> Option<StoredEvent> {
+/// Reads frames of both versions; `None` for a damaged frame. `recent` is the event as the
+/// publish API built it, when the spool still has it: then the header is not read again.
+fn decode_event(at: Position, payload: Bytes, recent: Option<Arc<Event>>) -> Option<StoredEvent> {
     let format = *payload.first()?;
     if format != EVENT_FORMAT && format != EVENT_FORMAT_V1 {
         return None;
     }
     let published_ms = i64::from_le_bytes(payload.get(1..9)?.try_into().ok()?);
     let topic_len = *payload.get(9)? as usize;
-    let topic = std::str::from_utf8(payload.get(10..10 + topic_len)?)
-        .ok()?
-        .to_owned();
+    let topic = payload.slice(10..10 + topic_len);
+    std::str::from_utf8(&topic).ok()?;
     let target_at = 10 + topic_len;
     let target_len = *payload.get(target_at)? as usize;
-    let target =
-        std::str::from_utf8(payload.get(target_at + 1..target_at + 1 + target_len)?).ok()?;
+    let target = payload.slice(target_at + 1..target_at + 1 + target_len);
+    std::str::from_utf8(&target).ok()?;
     let mut at_byte = target_at + 1 + target_len;
-    let header = if format == EVENT_FORMAT {
-        let mut text = || -> Option<Option<Box<str>>> {
-            let len = u32::from_le_bytes(payload.get(at_byte..at_byte + 4)?.try_into().ok()?);
-            at_byte += 4;
-            if len == u32::MAX {
-                return Some(None);
-            }
-            let text = std::str::from_utf8(payload.get(at_byte..at_byte + len as usize)?).ok()?;
-            at_byte += len as usize;
-            Some(Some(text.into()))
-        };
-        EventHeader {
-            id: text()??,
-            event_type: text()??,
-            subject: text()?,
-            data_version: text()?,
+    let event = match recent {
+        Some(event) => event,
+        None if format == EVENT_FORMAT => {
+            let mut text = || -> Option<Option<Box<str>>> {
+                let len = u32::from_le_bytes(payload.get(at_byte..at_byte + 4)?.try_into().ok()?);
+                at_byte += 4;
+                if len == u32::MAX {
+                    return Some(None);
+                }
+                let text =
+                    std::str::from_utf8(payload.get(at_byte..at_byte + len as usize)?).ok()?;
+                at_byte += len as usize;
+                Some(Some(text.into()))
+            };
+            let header = EventHeader {
+                id: text()??,
+                event_type: text()??,
+                subject: text()?,
+                data_version: text()?,
+            };
+            Arc::new(Event::new(header, payload.slice(at_byte..)))
         }
-    } else {
-        legacy_header(&payload[at_byte..])
+        None => {
+            let body = payload.slice(at_byte..);
+            Arc::new(Event::new(legacy_header(&body), body))
+        }
     };
     Some(StoredEvent {
         at,
         topic,
-        target: (!target.is_empty()).then(|| target.to_owned()),
+        target: (!target.is_empty()).then_some(target),
         published_ms,
-        header,
-        body: payload.slice(at_byte..),
-        parsed: None,
+        event,
     })
 }
 
 /// The header of a version 1 frame's body, which names no schema: CloudEvents have a
 /// `specversion`. A body that does not parse gets an empty header; the dispatcher then finds it
 /// unreadable and dead-letters it.
-fn legacy_header(body: &[u8]) -> EventHeader {
-    match Event::from_body(Schema::EventGrid, Bytes::copy_from_slice(body)) {
-        Ok(event) if event.tree().get("specversion").is_some() => {
-            EventHeader::of(Schema::CloudEvents, event.tree())
-        }
-        Ok(event) => event.header.clone(),
-        Err(_) => EventHeader {
-            id: "".into(),
-            event_type: "".into(),
-            subject: None,
-            data_version: None,
-        },
+fn legacy_header(body: &Bytes) -> EventHeader {
+    let event = Event::new(
+        EventHeader::of(Schema::EventGrid, &Json::Null),
+        body.clone(),
+    );
+    match event.tree() {
+        Ok(tree) if tree.get("specversion").is_some() => EventHeader::of(Schema::CloudEvents, tree),
+        Ok(tree) => EventHeader::of(Schema::EventGrid, tree),
+        Err(_) => event.header.clone(),
     }
 }
 
-/// The events published most recently, as the publish API parsed them, so dispatchers that keep
-/// up (the usual case) never parse an event again. Bounded by the size of their bodies.
+/// The events published most recently, as the publish API built them, so dispatchers that keep
+/// up (the usual case) share one event, parsed at most once. Bounded by the size of their bodies
+/// (a parsed event takes a few times its body).
 #[derive(Default)]
 struct Recent {
     events: BTreeMap<Position, Arc<Event>>,
     bytes: usize,
 }
 
-/// How much event text [`Recent`] keeps (the parsed trees take a few times this).
-const RECENT_BYTES: usize = 16 * 1024 * 1024;
+/// How much event text [`Recent`] keeps: about half a second of the emulator's top rate.
+const RECENT_BYTES: usize = 4 * 1024 * 1024;
 
 impl Recent {
     fn insert(&mut self, at: Position, event: Arc<Event>) {
@@ -350,15 +353,13 @@ impl Spool {
         Ok(self.events.append_staged(payloads, Some(remember)).await?)
     }
 
-    fn with_recent(&self, mut stored: StoredEvent) -> StoredEvent {
-        stored.parsed = self
-            .recent
+    fn recent(&self, at: Position) -> Option<Arc<Event>> {
+        self.recent
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .events
-            .get(&stored.at)
-            .cloned();
-        stored
+            .get(&at)
+            .cloned()
     }
 
     /// Events from `from` on, about `max_bytes` of them, and the position after the last.
@@ -372,10 +373,8 @@ impl Spool {
         let events = frames
             .into_iter()
             .map(|(at, payload)| {
-                let mut stored = decode_event(at, payload)
-                    .ok_or_else(|| SpoolError(format!("the event at {at} is unreadable")))?;
-                stored.parsed = recent.events.get(&at).cloned();
-                Ok(stored)
+                decode_event(at, payload, recent.events.get(&at).cloned())
+                    .ok_or_else(|| SpoolError(format!("the event at {at} is unreadable")))
             })
             .collect::<Result<_, SpoolError>>()?;
         Ok((events, next))
@@ -383,8 +382,7 @@ impl Spool {
 
     pub fn read_event(&self, at: Position) -> Result<StoredEvent, SpoolError> {
         let payload = self.events.read(at)?;
-        decode_event(at, payload)
-            .map(|stored| self.with_recent(stored))
+        decode_event(at, payload, self.recent(at))
             .ok_or_else(|| SpoolError(format!("the event at {at} is unreadable")))
     }
 
@@ -462,14 +460,18 @@ mod tests {
         let body = r#"{"id":"1","eventType":"T","subject":"s","dataVersion":"2"}"#;
         let event = Event::from_body(Schema::EventGrid, Bytes::from(body)).unwrap();
         let payload = encode_event("orders", Some("email-notifier"), 42, &event);
-        let stored = decode_event(pos(1, 0), payload).unwrap();
-        assert_eq!(stored.topic, "orders");
-        assert_eq!(stored.target.as_deref(), Some("email-notifier"));
+        let stored = decode_event(pos(1, 0), payload.clone(), None).unwrap();
+        assert_eq!(stored.topic(), "orders");
+        assert_eq!(stored.target(), Some("email-notifier"));
         assert_eq!(stored.published_ms, 42);
-        assert_eq!(stored.body, body);
-        assert_eq!(stored.header, event.header);
-        let untargeted = decode_event(pos(1, 0), encode_event("t", None, 1, &event)).unwrap();
-        assert_eq!(untargeted.target, None);
+        assert_eq!(stored.event.body, body);
+        assert_eq!(stored.event.header, event.header);
+        let untargeted = decode_event(pos(1, 0), encode_event("t", None, 1, &event), None).unwrap();
+        assert_eq!(untargeted.target(), None);
+        // The recently published event is used as it is.
+        let shared = Arc::new(event);
+        let recent = decode_event(pos(1, 0), payload, Some(shared.clone())).unwrap();
+        assert!(Arc::ptr_eq(&recent.event, &shared));
     }
 
     #[test]
@@ -479,10 +481,11 @@ mod tests {
         payload.extend_from_slice(&7i64.to_le_bytes());
         payload.extend_from_slice(b"\x01t\x00");
         payload.extend_from_slice(body);
-        let stored = decode_event(pos(1, 0), Bytes::from(payload)).unwrap();
-        assert_eq!((stored.topic.as_str(), stored.published_ms), ("t", 7));
-        assert_eq!((&*stored.header.id, &*stored.header.event_type), ("e", "T"));
-        assert_eq!(stored.body, &body[..]);
+        let stored = decode_event(pos(1, 0), Bytes::from(payload), None).unwrap();
+        assert_eq!((stored.topic(), stored.published_ms), ("t", 7));
+        let header = &stored.event.header;
+        assert_eq!((&*header.id, &*header.event_type), ("e", "T"));
+        assert_eq!(stored.event.body, &body[..]);
     }
 
     #[tokio::test]
@@ -503,7 +506,7 @@ mod tests {
                     "orders",
                     None,
                     1,
-                    &[Arc::new(EventBuilder::default().finish(Schema::EventGrid))],
+                    &[Arc::new(EventBuilder::new(Schema::EventGrid).finish())],
                 )
                 .await
                 .unwrap();
