@@ -32,6 +32,9 @@ pub struct EventHeader {
     pub data_version: Option<Box<str>>,
 }
 
+/// A top-level member of an event: its name, parsed value, and the value's text as stored.
+pub type Member<'a> = (&'a str, &'a Json, &'a [u8]);
+
 /// An accepted event. See the module docs.
 #[derive(Debug)]
 pub struct Event {
@@ -81,7 +84,7 @@ impl Event {
     }
 
     /// Each top-level member: its name, parsed value, and the value's text as stored.
-    pub fn members(&self) -> Result<Vec<(&str, &Json, &[u8])>, JsonError> {
+    pub fn members(&self) -> Result<Vec<Member<'_>>, JsonError> {
         let parsed = self.parsed()?;
         let Json::Object(members) = &parsed.tree else {
             return Ok(Vec::new());
