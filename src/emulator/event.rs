@@ -197,10 +197,7 @@ impl EventBuilder {
 /// The text of the member `name` among `members` (as [`Event::members`] lists them): spelt
 /// exactly (the last, if repeated), else the first spelt so ignoring case, as [`Json::get`]
 /// finds it.
-pub fn member<'a>(
-    members: &[(&str, &'a Json, &'a [u8])],
-    name: &str,
-) -> Option<(&'a Json, &'a [u8])> {
+pub fn member<'a>(members: &[Member<'a>], name: &str) -> Option<(&'a Json, &'a [u8])> {
     members
         .iter()
         .rev()
