@@ -10,10 +10,13 @@
 // subscription can only be created once the function exists), then, after the code is deployed
 // and its functions are indexed, with deploySubscriptions=true. Both deployments are idempotent:
 // every name (role assignments included) is derived deterministically from the resource group and
-// the name prefix.
+// the name prefix; the app settings are written only when they differ from the app's
+// (modules/app-settings.bicep); the package hash tag on the Function App is carried through
+// (deployedPackageSha256), so a redeployment does not drop it.
 //
 // Offline checks (scripts/check-infra): pycep parses every .bicep file, checkov scans infra/ (each
-// and infra/tests/test_subscriptions.py evaluates the event subscriptions against the file.
+// skipped check carries its reason), and infra/tests evaluates the event subscriptions against the
+// file, the app's roles against the least-privilege set, and the names for determinism.
 
 targetScope = 'resourceGroup'
 
@@ -64,6 +67,13 @@ param topicLocalAuthEnabled bool = false
 @description('Create the event subscriptions of infra/subscriptions.json. Needs the functions to exist (deployed and indexed) first: scripts/deploy.sh deploys with false, then the code, then with true.')
 param deploySubscriptions bool = false
 
+@description('ORDERGRID_APP_SETTINGS_FINGERPRINT as the Function App carries it now (scripts/deploy.sh reads it). Equal to the fingerprint of the declared settings: they are not written again (no restart). Empty: they are written.')
+param appliedAppSettingsFingerprint string = ''
+
+@description('SHA-256 of the content of the code package deployed to the Function App, kept in its tag ordergrid-package-sha256 (scripts/deploy.sh passes the current value, then the new one once the upload succeeded). Empty: no tag.')
+@maxLength(64)
+param deployedPackageSha256 string = ''
+
 // ------------------------------------------------------------------------------------------------
 // Names and shared constants
 // ------------------------------------------------------------------------------------------------
@@ -99,6 +109,7 @@ var ordersTopicIndex = indexOf(topicNames, ordersTopicName)
 // Built-in role definition ids.
 var roles = {
   storageBlobDataOwner: 'b7e6dc6d-f1e8-4753-8033-0f276bb0955b'
+  storageTableDataContributor: '0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3'
   monitoringMetricsPublisher: '3913510d-42f4-4e42-8a64-420c390055eb'
   keyVaultSecretsUser: '4633458b-17de-408a-b874-0445c86b69e6'
 }
@@ -281,6 +292,10 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
   name: functionAppName
   location: location
   kind: 'functionapp,linux'
+  // Declared so a redeployment keeps it: a PUT resets what the template leaves out, tags included.
+  tags: empty(deployedPackageSha256) ? {} : {
+    'ordergrid-package-sha256': deployedPackageSha256
+  }
   identity: {
     type: 'SystemAssigned'
   }
@@ -334,44 +349,42 @@ resource ftpBasicAuth 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@20
   }
 }
 
-// Replaces the whole app settings set on every deployment, so nothing set by hand survives and a
-// second deployment with the same inputs changes nothing. No FUNCTIONS_WORKER_RUNTIME: on Flex the
-// runtime comes from functionAppConfig.runtime.
-resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
-  // checkov:skip=CKV_AZURE_13: checkov reads every Microsoft.Web/sites/config as the 'web' site config; this is 'appsettings' (key/value pairs), where the check does not apply
-  // checkov:skip=CKV_AZURE_63: not the 'web' site config (see CKV_AZURE_13); logs go to Application Insights
-  // checkov:skip=CKV_AZURE_65: not the 'web' site config (see CKV_AZURE_13)
-  // checkov:skip=CKV_AZURE_66: not the 'web' site config (see CKV_AZURE_13)
-  // checkov:skip=CKV_AZURE_80: not the 'web' site config (see CKV_AZURE_13); there is no .NET: the handler is a Rust binary
-  // checkov:skip=CKV_AZURE_88: not the 'web' site config (see CKV_AZURE_13); Flex Consumption has no Azure Files content share
-  // checkov:skip=CKV_AZURE_222: not the 'web' site config (see CKV_AZURE_13); public access is discussed on the Function App
-  parent: functionApp
-  name: 'appsettings'
-  properties: {
-    // Host storage, identity-based (system-assigned identity; Storage Blob Data Owner below).
-    AzureWebJobsStorage__accountName: storage.name
-    AzureWebJobsStorage__credential: 'managedidentity'
-    // Application Insights with Entra authentication (Monitoring Metrics Publisher below).
-    APPLICATIONINSIGHTS_CONNECTION_STRING: appInsights.properties.ConnectionString
-    APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'Authorization=AAD'
-    // The OrderProcessor's eventGrid output binding ("connection": "OrdersTopic"), identity-based.
-    OrdersTopic__topicEndpointUri: eventGrid[ordersTopicIndex].outputs.endpoint
-    OrdersTopic__credential: 'managedidentity'
-    // The handler's own settings.
-    ORDERGRID_STORE: 'blob'
-    ORDERGRID_STORAGE__blobServiceUri: 'https://${storage.name}.blob.${environment().suffixes.storage}'
-    ORDERGRID_EMAIL_TRANSPORT: 'smtp'
-    ORDERGRID_EMAIL_FROM: emailFrom
-    ORDERGRID_SMTP_HOST: smtpHost
-    ORDERGRID_SMTP_PORT: string(smtpPort)
-    ORDERGRID_SMTP_TLS: 'starttls'
-    ORDERGRID_SMTP_USERNAME: smtpUsername
-    // A Key Vault reference, resolved by the platform with the app identity: never the password.
-    ORDERGRID_SMTP_PASSWORD: '@Microsoft.KeyVault(SecretUri=${keyVault.properties.vaultUri}secrets/${smtpPasswordSecretName}/)'
-    ORDERGRID_LOG_FORMAT: 'json'
+// The whole app settings set, written only when it differs from the app's (see the module). No
+// FUNCTIONS_WORKER_RUNTIME: on Flex the runtime comes from functionAppConfig.runtime.
+module appSettings 'modules/app-settings.bicep' = {
+  name: 'ordergrid-app-settings'
+  params: {
+    functionAppName: functionApp.name
+    appliedFingerprint: appliedAppSettingsFingerprint
+    settings: {
+      // Host storage, identity-based (system-assigned identity; Storage Blob Data Owner and Storage
+      // Table Data Contributor below).
+      AzureWebJobsStorage__accountName: storage.name
+      AzureWebJobsStorage__credential: 'managedidentity'
+      // Application Insights with Entra authentication (Monitoring Metrics Publisher below).
+      APPLICATIONINSIGHTS_CONNECTION_STRING: appInsights.properties.ConnectionString
+      APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'Authorization=AAD'
+      // The OrderProcessor's eventGrid output binding ("connection": "OrdersTopic"), identity-based.
+      OrdersTopic__topicEndpointUri: eventGrid[ordersTopicIndex].outputs.endpoint
+      OrdersTopic__credential: 'managedidentity'
+      // The handler's own settings.
+      ORDERGRID_STORE: 'blob'
+      ORDERGRID_STORAGE__blobServiceUri: 'https://${storage.name}.blob.${environment().suffixes.storage}'
+      ORDERGRID_EMAIL_TRANSPORT: 'smtp'
+      ORDERGRID_EMAIL_FROM: emailFrom
+      ORDERGRID_SMTP_HOST: smtpHost
+      ORDERGRID_SMTP_PORT: string(smtpPort)
+      ORDERGRID_SMTP_TLS: 'starttls'
+      ORDERGRID_SMTP_USERNAME: smtpUsername
+      // A Key Vault reference, resolved by the platform with the app identity: never the password.
+      ORDERGRID_SMTP_PASSWORD: '@Microsoft.KeyVault(SecretUri=${keyVault.properties.vaultUri}secrets/${smtpPasswordSecretName}/)'
+      ORDERGRID_LOG_FORMAT: 'json'
+    }
   }
+  // The roles first: the app (re)starts on this write and should find its identity's roles.
   dependsOn: [
     appStorageBlobDataOwner
+    appStorageTableDataContributor
     appMonitoringMetricsPublisher
     appKeyVaultSecretsUser
     ordersContainer
@@ -387,7 +400,7 @@ resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
 // AzureWebJobsStorage (the host creates and leases its own azure-webjobs-* containers), and Flex
 // reads the package from app-package with the same identity. It also covers the handler's orders
 // and email-ledger containers, so no narrower container roles are added: they would grant nothing
-// more. No queue or table roles: the app has no queue or blob triggers.
+// more. No queue role: the app has no queue or blob triggers.
 resource appStorageBlobDataOwner 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   name: guid(storage.id, functionApp.id, roles.storageBlobDataOwner)
   scope: storage
@@ -396,6 +409,23 @@ resource appStorageBlobDataOwner 'Microsoft.Authorization/roleAssignments@2022-0
     principalId: functionApp.identity.principalId
     principalType: 'ServicePrincipal'
     description: 'ordergrid Function App: identity-based AzureWebJobsStorage, deployment package, orders and email-ledger containers'
+  }
+}
+
+// Storage Table Data Contributor on the account: the host stores its diagnostic events in Table
+// storage through AzureWebJobsStorage; without table rights it logs AZFD0003 ("Encountered a
+// StorageException while trying to fetch the diagnostic events"), see
+// https://learn.microsoft.com/azure/azure-functions/errors-diagnostics/diagnostic-events/azfd0003
+// and "Connecting to host storage with an identity" in the Functions developer guide. The host
+// names its own tables, so a narrower scope than the account is not possible.
+resource appStorageTableDataContributor 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(storage.id, functionApp.id, roles.storageTableDataContributor)
+  scope: storage
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.storageTableDataContributor)
+    principalId: functionApp.identity.principalId
+    principalType: 'ServicePrincipal'
+    description: 'ordergrid Function App: the Functions host diagnostic events in Table storage (AzureWebJobsStorage)'
   }
 }
 
@@ -458,6 +488,15 @@ output topicId string = eventGrid[ordersTopicIndex].outputs.id
 
 @description('Function App name (az functionapp ... -n <this>).')
 output functionAppName string = functionApp.name
+
+@description('Object id of the Function App system identity (scripts/deploy.sh waits for its role assignments).')
+output functionAppPrincipalId string = functionApp.identity.principalId
+
+@description('Fingerprint of the declared app settings; pass it as appliedAppSettingsFingerprint so the next deployment skips an identical write.')
+output appSettingsFingerprint string = appSettings.outputs.fingerprint
+
+@description('Whether this deployment wrote the app settings (and so restarted the app).')
+output appSettingsWritten bool = appSettings.outputs.written
 
 @description('Storage account of the host, the package, the handler containers and dead letters.')
 output storageAccountName string = storage.name

@@ -2,8 +2,9 @@
 // Copy it for another environment and pass the copy with scripts/deploy.sh --params FILE.
 //
 // Every parameter of main.bicep that deploy.sh overrides on the command line (location,
-// deploySubscriptions) is assigned here: some Bicep versions apply `name=value` overrides given
-// with a .bicepparam file only to parameters the file assigns (Azure/bicep#12647).
+// deploySubscriptions, appliedAppSettingsFingerprint, deployedPackageSha256) is assigned here: some
+// Bicep versions apply `name=value` overrides given with a .bicepparam file only to parameters the
+// file assigns (Azure/bicep#12647).
 //
 // No secret is written here: the SMTP password is read from the environment of the az process.
 using 'main.bicep'
@@ -41,3 +42,9 @@ param topicLocalAuthEnabled = false
 // Create the event subscriptions. Keep false here: deploy.sh deploys with false, deploys the code,
 // waits for the functions to be indexed, then deploys again with -p deploySubscriptions=true.
 param deploySubscriptions = false
+
+// What the Function App carries now, read by deploy.sh before each deployment: the fingerprint of
+// the app settings last written (equal: the settings are not written again, so the app does not
+// restart) and the SHA-256 of the deployed package's content (kept in a tag). Keep both empty here.
+param appliedAppSettingsFingerprint = ''
+param deployedPackageSha256 = ''

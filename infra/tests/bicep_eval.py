@@ -10,8 +10,9 @@ literals and string interpolation, object and array literals, identifiers (param
 variables, loop variables, resource and module symbols), property and index access (plain
 and safe `.?` / `[?]` alike: a missing member is null), `==`, `!=`, `!`, `&&`, `||`, `??`,
 `cond ? a : b` (only the chosen branch is evaluated, as in ARM), and the functions
-loadJsonContent, empty, contains, indexOf, length, take, toLower, replace, string,
-uniqueString, guid, resourceGroup, subscriptionResourceId, environment and tenant.
+loadJsonContent, empty, contains, indexOf, length, take, toLower, replace, string (of objects
+too, as compact JSON), union (of objects), uniqueString, guid, resourceGroup,
+subscriptionResourceId, environment and tenant.
 
 Resources are not deployed, so a resource symbol evaluates to a `ResourceRef`: its `name`
 is the evaluated `name` property, its `id` is a stand-in id built from its type, parent and
@@ -577,7 +578,20 @@ def _guid_shape(h: str) -> str:
 
 
 def _string(v: Any) -> str:
+    if isinstance(v, (dict, list)):
+        # ARM's string() of an object or array is its compact JSON, in declared order; a
+        # deployment-time value stands in as its path (<appInsights.properties.ConnectionString>).
+        return json.dumps(v, separators=(",", ":"), default=str)
     return _to_text(v)
+
+
+def _union(*values: Any) -> Any:
+    if not all(isinstance(v, dict) for v in values):
+        raise Unsupported("union() of anything but objects")
+    out: dict[str, Any] = {}
+    for v in values:
+        out.update(v)
+    return out
 
 
 _FUNCTIONS: dict[str, Callable[..., Any]] = {
@@ -589,6 +603,7 @@ _FUNCTIONS: dict[str, Callable[..., Any]] = {
     "to_lower": lambda s: s.lower(),
     "replace": lambda s, old, new: s.replace(old, new),
     "string_func": _string,
+    "union": _union,
     # Stand-ins with the right shape: 13 lowercase characters / a GUID-like string.
     "unique_string": lambda *a: _stand_in_hash(*a)[:13],
     "guid": lambda *a: _guid_shape(_stand_in_hash(*a)),

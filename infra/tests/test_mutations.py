@@ -1,7 +1,7 @@
-"""The subscription checks fail when the Bicep drops or hard-codes a property.
+"""The subscription, role and app-settings checks fail when the Bicep drops or hard-codes a property.
 
 Each mutation below edits a temporary copy of infra/ (never the real files) the way a careless
-change would, and the equivalence check of test_subscriptions.py must then fail. Several
+change would, and the checks of test_subscriptions.py and test_app_identity.py must then fail. Several
 mutations hard-code exactly today's value (maxEventsPerBatch 1, 64 KB, the retry policy, the
 dead-letter container): those pass on the real file and are caught only by the edited copies of
 the file (test_subscriptions.VARIANTS), which is the point of having them.
@@ -17,10 +17,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import test_app_identity as ta  # noqa: E402
 import test_subscriptions as ts  # noqa: E402
 from bicep_eval import Unsupported  # noqa: E402
 
 MODULE = "modules/event-grid-topic.bicep"
+SETTINGS = "modules/app-settings.bicep"
 MAIN = "main.bicep"
 
 # (what the mutation does, file, exact text to replace, replacement)
@@ -103,11 +105,56 @@ MUTATIONS = [
         "    dataSenderPrincipalId: (topic.name == ordersTopicName) ? functionApp.identity.principalId : ''\n",
         "    dataSenderPrincipalId: functionApp.identity.principalId\n",
     ),
+    # Issue 16: the host's Table storage role, the least-privilege set, settings written only when
+    # they differ, the package hash tag kept across redeployments.
+    (
+        "grant the host Storage Table Data Reader instead of Contributor",
+        MAIN,
+        "  storageTableDataContributor: '0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3'\n",
+        "  storageTableDataContributor: '76199698-9eea-4c19-bc75-cec21354c6b6'\n",
+    ),
+    (
+        "grant the Table role on the resource group",
+        MAIN,
+        "  name: guid(storage.id, functionApp.id, roles.storageTableDataContributor)\n  scope: storage\n",
+        "  name: guid(storage.id, functionApp.id, roles.storageTableDataContributor)\n  scope: resourceGroup()\n",
+    ),
+    (
+        "grant Storage Blob Data Owner on the Key Vault",
+        MAIN,
+        "  name: guid(storage.id, functionApp.id, roles.storageBlobDataOwner)\n  scope: storage\n",
+        "  name: guid(storage.id, functionApp.id, roles.storageBlobDataOwner)\n  scope: keyVault\n",
+    ),
+    (
+        "write the app settings on every deployment",
+        SETTINGS,
+        "= if (fingerprint != appliedFingerprint) {",
+        "= {",
+    ),
+    (
+        "fingerprint the app name only",
+        SETTINGS,
+        "var fingerprint = uniqueString(functionAppName, string(settings))",
+        "var fingerprint = uniqueString(functionAppName)",
+    ),
+    ("leave the fingerprint out of the written set", SETTINGS, "  properties: union(settings, {", "  properties: union({}, {"),
+    (
+        "ignore the fingerprint the app carries",
+        MAIN,
+        "    appliedFingerprint: appliedAppSettingsFingerprint\n",
+        "    appliedFingerprint: ''\n",
+    ),
+    (
+        "drop the package hash tag on redeployment",
+        MAIN,
+        "    'ordergrid-package-sha256': deployedPackageSha256\n",
+        "    'ordergrid-package-sha256': ''\n",
+    ),
 ]
 
 
 def _check_all(case: unittest.TestCase, infra: Path) -> None:
-    """Every equivalence and role check of test_subscriptions.py, against `infra`."""
+    """Every equivalence and role check of test_subscriptions.py and test_app_identity.py, against `infra`."""
     for doc in ts.MAPPING_VARIANTS.values():
         ts.assert_subscriptions_match(case, doc, infra=infra)
     for flag in (False, True):
@@ -118,6 +165,7 @@ def _check_all(case: unittest.TestCase, infra: Path) -> None:
         ts.assert_dead_letters_granted(case, doc, infra=infra)
         for rt in ts.render(doc, infra=infra).topics:
             case.assertIs(rt.data_sender_enabled, rt.file_topic["name"] == "orders")
+    ta.check_all(case, infra)
 
 
 class MutationsAreDetected(unittest.TestCase):

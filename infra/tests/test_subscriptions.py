@@ -41,6 +41,7 @@ from bicep_eval import (  # noqa: E402
 
 INFRA = Path(os.environ.get("ORDERGRID_INFRA_DIR", Path(__file__).resolve().parents[1])).resolve()
 TOPIC_MODULE = "modules/event-grid-topic.bicep"
+APP_SETTINGS_MODULE = "modules/app-settings.bicep"
 EVENTGRID_API = "2025-02-15"
 
 # Keys of a subscription in the file, and what the Bicep turns them into.
@@ -172,7 +173,8 @@ class Rendered:
     function_app_id: str
     storage_id: str
     containers: dict[str, str]  # name -> id
-    app_settings: dict[str, Any]
+    app_settings: dict[str, Any]  # the `settings` main passes to modules/app-settings.bicep
+    app_settings_params: dict[str, Any]  # every parameter main passes to that module
     outputs: dict[str, Any]
 
 
@@ -283,10 +285,11 @@ def render(
             )
         )
 
-    settings_el = _one(
-        [e for e in main.resources_of_type("Microsoft.Web/sites/config") if _body(scope, e, "name") == "appsettings"],
-        "appsettings resource",
+    settings_module = _one(
+        [m for m in main.of_kind("module").values() if m.module_path == APP_SETTINGS_MODULE],
+        f"module {APP_SETTINGS_MODULE}",
     )
+    settings_params = _body(scope, settings_module, "params")
     return Rendered(
         main=main,
         scope=scope,
@@ -294,7 +297,8 @@ def render(
         function_app_id=function_app.id,
         storage_id=storage.id,
         containers=containers,
-        app_settings=_body(scope, settings_el, "properties"),
+        app_settings=settings_params["settings"],
+        app_settings_params=settings_params,
         outputs={n: scope.eval(e.value) for n, e in main.of_kind("output").items()},
     )
 
@@ -476,7 +480,10 @@ class ParametersFile(unittest.TestCase):
         required = {n for n, e in declared.items() if e.value is None}
         self.assertLessEqual(required, set(assigned), "main.bicepparam must assign every required parameter")
         # deploy.sh overrides these with -p name=value, which needs them assigned in the file.
-        self.assertLessEqual({"deploySubscriptions", "location"}, set(assigned))
+        overridden = {"deploySubscriptions", "location", "appliedAppSettingsFingerprint", "deployedPackageSha256"}
+        self.assertLessEqual(overridden, set(assigned))
+        self.assertRegex(text, r"(?m)^param appliedAppSettingsFingerprint = ''\s*$")
+        self.assertRegex(text, r"(?m)^param deployedPackageSha256 = ''\s*$")
         self.assertRegex(text, r"(?m)^param deploySubscriptions = false\s*$")
         self.assertRegex(text, r"(?m)^param topicLocalAuthEnabled = false\s*$")
 
