@@ -178,14 +178,17 @@ struct Recent {
     bytes: usize,
 }
 
-/// How much event text [`Recent`] keeps: about half a second of the emulator's top rate.
+/// How many events [`Recent`] keeps, and at most how much text: some 50 ms at the emulator's top
+/// rate, far more than a dispatcher that keeps up lags behind. One that lags further reads the
+/// header from the frame instead, no slower than before there was a window.
+const RECENT_EVENTS: usize = 1024;
 const RECENT_BYTES: usize = 4 * 1024 * 1024;
 
 impl Recent {
     fn insert(&mut self, at: Position, event: Arc<Event>) {
         self.bytes += event.body.len();
         self.events.insert(at, event);
-        while self.bytes > RECENT_BYTES {
+        while self.bytes > RECENT_BYTES || self.events.len() > RECENT_EVENTS {
             let Some((_, oldest)) = self.events.pop_first() else {
                 break;
             };
