@@ -138,14 +138,27 @@ async fn publish_by_host(
         ))
         .into_response();
     };
+    azure_publish(&api, topic, &uri, transport, &query, &headers, body).await
+}
+
+/// Event Grid's publish API for `topic`, however the request named it.
+async fn azure_publish(
+    api: &ApiState,
+    topic: &TopicState,
+    uri: &Uri,
+    transport: Option<Extension<Transport>>,
+    query: &HashMap<String, String>,
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
     let request = publish::Request {
         path: uri.path(),
         https: transport.is_some(),
-        query: &query,
-        headers: &headers,
+        query,
+        headers,
         body,
     };
-    respond(publish::publish(&api, topic, Route::Azure, request).await)
+    respond(publish::publish(api, topic, Route::Azure, request).await)
 }
 
 async fn publish_to_path(
@@ -164,14 +177,7 @@ async fn publish_to_path(
         ))
         .into_response();
     };
-    let request = publish::Request {
-        path: uri.path(),
-        https: transport.is_some(),
-        query: &query,
-        headers: &headers,
-        body,
-    };
-    respond(publish::publish(&api, topic, Route::Azure, request).await)
+    azure_publish(&api, topic, &uri, transport, &query, &headers, body).await
 }
 
 /// The seed's broker endpoint: `{"eventType", "data"}` with no key, so the seed's `curl` and
