@@ -12,7 +12,6 @@
 #![forbid(unsafe_code)]
 
 pub mod blob;
-pub mod config;
 pub mod devhost;
 pub mod domain;
 pub mod email;
@@ -23,6 +22,7 @@ pub mod invocation;
 pub mod journal;
 pub mod json;
 pub mod publish;
+pub mod settings;
 pub mod shutdown;
 pub mod stack;
 pub mod store;

@@ -1,16 +1,20 @@
 //! `ordergrid`: parse the command line, set up logging and settings, build, run.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
-use ordergrid::config::{EmulatorOverrides, HandlerSettings, StoreSettings};
-use ordergrid::emulator::{Emulator, cli};
+use ordergrid::emulator::settings as emulator_settings;
+use ordergrid::emulator::{Emulator, EmulatorSettings, cli};
 use ordergrid::eventgrid::Schema;
-use ordergrid::functions::{Handler, records};
+use ordergrid::functions::settings as handler_settings;
+use ordergrid::functions::{Handler, HandlerSettings, records};
 use ordergrid::publish::{self, AuthMode, NewOrderFlags, PublishRequest};
+use ordergrid::settings::Layered;
 use ordergrid::stack::{LocalStack, StackSettings};
+use ordergrid::store::settings::StoreSettings;
 use ordergrid::store::{BlobStore, FolderStore, RecordStore};
 
 #[derive(Parser)]
@@ -28,8 +32,7 @@ struct Cli {
 enum Command {
     /// Run the Azure Functions custom handler (what host.json starts).
     Serve {
-        /// Port to listen on; defaults to $FUNCTIONS_CUSTOMHANDLER_PORT, set by the host.
-        #[arg(long)]
+        #[arg(long, help = handler_settings::PORT.help())]
         port: Option<u16>,
     },
     /// Run the whole order system locally: Event Grid emulator, Functions host stand-in, handler.
@@ -59,17 +62,14 @@ struct DevArgs {
     /// The function app: host.json, the function folders, infra/subscriptions.json.
     #[arg(long, default_value = ".")]
     app: PathBuf,
-    /// Event Grid emulator port.
-    #[arg(long, default_value_t = 7080)]
-    emulator_port: u16,
-    /// The emulator's HTTPS port (for Microsoft Entra ID tokens), or `off`.
-    #[arg(long, default_value = "7443", value_parser = parse_https_port)]
-    emulator_https_port: HttpsPort,
+    #[arg(long, help = emulator_settings::PORT.help())]
+    emulator_port: Option<u16>,
+    #[arg(long, value_parser = parse_https_port, help = emulator_settings::HTTPS_PORT.help())]
+    emulator_https_port: Option<HttpsPort>,
     /// Functions host port (func start's default).
-    #[arg(long, default_value_t = 7071)]
+    #[arg(long, default_value_t = ordergrid::devhost::DEFAULT_PORT)]
     host_port: u16,
-    /// Multiply Azure's retry schedule, TTL and dead-letter delay (e.g. 0.01 for 100 ms retries).
-    #[arg(long, env = "ORDERGRID_EMULATOR_TIME_SCALE")]
+    #[arg(long, help = emulator_settings::TIME_SCALE.help())]
     time_scale: Option<f64>,
 }
 
@@ -138,20 +138,15 @@ struct StorePath {
 
 #[derive(Args, Default)]
 struct EmulatorArgs {
-    /// Port on 127.0.0.1 [env: ORDERGRID_EMULATOR_PORT, default 7080]
-    #[arg(long)]
+    #[arg(long, help = emulator_settings::PORT.help())]
     port: Option<u16>,
-    /// Topics and subscriptions file [env: ORDERGRID_EMULATOR_SUBSCRIPTIONS, default infra/subscriptions.json]
-    #[arg(long)]
+    #[arg(long, help = emulator_settings::SUBSCRIPTIONS.help())]
     subscriptions: Option<PathBuf>,
-    /// Data folder [env: ORDERGRID_EMULATOR_DATA, default .ordergrid/emulator]
-    #[arg(long)]
+    #[arg(long, help = emulator_settings::DATA.help())]
     data: Option<PathBuf>,
-    /// Functions host for AzureFunction destinations [env: ORDERGRID_FUNCTIONS_BASE_URL]
-    #[arg(long)]
+    #[arg(long, help = emulator_settings::FUNCTIONS_BASE_URL.help())]
     functions_url: Option<String>,
-    /// Multiply Azure's retry schedule, TTL and dead-letter delay [env: ORDERGRID_EMULATOR_TIME_SCALE]
-    #[arg(long)]
+    #[arg(long, help = emulator_settings::TIME_SCALE.help())]
     time_scale: Option<f64>,
 }
 
@@ -188,29 +183,30 @@ struct AdminUrl {
     /// The emulator's base URL.
     #[arg(
         long,
-        default_value = "http://127.0.0.1:7080",
+        default_value_t = format!("http://127.0.0.1:{}", emulator_settings::PORT.default),
         env = "ORDERGRID_EMULATOR_URL"
     )]
     url: String,
 }
 
-/// A port, or `off`.
-#[derive(Clone, Copy)]
-struct HttpsPort(Option<u16>);
+/// A port, or `off`, as `ORDERGRID_EMULATOR_HTTPS_PORT` reads it.
+#[derive(Clone)]
+struct HttpsPort(String);
 
 fn parse_https_port(text: &str) -> Result<HttpsPort, String> {
     match text {
-        "off" => Ok(HttpsPort(None)),
+        "off" => Ok(HttpsPort(text.into())),
         port => port
-            .parse()
-            .map(|p| HttpsPort(Some(p)))
+            .parse::<u16>()
+            .map(|_| HttpsPort(text.into()))
             .map_err(|_| format!("{port:?} is not a port number or off")),
     }
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    ordergrid::telemetry::init_from_env();
+    let env: HashMap<String, String> = std::env::vars().collect();
+    ordergrid::telemetry::init_from_env(&env);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -221,7 +217,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli)) {
+    match runtime.block_on(run(cli, env)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = %format!("{e:#}"), "ordergrid stopped with an error");
@@ -231,17 +227,18 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run(cli: Cli) -> anyhow::Result<()> {
-    let env = std::env::vars().collect();
+async fn run(cli: Cli, env: HashMap<String, String>) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve { port } => {
-            let settings = HandlerSettings::from_env_with_port(&env, port)?;
+            let env = Layered::over(&env).set_some(&handler_settings::PORT, port);
+            let settings = HandlerSettings::from_env(env.env())?;
             let handler = Handler::build(&settings).await?;
             tracing::info!(
                 port = handler.port(),
                 "custom handler listening on 127.0.0.1"
             );
             let exit_with_parent = env
+                .env()
                 .get(ordergrid::shutdown::EXIT_WITH_PARENT)
                 .is_some_and(|v| v == "true");
             handler
@@ -252,12 +249,16 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let settings = StackSettings {
                 app_root: args.app,
                 data_dir: args.data,
-                emulator_port: args.emulator_port,
-                emulator_https_port: args.emulator_https_port.0,
                 host_port: args.host_port,
-                time_scale: args.time_scale,
             };
-            let stack = LocalStack::build(settings, &env).await?;
+            let env = Layered::over(&env)
+                .set_some(&emulator_settings::PORT, args.emulator_port)
+                .set_some(
+                    &emulator_settings::HTTPS_PORT,
+                    args.emulator_https_port.map(|p| p.0),
+                )
+                .set_some(&emulator_settings::TIME_SCALE, args.time_scale);
+            let stack = LocalStack::build(settings, env.env()).await?;
             println!("{}", stack.summary());
             stack.run_until_stopped(ordergrid::shutdown::signal()).await
         }
@@ -304,16 +305,19 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Emulator { action: None, run } => {
-            let overrides = EmulatorOverrides {
-                port: run.port,
-                subscriptions_file: run.subscriptions,
-                data_dir: run.data,
-                functions_base_url: run.functions_url,
-                time_scale: run.time_scale,
-                https_port: None,
-            };
-            let (settings, dead_letters) = overrides.load(&env)?;
-            let emulator = Emulator::build_with_dead_letters(settings, dead_letters).await?;
+            let env = Layered::over(&env)
+                .set_some(&emulator_settings::PORT, run.port)
+                .set_some(
+                    &emulator_settings::SUBSCRIPTIONS,
+                    run.subscriptions.as_ref().map(|p| p.display()),
+                )
+                .set_some(
+                    &emulator_settings::DATA,
+                    run.data.as_ref().map(|p| p.display()),
+                )
+                .set_some(&emulator_settings::FUNCTIONS_BASE_URL, run.functions_url)
+                .set_some(&emulator_settings::TIME_SCALE, run.time_scale);
+            let emulator = Emulator::build(EmulatorSettings::from_env(env.env())?).await?;
             for keys in emulator.keys() {
                 tracing::info!(
                     port = emulator.port(),
@@ -364,7 +368,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 /// The store `ordergrid orders` reads: the handler's blob store when `ORDERGRID_STORE=blob`,
 /// otherwise a snapshot of the folder store at `folder`.
 async fn records_store(
-    env: &std::collections::HashMap<String, String>,
+    env: &HashMap<String, String>,
     folder: &std::path::Path,
 ) -> anyhow::Result<Box<dyn RecordStore>> {
     Ok(match StoreSettings::from_env(env)? {

@@ -13,14 +13,26 @@ use azure_core::credentials::TokenCredential;
 use serde_json::value::{RawValue, to_raw_value};
 use serde_json::{Value, json};
 
+use crate::emulator::settings as emulator_settings;
 use crate::eventgrid::publisher::{PublishAuth, PublisherClient};
 use crate::eventgrid::sas::TopicKey;
 use crate::eventgrid::{RawObject, Schema, now_rfc3339};
 
-/// The local stack's topic, used when no endpoint is given.
-pub const LOCAL_ENDPOINT: &str = "http://127.0.0.1:7080/orders/api/events";
+/// The local stack's topic at the emulator's default port, used when no endpoint is given.
+pub fn local_endpoint() -> String {
+    format!(
+        "http://127.0.0.1:{}/orders/api/events",
+        emulator_settings::PORT.default
+    )
+}
+
 /// The local stack's topic over HTTPS, where Microsoft Entra ID tokens can go.
-pub const LOCAL_HTTPS_ENDPOINT: &str = "https://localhost:7443/orders/api/events";
+pub fn local_https_endpoint() -> String {
+    format!(
+        "https://localhost:{}/orders/api/events",
+        emulator_settings::HTTPS_PORT.default
+    )
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AuthMode {
@@ -237,8 +249,8 @@ pub async fn run(request: PublishRequest) -> anyhow::Result<String> {
     let events = events(&request)?;
     let endpoint = match (&request.endpoint, request.auth) {
         (Some(endpoint), _) => endpoint.clone(),
-        (None, AuthMode::Entra) => LOCAL_HTTPS_ENDPOINT.to_owned(),
-        (None, _) => LOCAL_ENDPOINT.to_owned(),
+        (None, AuthMode::Entra) => local_https_endpoint(),
+        (None, _) => local_endpoint(),
     };
     let auth = match request.auth {
         AuthMode::Key => PublishAuth::Key(key(&request, &endpoint)?),
@@ -347,15 +359,15 @@ mod tests {
 
     #[test]
     fn without_a_key_the_error_says_where_to_get_one() {
-        let err = key(&request(NewOrderFlags::default()), LOCAL_ENDPOINT).unwrap_err();
+        let err = key(&request(NewOrderFlags::default()), &local_endpoint()).unwrap_err();
         assert!(err.to_string().contains("--key"), "{err}");
     }
 
     #[test]
     fn local_endpoints_are_recognised() {
         for local in [
-            LOCAL_ENDPOINT,
-            LOCAL_HTTPS_ENDPOINT,
+            local_endpoint().as_str(),
+            local_https_endpoint().as_str(),
             "http://[::1]:7080/api/events",
             "http://localhost/orders/api/events",
         ] {

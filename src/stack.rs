@@ -20,36 +20,39 @@ use std::path::PathBuf;
 use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{EmulatorOverrides, StoreSettings};
 use crate::devhost::{self, FunctionsHost};
-use crate::emulator::Emulator;
+use crate::email::settings::{self as email, EmailSettings, TransportSettings};
+use crate::emulator::settings as emulator;
+use crate::emulator::{Emulator, EmulatorSettings};
+use crate::settings::{Layered, Reader};
+use crate::store::settings::{self as store, StoreSettings};
 
+/// Where the stack runs; everything else is a setting of the part it configures, read from the
+/// environment (with `ordergrid dev`'s flags layered over it).
 #[derive(Debug, Clone)]
 pub struct StackSettings {
     /// The function app (host.json, function folders, infra/subscriptions.json).
     pub app_root: PathBuf,
     /// Everything the stack writes goes under here (`.ordergrid`).
     pub data_dir: PathBuf,
-    /// Emulator port (7080 by default; 0 picks one).
-    pub emulator_port: u16,
-    /// The emulator's HTTPS port (7443 by default; 0 picks one; `None`: no HTTPS).
-    pub emulator_https_port: Option<u16>,
-    /// Functions host port (7071 by default, as `func start`; 0 picks one).
+    /// Functions host port ([`devhost::DEFAULT_PORT`], as `func start`; 0 picks one).
     pub host_port: u16,
-    /// Multiplies Azure's retry schedule, TTL and dead-letter delay (1 = Azure's timing).
-    pub time_scale: Option<f64>,
 }
 
 pub struct LocalStack {
     emulator: Emulator,
     host: FunctionsHost,
     data_dir: PathBuf,
-    outbox: PathBuf,
+    /// The email transport, for people.
+    email: String,
     store: String,
 }
 
 impl LocalStack {
-    /// Starts everything; returns once the handler answered its readiness probe.
+    /// Starts everything; returns once the handler answered its readiness probe. The emulator
+    /// and the handler read `env` with the stack's wiring layered over it: the emulator's data
+    /// under the data folder, its Functions host the stand-in; the subscriptions file, dead
+    /// letters, store and outbox under the app and data folders unless `env` names others.
     pub async fn build(
         settings: StackSettings,
         env: &HashMap<String, String>,
@@ -61,30 +64,36 @@ impl LocalStack {
             .with_context(|| format!("failed to resolve {}", settings.data_dir.display()))?;
         let host_listener = devhost::bind(settings.host_port).await?;
         let host_url = format!("http://127.0.0.1:{}", host_listener.local_addr()?.port());
-        let (mut emulator_settings, dead_letters) = EmulatorOverrides {
-            port: Some(settings.emulator_port),
-            subscriptions_file: Some(
-                env.get("ORDERGRID_EMULATOR_SUBSCRIPTIONS")
-                    .map(PathBuf::from)
-                    .unwrap_or_else(|| settings.app_root.join("infra/subscriptions.json")),
-            ),
-            data_dir: Some(data.join("emulator")),
-            functions_base_url: Some(host_url),
-            time_scale: settings.time_scale,
-            https_port: Some(settings.emulator_https_port),
-        }
-        .load(env)?;
-        if emulator_settings.dead_letter_dir.is_none() {
-            emulator_settings.dead_letter_dir = Some(data.join("dead-letters"));
-        }
-        let emulator = Emulator::build_with_dead_letters(emulator_settings, dead_letters).await?;
+        let emulator_env = Layered::over(env)
+            .set(&emulator::DATA, data.join("emulator").display())
+            .set(&emulator::FUNCTIONS_BASE_URL, host_url)
+            .or(
+                &emulator::SUBSCRIPTIONS,
+                settings
+                    .app_root
+                    .join(emulator::SUBSCRIPTIONS.default)
+                    .display(),
+            )
+            .or(&emulator::DEAD_LETTERS, data.join("dead-letters").display());
+        let emulator = Emulator::build(EmulatorSettings::from_env(emulator_env.env())?).await?;
         let orders = emulator.keys().iter().find(|k| k.topic == "orders").context(
             "the subscriptions file has no `orders` topic, which the OrderProcessor's output binding publishes to",
         )?;
-        let outbox = env
-            .get("ORDERGRID_OUTBOX_PATH")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| data.join("outbox"));
+        // The handler runs in the app's folder, as the host runs it: its paths are absolute.
+        let store_path = match Reader::new(env).raw(&store::STORE_PATH) {
+            Some(path) => std::path::absolute(path)?,
+            None => data.join("store"),
+        };
+        let handler_env = Layered::over(env)
+            .set(&store::STORE_PATH, store_path.display())
+            .or(&email::OUTBOX_PATH, data.join("outbox").display());
+        let store = StoreSettings::from_env(handler_env.env())?.describe();
+        let mut reader = Reader::new(handler_env.env());
+        let email = match EmailSettings::read(&mut reader).transport {
+            TransportSettings::Outbox { path } => format!("outbox {}", path.display()),
+            TransportSettings::Smtp(smtp) => format!("smtp {}:{}", smtp.host, smtp.port),
+        };
+        reader.finish(())?;
         let mut app_settings: HashMap<String, String> = HashMap::new();
         app_settings.insert(
             "OrdersTopic__topicEndpointUri".into(),
@@ -94,25 +103,21 @@ impl LocalStack {
             "OrdersTopic__topicKey".into(),
             orders.key1.expose_secret().to_owned(),
         );
-        let store = match env.get("ORDERGRID_STORE_PATH") {
-            Some(path) => std::path::absolute(path)?,
-            None => data.join("store"),
-        };
-        // Used by the folder store only; with ORDERGRID_STORE=blob (inherited by the handler,
-        // with the ORDERGRID_STORAGE* settings) the records go to Blob Storage instead.
-        app_settings.insert("ORDERGRID_STORE_PATH".into(), store.display().to_string());
-        let store = match StoreSettings::from_env(env)? {
-            StoreSettings::Blob { connection, .. } => format!("blob {}", connection.describe()),
-            StoreSettings::Folder { .. } => format!("folder {}", store.display()),
-        };
-        app_settings.insert("ORDERGRID_OUTBOX_PATH".into(), outbox.display().to_string());
+        // The handler inherits the environment; these are what the stack adds (the store path is
+        // used by the folder store only, ORDERGRID_STORE=blob sends records to Blob Storage).
+        for setting in [&store::STORE_PATH, &email::OUTBOX_PATH] {
+            app_settings.insert(
+                setting.name.to_owned(),
+                Reader::new(handler_env.env()).string(setting),
+            );
+        }
         let host =
             FunctionsHost::with_listener(&settings.app_root, app_settings, host_listener).await?;
         Ok(Self {
             emulator,
             host,
             data_dir: data.clone(),
-            outbox,
+            email,
             store,
         })
     }
@@ -174,13 +179,16 @@ impl LocalStack {
         let _ = writeln!(out, "  data folder        {}", self.data_dir.display());
         let _ = writeln!(out, "  store              {}", self.store);
         let _ = writeln!(out, "  dead letters       {}", self.emulator.dead_letters());
-        let _ = writeln!(out, "  email outbox       {}", self.outbox.display());
+        let _ = writeln!(out, "  email              {}", self.email);
         let _ = writeln!(out, "\nPublish a test order:\n");
         let _ = writeln!(
             out,
             "  ordergrid publish --endpoint {endpoint} --key {key} --order-id 12345 --customer-id 67890 --value 150.00 --email customer@example.com"
         );
-        let _ = writeln!(out, "\nor with the seed's curl command:\n");
+        let _ = writeln!(
+            out,
+            "\nor with the simple key-less endpoint (the seed's curl command):\n"
+        );
         let _ = writeln!(
             out,
             "  curl -X POST {}/publish -H \"Content-Type: application/json\" -d '{{\"eventType\": \"NewOrder\", \"data\": {{\"orderId\": \"12345\", \"customerId\": \"67890\", \"orderValue\": 150.0, \"customerEmail\": \"customer@example.com\"}}}}'",

@@ -3,12 +3,27 @@
 //! which the host logs as warnings and errors and which survives a non-2xx answer (the host
 //! drops the invocation's `Logs` then).
 
+use std::collections::HashMap;
 use std::io::IsTerminal;
 
 use tracing_subscriber::fmt::writer::MakeWriterExt;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, fmt};
+
+use crate::settings::{Reader, Setting};
+
+pub const LOG: Setting = Setting::new(
+    "ORDERGRID_LOG",
+    "info",
+    "log filter (`tracing` EnvFilter syntax: `info`, `ordergrid=debug`)",
+);
+pub const LOG_FORMAT: Setting = Setting::new(
+    "ORDERGRID_LOG_FORMAT",
+    "auto",
+    "`json`, `text` or `auto` (JSON unless on a terminal)",
+);
+pub const SETTINGS: &[Setting] = &[LOG, LOG_FORMAT];
 
 /// Installs the global subscriber. `format` is `json`, `text` or `auto`; `filter` uses
 /// `EnvFilter` syntax (`info`, `ordergrid=debug`). Safe to call more than once (later calls
@@ -42,9 +57,9 @@ pub fn init(format: &str, filter: &str) {
     };
 }
 
-/// Installs logging from `ORDERGRID_LOG` / `ORDERGRID_LOG_FORMAT`.
-pub fn init_from_env() {
-    let filter = std::env::var("ORDERGRID_LOG").unwrap_or_else(|_| "info".into());
-    let format = std::env::var("ORDERGRID_LOG_FORMAT").unwrap_or_else(|_| "auto".into());
-    init(&format, &filter);
+/// Installs logging from [`LOG`] and [`LOG_FORMAT`]. Logging comes before settings are
+/// checked (so it can report them), so a bad value falls back to the default instead of failing.
+pub fn init_from_env(env: &HashMap<String, String>) {
+    let r = Reader::new(env);
+    init(&r.string(&LOG_FORMAT), &r.string(&LOG));
 }

@@ -182,6 +182,9 @@ impl FunctionsHost {
     }
 }
 
+/// The port `func start` listens on unless told otherwise.
+pub const DEFAULT_PORT: u16 = 7071;
+
 /// Binds `127.0.0.1:<port>`.
 pub async fn bind(port: u16) -> anyhow::Result<tokio::net::TcpListener> {
     tokio::net::TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, port)))

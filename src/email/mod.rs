@@ -11,6 +11,7 @@
 mod memory;
 mod outbox;
 mod render;
+pub mod settings;
 mod smtp;
 
 use async_trait::async_trait;

@@ -18,13 +18,14 @@ pub mod delivery;
 pub mod entra;
 pub mod event;
 pub mod filter;
+pub mod settings;
 pub mod spool;
 pub mod subscriptions;
 pub mod tls;
 
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -33,8 +34,9 @@ use tokio_util::sync::CancellationToken;
 
 use self::api::{ApiState, TopicState};
 use self::dead_letter::{BlobSink, DeadLetterSink, DeadLetterStorage, FolderSink};
-use self::delivery::{DeliverySettings, Dispatcher, SubscriptionRuntime, handshake, webhook};
+use self::delivery::{Dispatcher, SubscriptionRuntime, handshake, webhook};
 use self::entra::EntraMode;
+pub use self::settings::EmulatorSettings;
 use self::spool::Spool;
 use self::subscriptions::SubscriptionsFile;
 use crate::eventgrid::sas::TopicKey;
@@ -45,25 +47,6 @@ pub fn topic_resource_id(topic: &str) -> String {
     format!(
         "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/ordergrid-local/providers/Microsoft.EventGrid/topics/{topic}"
     )
-}
-
-#[derive(Debug, Clone)]
-pub struct EmulatorSettings {
-    /// 0 picks a free port.
-    pub port: u16,
-    pub subscriptions_file: PathBuf,
-    /// Spool, state and keys live here.
-    pub data_dir: PathBuf,
-    /// Where dead-letter "blobs" go (default `<data_dir>/dead-letters`).
-    pub dead_letter_dir: Option<PathBuf>,
-    /// Use this access key (key1) for every topic instead of the generated ones.
-    pub key: Option<TopicKey>,
-    pub delivery: DeliverySettings,
-    pub seed_compat: bool,
-    /// Also serve the API over HTTPS on this port (0 picks one), with the development
-    /// certificate in `<data_dir>/tls`.
-    pub https_port: Option<u16>,
-    pub entra: EntraMode,
 }
 
 /// A topic's access keys as shown to users; persisted under the data folder.
@@ -84,17 +67,9 @@ pub struct Emulator {
 
 impl Emulator {
     /// Loads the subscriptions file, opens the spool (recovering what was in flight), binds
-    /// `127.0.0.1:<port>`. Nothing is delivered until [`Emulator::run_until_stopped`]. Dead
-    /// letters go to the folder.
+    /// `127.0.0.1:<port>` (and the HTTPS port), and connects to the dead-letter storage.
+    /// Nothing is delivered until [`Emulator::run_until_stopped`].
     pub async fn build(settings: EmulatorSettings) -> anyhow::Result<Self> {
-        Self::build_with_dead_letters(settings, DeadLetterStorage::Folder).await
-    }
-
-    /// [`Emulator::build`], with dead letters going where `dead_letters` says.
-    pub async fn build_with_dead_letters(
-        settings: EmulatorSettings,
-        dead_letters: DeadLetterStorage,
-    ) -> anyhow::Result<Self> {
         let file = SubscriptionsFile::load(&settings.subscriptions_file)?;
         let listener =
             tokio::net::TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, settings.port)))
@@ -133,12 +108,8 @@ impl Emulator {
             Spool::open(&settings.data_dir.join("spool"), JournalOptions::default())
                 .map_err(|e| anyhow::anyhow!("failed to open the emulator's spool: {e}"))?;
         let spool = Arc::new(spool);
-        let dead_letter_dir = settings
-            .dead_letter_dir
-            .clone()
-            .unwrap_or_else(|| settings.data_dir.join("dead-letters"));
-        let dead_letters: Arc<dyn DeadLetterSink> = match dead_letters {
-            DeadLetterStorage::Folder => Arc::new(FolderSink::new(dead_letter_dir)),
+        let dead_letters: Arc<dyn DeadLetterSink> = match &settings.dead_letters {
+            DeadLetterStorage::Folder(path) => Arc::new(FolderSink::new(path.clone())),
             DeadLetterStorage::Blob(connection) => {
                 let containers = file
                     .topics
@@ -146,7 +117,7 @@ impl Emulator {
                     .flat_map(|t| &t.subscriptions)
                     .filter_map(|s| s.dead_letter.as_ref().map(|d| d.container.clone()));
                 Arc::new(
-                    BlobSink::connect(&connection, containers)
+                    BlobSink::connect(connection, containers)
                         .await
                         .map_err(anyhow::Error::msg)?,
                 )
@@ -202,7 +173,7 @@ impl Emulator {
             delivery,
             base_url,
             started: Instant::now(),
-            seed_compat: settings.seed_compat,
+            simple_publish: settings.simple_publish,
             entra: settings.entra,
             identity,
             https_url,

@@ -15,14 +15,14 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use tracing::Instrument;
 
+use super::settings::HandlerSettings;
 use super::{EMAIL_NOTIFIER, FUNCTIONS, InvocationError, ORDER_PROCESSOR};
 use super::{email_notifier, order_processor};
-use crate::config::{EmailSettings, HandlerSettings, StoreSettings};
 use crate::domain::OrderLimits;
-use crate::email::{ConfirmationRenderer, EmailTransport, OutboxTransport, SmtpTransport};
+use crate::email::{ConfirmationRenderer, EmailTransport};
 use crate::eventgrid::InboundEvent;
 use crate::invocation::{InvocationRequest, InvocationResponse};
-use crate::store::{BlobStore, FolderStore, FolderStoreOptions, RecordStore};
+use crate::store::RecordStore;
 
 /// The side effects and policies the functions use.
 pub struct Services {
@@ -35,35 +35,16 @@ pub struct Services {
 }
 
 impl Services {
-    /// Opens the store and the email transport the settings name. A blob store is reached
-    /// (its containers created if missing) before this returns, so a wrong connection fails
-    /// start-up rather than the first invocation.
+    /// Opens the store and the email transport the settings name (see [`StoreSettings::open`]).
+    ///
+    /// [`StoreSettings::open`]: crate::store::settings::StoreSettings::open
     pub async fn from_settings(settings: &HandlerSettings) -> anyhow::Result<Self> {
-        let store: Arc<dyn RecordStore> = match &settings.store {
-            StoreSettings::Folder { path } => Arc::new(
-                FolderStore::open(path, FolderStoreOptions::default())
-                    .with_context(|| format!("failed to open the store in {}", path.display()))?,
-            ),
-            StoreSettings::Blob { connection, timing } => Arc::new(
-                BlobStore::open(connection, *timing)
-                    .await
-                    .context("failed to open the blob store")?,
-            ),
-        };
+        let store = settings.store.open().await?;
         tracing::info!(store = %store.describe(), "store ready");
-        let email: Arc<dyn EmailTransport> = match &settings.email {
-            EmailSettings::Outbox { path } => Arc::new(
-                OutboxTransport::new(path.clone())
-                    .with_context(|| format!("failed to create the outbox {}", path.display()))?,
-            ),
-            EmailSettings::Smtp(smtp) => {
-                Arc::new(SmtpTransport::new(smtp).map_err(anyhow::Error::msg)?)
-            }
-        };
         Ok(Self {
             store,
-            email,
-            renderer: ConfirmationRenderer::new(settings.email_from.clone()),
+            email: settings.email.open()?,
+            renderer: ConfirmationRenderer::new(settings.email.from.clone()),
             limits: settings.limits.clone(),
             email_claim_timeout: settings.email_claim_timeout,
             max_body_bytes: settings.max_body_bytes,

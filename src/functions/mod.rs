@@ -25,9 +25,11 @@ mod emit;
 mod error;
 mod order_processor;
 pub mod records;
+pub mod settings;
 
 pub use app::{Handler, Services, app};
 pub use error::InvocationError;
+pub use settings::HandlerSettings;
 
 /// A function this handler serves, as `function.json` must declare it.
 #[derive(Debug, Clone, Copy)]

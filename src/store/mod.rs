@@ -17,6 +17,7 @@
 mod blob;
 mod folder;
 mod memory;
+pub mod settings;
 
 use std::fmt;
 

@@ -11,7 +11,7 @@ use futures::TryStreamExt as _;
 use futures::future::join_all;
 use ordergrid::blob::BlobTiming;
 use ordergrid::emulator::dead_letter::DeadLetterStorage;
-use ordergrid::emulator::delivery::DeliverySettings;
+use ordergrid::emulator::settings::DeliverySettings;
 use ordergrid::emulator::{Emulator, EmulatorSettings};
 use ordergrid::eventgrid::sas::TopicKey;
 use ordergrid::store::{BlobStore, Collection, RecordKey, RecordStore};
@@ -364,7 +364,7 @@ async fn dead_letters_are_blobs_with_azures_names_and_content_in_azurite() {
         port: 0,
         subscriptions_file: subscriptions,
         data_dir: dir.path().join("emulator"),
-        dead_letter_dir: None,
+        dead_letters: DeadLetterStorage::Blob(azurite.connection()),
         key: Some(key.clone()),
         delivery: DeliverySettings {
             time_scale: 0.001,
@@ -372,14 +372,11 @@ async fn dead_letters_are_blobs_with_azures_names_and_content_in_azurite() {
             delivery_timeout: Duration::from_secs(5),
             ..DeliverySettings::default()
         },
-        seed_compat: false,
+        simple_publish: false,
         https_port: None,
         entra: ordergrid::emulator::entra::EntraMode::Off,
     };
-    let emulator =
-        Emulator::build_with_dead_letters(settings, DeadLetterStorage::Blob(azurite.connection()))
-            .await
-            .unwrap();
+    let emulator = Emulator::build(settings).await.unwrap();
     let (endpoint, base) = (
         emulator.topic_endpoint("orders"),
         emulator.base_url().to_owned(),

@@ -4,6 +4,7 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 use ordergrid::functions::FUNCTIONS;
+use ordergrid::functions::settings::{PORT, handler_settings};
 use serde_json::Value;
 
 use crate::helpers::repo_root;
@@ -111,19 +112,43 @@ fn local_settings_example_lists_every_setting_the_app_reads() {
     let values = example["Values"].as_object().unwrap();
     assert_eq!(values["FUNCTIONS_WORKER_RUNTIME"], "custom");
     assert_eq!(values["AzureWebJobsStorage"], "UseDevelopmentStorage=true");
-    for (name, _, _) in ordergrid::config::SETTINGS {
-        if *name == ordergrid::config::PORT_SETTING {
+    for setting in handler_settings() {
+        if setting == PORT {
             continue; // set by the host, never by the app's settings
         }
         assert!(
-            values.contains_key(*name),
-            "{name} is missing from local.settings.json.example"
+            values.contains_key(setting.name),
+            "{} is missing from local.settings.json.example",
+            setting.name
         );
     }
     assert!(
         values.contains_key("OrdersTopic__topicEndpointUri"),
         "the output binding's connection setting"
     );
+}
+
+/// The README's settings tables are the declarations' (`ordergrid::settings::markdown_table`):
+/// a setting added, renamed or given a new default fails here until the README says so.
+#[test]
+fn the_readme_settings_tables_are_the_declared_settings() {
+    let readme = std::fs::read_to_string(repo_root().join("README.md")).unwrap();
+    for (name, settings) in [
+        ("handler", handler_settings()),
+        ("emulator", ordergrid::emulator::settings::SETTINGS.to_vec()),
+    ] {
+        let start = format!("<!-- settings: {name} -->\n");
+        let table = readme
+            .split_once(&start)
+            .and_then(|(_, rest)| rest.split_once("<!-- /settings -->"))
+            .map(|(table, _)| table)
+            .unwrap_or_else(|| panic!("README.md has no {start:?} section"));
+        let expected = ordergrid::settings::markdown_table(&settings);
+        assert_eq!(
+            table, expected,
+            "README.md's {name} settings table differs from the declarations; it should read:\n{expected}"
+        );
+    }
 }
 
 /// Issue 10, part 4: with the example's settings every function loads (the output bindings find

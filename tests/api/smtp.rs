@@ -6,7 +6,7 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
-use ordergrid::config::HandlerSettings;
+use ordergrid::functions::HandlerSettings;
 use ordergrid::functions::Services;
 use ordergrid::store::{Collection, RecordKey};
 use serde_json::{Value, json};
@@ -96,7 +96,8 @@ async fn app_with_smtp(dir: tempfile::TempDir, settings: &[(&str, String)]) -> T
         "ORDERGRID_EMAIL_FROM".into(),
         "Shop <orders@shop.example>".into(),
     );
-    let settings = HandlerSettings::from_env_with_port(&env, Some(0)).unwrap();
+    env.insert("FUNCTIONS_CUSTOMHANDLER_PORT".into(), "0".into());
+    let settings = HandlerSettings::from_env(&env).unwrap();
     let services = Services::from_settings(&settings).await.unwrap();
     let store = services.store.clone();
     serve(services, store, PathBuf::new(), dir).await

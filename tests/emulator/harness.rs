@@ -5,8 +5,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-use ordergrid::emulator::delivery::DeliverySettings;
+use ordergrid::emulator::dead_letter::DeadLetterStorage;
 use ordergrid::emulator::entra::EntraMode;
+use ordergrid::emulator::settings::DeliverySettings;
 use ordergrid::emulator::{Emulator, EmulatorSettings, TopicKeys};
 use ordergrid::eventgrid::sas::TopicKey;
 use serde_json::{Value, json};
@@ -118,7 +119,7 @@ pub async fn closed_port_url() -> String {
 pub struct Setup {
     file: Value,
     delivery: DeliverySettings,
-    seed_compat: bool,
+    simple_publish: bool,
     dead_letter_dir: bool,
     https: bool,
     entra: EntraMode,
@@ -136,7 +137,7 @@ impl Setup {
                 dead_letter_delay: Duration::ZERO,
                 ..DeliverySettings::default()
             },
-            seed_compat: true,
+            simple_publish: true,
             dead_letter_dir: false,
             https: false,
             entra: EntraMode::Local,
@@ -169,9 +170,9 @@ impl Setup {
         self
     }
 
-    /// Turns the seed's key-less `POST /publish` off (`ORDERGRID_EMULATOR_SEED_COMPAT=false`).
-    pub fn without_seed_compat(mut self) -> Self {
-        self.seed_compat = false;
+    /// Turns the simple key-less `POST /publish` off (`ORDERGRID_EMULATOR_SIMPLE_PUBLISH=false`).
+    pub fn without_simple_publish(mut self) -> Self {
+        self.simple_publish = false;
         self
     }
 
@@ -199,12 +200,14 @@ impl Setup {
             port: 0,
             subscriptions_file,
             data_dir: data_dir.clone(),
-            dead_letter_dir: self
-                .dead_letter_dir
-                .then(|| dir.path().join("dead-letter-folder")),
+            dead_letters: DeadLetterStorage::Folder(if self.dead_letter_dir {
+                dir.path().join("dead-letter-folder")
+            } else {
+                data_dir.join("dead-letters")
+            }),
             key: None,
             delivery: self.delivery,
-            seed_compat: self.seed_compat,
+            simple_publish: self.simple_publish,
             https_port: self.https.then_some(0),
             entra: self.entra,
         };
@@ -257,10 +260,10 @@ impl TestEmulator {
             client: reqwest::Client::new(),
             https,
             identity,
-            dead_letter_dir: settings
-                .dead_letter_dir
-                .clone()
-                .unwrap_or_else(|| settings.data_dir.join("dead-letters")),
+            dead_letter_dir: match &settings.dead_letters {
+                DeadLetterStorage::Folder(path) => path.clone(),
+                DeadLetterStorage::Blob(_) => unreachable!("the harness writes to a folder"),
+            },
             settings,
             stop,
             task,

@@ -448,7 +448,7 @@ async fn the_seeds_publish_endpoint_can_be_turned_off_and_names_a_topic_when_the
     .await;
 
     let off = Setup::new(file(vec![topic("orders", vec![])]))
-        .without_seed_compat()
+        .without_simple_publish()
         .start()
         .await;
     let response = off

@@ -1,4 +1,4 @@
-//! The emulator's HTTP surface: Event Grid's publish API, the seed's `/publish`, and the
+//! The emulator's HTTP surface: Event Grid's publish API, the simple key-less `/publish`, and the
 //! emulator's own health, admin endpoints and dashboard.
 
 pub mod admin;
@@ -22,8 +22,9 @@ use axum::routing::{get, post};
 use self::error::ApiError;
 use self::publish::{MAX_REQUEST_BYTES, Route};
 use super::dead_letter::DeadLetterSink;
-use super::delivery::{DeliverySettings, SubscriptionRuntime, webhook};
+use super::delivery::{SubscriptionRuntime, webhook};
 use super::entra::{EntraMode, LocalIdentity};
+use super::settings::{DeliverySettings, SIMPLE_PUBLISH};
 use super::spool::Spool;
 use super::tls::DevCertificate;
 use crate::eventgrid::Schema;
@@ -48,7 +49,7 @@ pub struct ApiState {
     /// `http://127.0.0.1:<port>`.
     pub base_url: String,
     pub started: Instant,
-    pub seed_compat: bool,
+    pub simple_publish: bool,
     pub entra: EntraMode,
     pub identity: LocalIdentity,
     /// `https://localhost:<port>` when the API is served over HTTPS too.
@@ -89,7 +90,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
     Router::new()
         .route("/api/events", post(publish_by_host))
         .route("/{topic}/api/events", post(publish_to_path))
-        .route("/publish", post(publish_seed))
+        .route("/publish", post(publish_simple))
         .route("/health", get(admin::health))
         .route("/identity/token", get(identity::token))
         .route("/", get(admin::dashboard))
@@ -180,17 +181,21 @@ async fn publish_to_path(
     azure_publish(&api, topic, &uri, transport, &query, &headers, body).await
 }
 
-/// The seed's broker endpoint: `{"eventType", "data"}` with no key, so the seed's `curl` and
-/// publishers work unchanged. Loopback only, like everything here; can be turned off.
-async fn publish_seed(
+/// The simple publish endpoint: `{"eventType", "data"}` with no key, so the seed's `curl` and
+/// publishers work unchanged. Not an Azure API: loopback only, like everything here, and it can
+/// be turned off (`ORDERGRID_EMULATOR_SIMPLE_PUBLISH=false`) to insist on Azure's.
+async fn publish_simple(
     State(api): State<Arc<ApiState>>,
     Query(query): Query<HashMap<String, String>>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    if !api.seed_compat {
-        return ApiError::not_found("The seed-compatible /publish endpoint is turned off (ORDERGRID_EMULATOR_SEED_COMPAT=false).")
-            .into_response();
+    if !api.simple_publish {
+        return ApiError::not_found(format!(
+            "The simple /publish endpoint is turned off ({}=false).",
+            SIMPLE_PUBLISH.name
+        ))
+        .into_response();
     }
     let topic = match query.get("topic") {
         Some(name) => api.topic_named(name),
@@ -209,7 +214,7 @@ async fn publish_seed(
         headers: &headers,
         body,
     };
-    respond(publish::publish(&api, topic, Route::Seed, request).await)
+    respond(publish::publish(&api, topic, Route::Simple, request).await)
 }
 
 fn respond(result: Result<Response, ApiError>) -> Response {

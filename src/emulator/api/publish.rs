@@ -1,5 +1,5 @@
 //! `POST …/api/events?api-version=2018-01-01`: Event Grid's publish API for custom topics, and
-//! the seed's `POST /publish`.
+//! the simple key-less `POST /publish` (`{"eventType", "data"}`, what the seed's curl sends).
 //!
 //! Order of checks, as Azure answers them: topic (404), api-version (400), credentials (401),
 //! size (413), content type and JSON shape (400), then each event's fields (400).
@@ -36,8 +36,8 @@ pub const MAX_EVENTS: usize = 5000;
 pub enum Route {
     /// `POST /api/events` or `POST /<topic>/api/events`.
     Azure,
-    /// The seed's `POST /publish` with `{"eventType", "data"}`.
-    Seed,
+    /// The simple key-less `POST /publish` with `{"eventType", "data"}`.
+    Simple,
 }
 
 /// A publish request as the handlers received it.
@@ -82,7 +82,7 @@ pub async fn publish(
     }
     let events = match route {
         Route::Azure => parse_events(topic, headers, &body)?,
-        Route::Seed => parse_seed(topic, &body)?,
+        Route::Simple => parse_simple(topic, &body)?,
     };
     for (i, event) in events.iter().enumerate() {
         if event.body.len() > MAX_EVENT_BYTES {
@@ -104,7 +104,7 @@ pub async fn publish(
     let request_id = uuid::Uuid::new_v4().to_string();
     let mut response = match route {
         Route::Azure => StatusCode::OK.into_response(),
-        Route::Seed => {
+        Route::Simple => {
             let ids: Vec<&str> = events.iter().map(|e| &*e.header.id).collect();
             axum::Json(
                 serde_json::json!({"status": "Event published", "topic": topic.name, "ids": ids}),
@@ -535,10 +535,10 @@ fn check_cloud_event(fields: Vec<Field<'_>>, i: usize) -> Result<Event, ApiError
     Ok(event.finish())
 }
 
-/// The seed's `{"eventType": "NewOrder", "data": {...}}` (one object or an array), with the
+/// The simple publish's `{"eventType": "NewOrder", "data": {...}}` (one object or an array), with the
 /// envelope fields Event Grid requires filled in: `id` (a new GUID), `subject` (the topic name),
 /// `eventTime` (now) and `dataVersion` ("1.0").
-fn parse_seed(topic: &TopicState, body: &[u8]) -> Result<Vec<Event>, ApiError> {
+fn parse_simple(topic: &TopicState, body: &[u8]) -> Result<Vec<Event>, ApiError> {
     let batch = body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[');
     let objects = parse_objects(body, batch)?;
     if objects.is_empty() || objects.len() > MAX_EVENTS {
@@ -733,8 +733,8 @@ mod tests {
     }
 
     #[test]
-    fn the_seed_payload_gets_the_missing_envelope_fields() {
-        let events = parse_seed(
+    fn the_simple_payload_gets_the_missing_envelope_fields() {
+        let events = parse_simple(
             &topic(Schema::EventGrid),
             br#"{"eventType":"NewOrder","data":{"orderId":"12345","orderValue":150.0}}"#,
         )

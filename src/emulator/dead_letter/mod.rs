@@ -27,11 +27,10 @@ use crate::eventgrid::Schema;
 use crate::json::{Json, MAX_EVENT_DEPTH, Parser, write_string};
 
 /// Where the emulator writes dead letters.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub enum DeadLetterStorage {
-    /// The folder `EmulatorSettings::dead_letter_dir` names.
-    #[default]
-    Folder,
+    /// A folder laid out like the container.
+    Folder(std::path::PathBuf),
     /// Blob containers (those the subscriptions file names) of a Storage account.
     Blob(BlobConnection),
 }

@@ -20,7 +20,8 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use super::webhook::{self, CONTENT_TYPE_EVENTGRID, ORIGIN};
-use super::{DeliverySettings, SubscriptionRuntime, Validation};
+use super::{SubscriptionRuntime, Validation};
+use crate::emulator::settings::DeliverySettings;
 use crate::emulator::subscriptions::Destination;
 use crate::eventgrid::Schema;
 

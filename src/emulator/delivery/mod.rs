@@ -37,6 +37,7 @@ use tokio_util::sync::CancellationToken;
 
 use self::retry::{Decision, EndpointKind, Failure};
 use super::dead_letter::{self, DeadLetterSink, Ending};
+use super::settings::DeliverySettings;
 use super::spool::{
     Counters, LastAttempt, Pending, PendingAction, RecoveredSubscription, Spool, StateRecord,
     StoredEvent,
@@ -44,45 +45,6 @@ use super::spool::{
 use super::subscriptions::{Destination, Subscription};
 use crate::eventgrid::Schema;
 use crate::journal::Position;
-
-/// Durations and limits of delivery. Azure's durations are multiplied by `time_scale`.
-#[derive(Debug, Clone)]
-pub struct DeliverySettings {
-    /// 1.0 is Azure's timing; 0.001 turns the 10 s first retry into 10 ms.
-    pub time_scale: f64,
-    /// How long an attempt may take before it counts as timed out (Azure: 30 s). Not scaled.
-    pub delivery_timeout: Duration,
-    /// Wait between the end of delivery and the dead-letter write (Azure: about 5 min). Scaled.
-    pub dead_letter_delay: Duration,
-    /// Requests in flight per subscription.
-    pub concurrency: usize,
-    /// Retries a subscription may have waiting before it stops taking new events (back-pressure).
-    pub max_pending: usize,
-    /// Base URL of the Functions host (`func start` or the stand-in) for AzureFunction destinations.
-    pub functions_base_url: String,
-    /// How often progress (the watermark) is written. Not scaled.
-    pub watermark_interval: Duration,
-}
-
-impl Default for DeliverySettings {
-    fn default() -> Self {
-        Self {
-            time_scale: 1.0,
-            delivery_timeout: Duration::from_secs(30),
-            dead_letter_delay: Duration::from_secs(5 * 60),
-            concurrency: 64,
-            max_pending: 10_000,
-            functions_base_url: "http://localhost:7071".into(),
-            watermark_interval: Duration::from_millis(50),
-        }
-    }
-}
-
-impl DeliverySettings {
-    pub fn scaled(&self, azure: Duration) -> Duration {
-        azure.mul_f64(self.time_scale)
-    }
-}
 
 /// Where a subscription's endpoint stands with the validation handshake.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

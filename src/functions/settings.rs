@@ -1,0 +1,228 @@
+//! Everything `ordergrid serve` reads: the port the host gives it, the store, email, the order
+//! limits and logging. Each part's `SETTINGS` list joins in [`handler_settings`], which
+//! `local.settings.json.example` and the README's table must match (tests check both).
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use rust_decimal::Decimal;
+
+use crate::domain::{Currency, OrderLimits};
+use crate::email::settings::{self as email, EmailSettings};
+use crate::settings::{Reader, Setting, SettingsError};
+use crate::store::settings::{self as store, StoreSettings};
+use crate::telemetry;
+
+/// Set by the Functions host: the port the custom handler listens on.
+pub const PORT: Setting = Setting::new(
+    "FUNCTIONS_CUSTOMHANDLER_PORT",
+    "",
+    "port on 127.0.0.1, set by the Functions host",
+);
+pub const EMAIL_CLAIM_TIMEOUT: Setting = Setting::new(
+    "ORDERGRID_EMAIL_CLAIM_TIMEOUT",
+    "2m",
+    "how long a delivery holds an email before another may send it",
+);
+pub const MAX_ORDER_VALUE: Setting = Setting::new(
+    "ORDERGRID_MAX_ORDER_VALUE",
+    "1000000",
+    "larger orders are rejected as absurd",
+);
+pub const DEFAULT_CURRENCY: Setting = Setting::new(
+    "ORDERGRID_DEFAULT_CURRENCY",
+    "USD",
+    "currency of orders that name none",
+);
+pub const MAX_BODY_BYTES: Setting = Setting::new(
+    "ORDERGRID_MAX_BODY_BYTES",
+    "4194304",
+    "largest invocation accepted",
+);
+
+/// Every setting the handler reads, in the README's order.
+pub fn handler_settings() -> Vec<Setting> {
+    let mut all = vec![PORT];
+    all.extend_from_slice(store::SETTINGS);
+    all.extend_from_slice(email::SETTINGS);
+    all.extend_from_slice(&[
+        EMAIL_CLAIM_TIMEOUT,
+        MAX_ORDER_VALUE,
+        DEFAULT_CURRENCY,
+        MAX_BODY_BYTES,
+    ]);
+    all.extend_from_slice(telemetry::SETTINGS);
+    all
+}
+
+#[derive(Debug, Clone)]
+pub struct HandlerSettings {
+    pub port: u16,
+    pub store: StoreSettings,
+    pub email: EmailSettings,
+    /// How long a delivery holds the right to send an order's email before another may take over.
+    pub email_claim_timeout: Duration,
+    pub limits: OrderLimits,
+    pub max_body_bytes: usize,
+}
+
+impl HandlerSettings {
+    /// Reads and checks every setting, reporting every problem at once. `serve --port` reaches
+    /// this as [`PORT`] (see [`crate::settings::Layered`]).
+    pub fn from_env(env: &HashMap<String, String>) -> Result<Self, SettingsError> {
+        let mut r = Reader::new(env);
+        let port = if r.raw(&PORT).is_none() {
+            r.error(format!(
+                "{} is not set: the Functions host sets it; to run the handler on its own, set \
+                 it or pass --port",
+                PORT.name
+            ));
+            0
+        } else {
+            r.parse(&PORT, "not a port number (0-65535)", |s| s.parse().ok())
+                .unwrap_or_default()
+        };
+        let store = StoreSettings::read(&mut r);
+        let email = EmailSettings::read(&mut r);
+        let email_claim_timeout = r.duration(&EMAIL_CLAIM_TIMEOUT);
+        if let Some(smtp_timeout) = email.smtp_timeout()
+            && email_claim_timeout <= smtp_timeout
+        {
+            r.error(format!(
+                "{} ({email_claim_timeout:?}) must be longer than {} ({smtp_timeout:?}), or a \
+                 slow send could be duplicated",
+                EMAIL_CLAIM_TIMEOUT.name,
+                email::SMTP_TIMEOUT.name
+            ));
+        }
+        let defaults = OrderLimits::default();
+        let limits = OrderLimits {
+            max_order_value: r
+                .parse(&MAX_ORDER_VALUE, "not a positive decimal number", |s| {
+                    s.parse::<Decimal>().ok().filter(|d| *d > Decimal::ZERO)
+                })
+                .unwrap_or(defaults.max_order_value),
+            default_currency: r
+                .parse(
+                    &DEFAULT_CURRENCY,
+                    "not an ISO 4217 currency code",
+                    Currency::parse,
+                )
+                .unwrap_or(defaults.default_currency),
+            ..defaults
+        };
+        let max_body_bytes = r
+            .parse(
+                &MAX_BODY_BYTES,
+                "not a number of bytes from 1024 to 104857600",
+                |s| {
+                    s.parse()
+                        .ok()
+                        .filter(|n| (1024..=100 * 1024 * 1024).contains(n))
+                },
+            )
+            .unwrap_or_default();
+        r.finish(Self {
+            port,
+            store,
+            email,
+            email_claim_timeout,
+            limits,
+            max_body_bytes,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::email::settings::TransportSettings;
+    use crate::settings::Layered;
+
+    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_need_only_the_port() {
+        let s = HandlerSettings::from_env(&env(&[(PORT.name, "7072")])).unwrap();
+        assert_eq!(s.port, 7072);
+        assert!(matches!(
+            s.email.transport,
+            TransportSettings::Outbox { .. }
+        ));
+        assert_eq!(s.limits.default_currency.code(), "USD");
+        // The declared defaults are the domain's, so the README cannot promise other limits.
+        let defaults = OrderLimits::default();
+        assert_eq!(s.limits.max_order_value, defaults.max_order_value);
+        assert_eq!(s.limits.default_currency, defaults.default_currency);
+    }
+
+    #[test]
+    fn every_bad_setting_is_named_at_once() {
+        let err = HandlerSettings::from_env(&env(&[
+            (PORT.name, "http"),
+            ("ORDERGRID_EMAIL_TRANSPORT", "smtp"),
+            ("ORDERGRID_SMTP_PORT", "abc"),
+            ("ORDERGRID_SMTP_USERNAME", "u"),
+            ("ORDERGRID_DEFAULT_CURRENCY", "dollars"),
+            ("ORDERGRID_EMAIL_CLAIM_TIMEOUT", "soon"),
+        ]))
+        .unwrap_err();
+        let text = err.to_string();
+        for needle in [
+            "FUNCTIONS_CUSTOMHANDLER_PORT=\"http\"",
+            "ORDERGRID_SMTP_HOST is not set",
+            "ORDERGRID_SMTP_PORT=\"abc\"",
+            "must be set together",
+            "ORDERGRID_DEFAULT_CURRENCY=\"dollars\"",
+            "ORDERGRID_EMAIL_CLAIM_TIMEOUT=\"soon\"",
+        ] {
+            assert!(text.contains(needle), "{needle} missing in {text}");
+        }
+    }
+
+    #[test]
+    fn a_missing_port_says_who_sets_it() {
+        let err = HandlerSettings::from_env(&env(&[])).unwrap_err();
+        assert!(err.to_string().contains("the Functions host sets it"));
+        let flag = Layered::over(&env(&[])).set(&PORT, 0);
+        assert!(HandlerSettings::from_env(flag.env()).is_ok());
+    }
+
+    #[test]
+    fn passwords_are_never_quoted() {
+        let err = HandlerSettings::from_env(&env(&[
+            (PORT.name, "1"),
+            ("ORDERGRID_EMAIL_TRANSPORT", "smtp"),
+            ("ORDERGRID_SMTP_HOST", "smtp.example.com"),
+            ("ORDERGRID_SMTP_TLS", "none"),
+            ("ORDERGRID_SMTP_USERNAME", "u"),
+            ("ORDERGRID_SMTP_PASSWORD", "hunter2"),
+        ]))
+        .unwrap_err();
+        assert!(err.to_string().contains("password in clear"));
+        assert!(!err.to_string().contains("hunter2"));
+        let ok = HandlerSettings::from_env(&env(&[
+            (PORT.name, "1"),
+            ("ORDERGRID_EMAIL_TRANSPORT", "smtp"),
+            ("ORDERGRID_SMTP_HOST", "smtp.example.com"),
+            ("ORDERGRID_SMTP_USERNAME", "u"),
+            ("ORDERGRID_SMTP_PASSWORD", "hunter2"),
+        ]))
+        .unwrap();
+        assert!(!format!("{ok:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn every_declared_handler_setting_is_unique() {
+        let all = handler_settings();
+        let mut names: Vec<_> = all.iter().map(|s| s.name).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), all.len());
+    }
+}
