@@ -37,7 +37,7 @@ use super::newtonsoft;
 use super::worker::InvokeError;
 use crate::eventgrid::publisher::{PublishAuth, PublisherClient};
 use crate::eventgrid::sas::TopicKey;
-use crate::eventgrid::{RawObject, Schema};
+use crate::eventgrid::{RawObject, Schema, protocol};
 use crate::invocation::{HostAnswer, InvocationRequest};
 use crate::json::Json;
 
@@ -117,12 +117,16 @@ pub async fn eventgrid(
         return StatusCode::METHOD_NOT_ALLOWED.into_response();
     }
     let event_type = headers
-        .get("aeg-event-type")
+        .get(protocol::EVENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
     match event_type {
-        t if t.eq_ignore_ascii_case("SubscriptionValidation") => validation_response(&body),
-        t if t.eq_ignore_ascii_case("Notification") => notification(&host, function, &body).await,
+        t if t.eq_ignore_ascii_case(protocol::SUBSCRIPTION_VALIDATION) => {
+            validation_response(&body)
+        }
+        t if t.eq_ignore_ascii_case(protocol::NOTIFICATION) => {
+            notification(&host, function, &body).await
+        }
         t if t.eq_ignore_ascii_case("Unsubscribe") => StatusCode::ACCEPTED.into_response(),
         _ => StatusCode::BAD_REQUEST.into_response(),
     }

@@ -42,13 +42,6 @@ use self::subscriptions::SubscriptionsFile;
 use crate::eventgrid::sas::TopicKey;
 use crate::journal::JournalOptions;
 
-/// The ARM id Event Grid stamps into `topic` (a fixed, recognisable local subscription).
-pub fn topic_resource_id(topic: &str) -> String {
-    format!(
-        "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/ordergrid-local/providers/Microsoft.EventGrid/topics/{topic}"
-    )
-}
-
 /// A topic's access keys as shown to users; persisted under the data folder.
 #[derive(Debug, Clone)]
 pub struct TopicKeys {
@@ -157,7 +150,7 @@ impl Emulator {
                 TopicState {
                     name: t.name.to_string(),
                     schema: t.input_schema,
-                    resource_id: topic_resource_id(t.name.as_str()),
+                    resource_id: crate::eventgrid::protocol::topic_resource_id(t.name.as_str()),
                     keys: k
                         .map(|k| vec![k.key1.clone(), k.key2.clone()])
                         .unwrap_or_default(),

@@ -42,7 +42,7 @@ use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 
 use super::filter::{Filter, check_properties, describe, join, quote};
-use crate::eventgrid::Schema;
+use crate::eventgrid::{Schema, protocol};
 
 /// Azure's `retryPolicy` limits.
 pub const MAX_DELIVERY_ATTEMPTS: u32 = 30;
@@ -1093,7 +1093,7 @@ fn check_header_name(name: &str) -> Result<(), String> {
     }
     if name
         .get(..4)
-        .is_some_and(|prefix| prefix.eq_ignore_ascii_case("aeg-"))
+        .is_some_and(|prefix| prefix.eq_ignore_ascii_case(protocol::RESERVED_HEADER_PREFIX))
     {
         return Err("the aeg- prefix is reserved for Event Grid's own headers".to_owned());
     }

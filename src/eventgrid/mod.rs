@@ -4,6 +4,7 @@
 //! This module imports nothing else of ordergrid's.
 
 mod event;
+pub mod protocol;
 pub mod publisher;
 pub mod sas;
 

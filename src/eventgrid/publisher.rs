@@ -24,9 +24,8 @@ use azure_core::time::Duration;
 use time::OffsetDateTime;
 
 use super::sas::{self, TopicKey};
-use super::{RawObject, Schema};
+use super::{RawObject, Schema, protocol};
 
-pub const API_VERSION: &str = "2018-01-01";
 pub const ENTRA_SCOPE: &str = "https://eventgrid.azure.net/.default";
 
 /// How the client proves it may publish.
@@ -78,7 +77,7 @@ impl Policy for KeyPolicy {
         next: &[Arc<dyn Policy>],
     ) -> PolicyResult {
         request.insert_header(
-            HeaderName::from_static("aeg-sas-key"),
+            HeaderName::from_static(protocol::SAS_KEY),
             self.key.expose_secret().to_owned(),
         );
         next[0].send(ctx, request, &next[1..]).await
@@ -105,7 +104,7 @@ impl Policy for SasPolicy {
             OffsetDateTime::now_utc() + self.ttl,
             &self.key,
         );
-        request.insert_header(HeaderName::from_static("aeg-sas-token"), token);
+        request.insert_header(HeaderName::from_static(protocol::SAS_TOKEN), token);
         next[0].send(ctx, request, &next[1..]).await
     }
 }
@@ -208,7 +207,7 @@ impl PublisherClient {
     ) -> Result<Receipt, PublishError> {
         let mut url = self.endpoint.clone();
         url.query_pairs_mut()
-            .append_pair("api-version", API_VERSION);
+            .append_pair("api-version", protocol::API_VERSION);
         let mut request = Request::new(url, Method::Post);
         let content_type = match schema {
             Schema::EventGrid => "application/json; charset=utf-8",

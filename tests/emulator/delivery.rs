@@ -71,7 +71,7 @@ async fn notifications_carry_azures_headers_and_an_event_grid_array() {
         assert_eq!(delivered["metadataVersion"], "1");
         assert_eq!(
             delivered["topic"],
-            ordergrid::emulator::topic_resource_id("orders"),
+            ordergrid::eventgrid::protocol::topic_resource_id("orders"),
             "Event Grid stamps the topic"
         );
         assert_eq!(delivered["data"], json!({"orderId": "1"}));
@@ -208,7 +208,7 @@ async fn event_grid_events_are_converted_for_a_cloud_events_subscription() {
     assert_eq!(ce["time"], sent["eventTime"]);
     assert_eq!(
         ce["source"],
-        ordergrid::emulator::topic_resource_id("orders")
+        ordergrid::eventgrid::protocol::topic_resource_id("orders")
     );
     assert_eq!(ce["data"], json!({"orderId": "7"}));
     assert!(ce.get("eventType").is_none(), "{ce}");

@@ -23,10 +23,10 @@ use super::{ApiState, TopicState};
 use crate::emulator::delivery::now_ms;
 use crate::emulator::entra::{self, EntraMode};
 use crate::emulator::event::{Event, EventBuilder};
+use crate::eventgrid::protocol::{self, API_VERSION};
 use crate::eventgrid::{Schema, now_rfc3339, sas};
 use crate::json::{Json, JsonError, JsonErrorKind, MAX_EVENT_DEPTH, Parser};
 
-pub const API_VERSION: &str = "2018-01-01";
 /// Azure: "the array can be up to 1 MB and each event up to 1 MB".
 pub const MAX_REQUEST_BYTES: usize = 1024 * 1024;
 pub const MAX_EVENT_BYTES: usize = 1024 * 1024;
@@ -158,7 +158,9 @@ fn authorize(
         ))
     };
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    if let Some(key) = header("aeg-sas-key").or(query.get("aeg-sas-key").map(String::as_str)) {
+    if let Some(key) =
+        header(protocol::SAS_KEY).or(query.get(protocol::SAS_KEY).map(String::as_str))
+    {
         // Every key is compared, each in constant time, so timing says nothing about which failed.
         let matched = topic.keys.iter().fold(false, |any, k| k.matches(key) | any);
         return if matched {
@@ -169,7 +171,7 @@ fn authorize(
             ))
         };
     }
-    let token = header("aeg-sas-token")
+    let token = header(protocol::SAS_TOKEN)
         .or_else(|| header("authorization").and_then(sas::token_from_authorization));
     if let Some(token) = token {
         let target = sas::Target { host: &host, path };
@@ -606,7 +608,7 @@ mod tests {
         TopicState {
             name: "orders".into(),
             schema,
-            resource_id: crate::emulator::topic_resource_id("orders"),
+            resource_id: protocol::topic_resource_id("orders"),
             keys: vec![sas::TopicKey::generate()],
         }
     }

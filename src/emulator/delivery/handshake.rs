@@ -23,7 +23,7 @@ use super::webhook::{self, CONTENT_TYPE_EVENTGRID, ORIGIN};
 use super::{SubscriptionRuntime, Validation};
 use crate::emulator::settings::DeliverySettings;
 use crate::emulator::subscriptions::Destination;
-use crate::eventgrid::Schema;
+use crate::eventgrid::{Schema, protocol};
 
 pub const VALIDATION_EVENT_TYPE: &str = "Microsoft.EventGrid.SubscriptionValidationEvent";
 const ATTEMPTS: u32 = 3;
@@ -124,7 +124,7 @@ async fn event_grid_handshake(
     });
     let event = json!([{
         "id": uuid::Uuid::new_v4().to_string(),
-        "topic": crate::emulator::topic_resource_id(&rt.topic),
+        "topic": protocol::topic_resource_id(&rt.topic),
         "subject": "",
         "data": {"validationCode": code, "validationUrl": validation_url},
         "eventType": VALIDATION_EVENT_TYPE,
@@ -136,11 +136,11 @@ async fn event_grid_handshake(
         .client()
         .post(endpoint_url)
         .header("content-type", CONTENT_TYPE_EVENTGRID)
-        .header("aeg-event-type", "SubscriptionValidation")
-        .header("aeg-subscription-name", rt.subscription.name.upper())
-        .header("aeg-delivery-count", "0")
-        .header("aeg-data-version", "1")
-        .header("aeg-metadata-version", "1")
+        .header(protocol::EVENT_TYPE, protocol::SUBSCRIPTION_VALIDATION)
+        .header(protocol::SUBSCRIPTION_NAME, rt.subscription.name.upper())
+        .header(protocol::DELIVERY_COUNT, "0")
+        .header(protocol::DATA_VERSION, "1")
+        .header(protocol::METADATA_VERSION, "1")
         .body(event.to_string())
         .send()
         .await

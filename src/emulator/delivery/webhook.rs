@@ -23,7 +23,7 @@ use super::retry::Failure;
 use crate::emulator::event::{Event, EventBuilder, member};
 use crate::emulator::spool::StoredEvent;
 use crate::emulator::subscriptions::{DeliveryAttribute, Destination, Subscription};
-use crate::eventgrid::Schema;
+use crate::eventgrid::{Schema, protocol};
 use crate::json::{Json, JsonError};
 
 pub const CONTENT_TYPE_EVENTGRID: &str = "application/json; charset=utf-8";
@@ -62,13 +62,16 @@ pub fn notification(
     functions_base_url: &str,
 ) -> Result<Outgoing, JsonError> {
     let mut headers = vec![
-        ("aeg-event-type".to_owned(), "Notification".to_owned()),
         (
-            "aeg-subscription-name".to_owned(),
+            protocol::EVENT_TYPE.to_owned(),
+            protocol::NOTIFICATION.to_owned(),
+        ),
+        (
+            protocol::SUBSCRIPTION_NAME.to_owned(),
             subscription.name.upper(),
         ),
         (
-            "aeg-delivery-count".to_owned(),
+            protocol::DELIVERY_COUNT.to_owned(),
             previous_attempts.to_string(),
         ),
     ];
@@ -83,18 +86,18 @@ pub fn notification(
         Schema::EventGrid => {
             headers.push(("content-type".into(), CONTENT_TYPE_EVENTGRID.into()));
             headers.push((
-                "aeg-data-version".into(),
+                protocol::DATA_VERSION.into(),
                 events
                     .first()
                     .and_then(|e| e.event.header.data_version.as_deref())
                     .unwrap_or("")
                     .to_owned(),
             ));
-            headers.push(("aeg-metadata-version".into(), "1".into()));
+            headers.push((protocol::METADATA_VERSION.into(), "1".into()));
             json_array(events.iter().map(|e| &e.event.body[..]))
         }
         Schema::CloudEvents => {
-            headers.push(("aeg-metadata-version".into(), "1.0".into()));
+            headers.push((protocol::METADATA_VERSION.into(), "1.0".into()));
             headers.push(("origin".into(), ORIGIN.into()));
             let converted: Vec<Bytes> = if convert {
                 parsed
