@@ -43,6 +43,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use clap::{Parser, ValueEnum};
+use ordergrid::emulator::admin::{AdminClient, SubscriptionView};
 use serde_json::{Value, json};
 
 #[path = "measurement.rs"]
@@ -503,17 +504,8 @@ impl EmulatorProcess {
         format!("{}/orders/api/events?api-version=2018-01-01", self.base_url)
     }
 
-    /// `GET /emulator/subscriptions`.
-    async fn subscriptions(&self) -> anyhow::Result<Vec<Value>> {
-        let body = self
-            .client
-            .get(format!("{}/emulator/subscriptions", self.base_url))
-            .send()
-            .await
-            .context("GET /emulator/subscriptions failed")?
-            .bytes()
-            .await?;
-        serde_json::from_slice(&body).context("unreadable /emulator/subscriptions")
+    async fn subscriptions(&self) -> anyhow::Result<Vec<SubscriptionView>> {
+        AdminClient::new(&self.base_url).subscriptions().await
     }
 
     /// Waits until every subscription's validation state is in `states`.
@@ -521,9 +513,7 @@ impl EmulatorProcess {
         let deadline = Instant::now() + within;
         loop {
             let subs = self.subscriptions().await?;
-            if subs
-                .iter()
-                .all(|s| states.contains(&s["validation"]["state"].as_str().unwrap_or("")))
+            if subs.iter().all(|s| states.contains(&s.validation.state()))
             {
                 return Ok(());
             }
@@ -536,18 +526,9 @@ impl EmulatorProcess {
     }
 
     async fn revalidate(&self, subscription: &str) -> anyhow::Result<()> {
-        let status = self
-            .client
-            .post(format!(
-                "{}/emulator/subscriptions/{subscription}/validate",
-                self.base_url
-            ))
-            .send()
+        AdminClient::new(&self.base_url)
+            .revalidate(subscription)
             .await
-            .context("POST …/validate failed")?
-            .status();
-        ensure!(status.is_success(), "re-validation answered {status}");
-        Ok(())
     }
 
     /// SIGKILL; then the fdatasync and fsync counts perf saw.
@@ -687,8 +668,8 @@ async fn emulator_counters(emulator: &EmulatorProcess) -> Value {
             subs.iter()
                 .map(|s| {
                     (
-                        s["name"].as_str().unwrap_or("?").to_owned(),
-                        json!({"counters": s["counters"], "pending": s["pending"], "validation": s["validation"]["state"]}),
+                        s.name.clone(),
+                        json!({"counters": s.counters, "pending": s.pending, "validation": s.validation.state()}),
                     )
                 })
                 .collect(),

@@ -12,6 +12,7 @@
 #![forbid(unsafe_code)]
 
 pub mod blob;
+pub mod cli;
 pub mod devhost;
 pub mod domain;
 pub mod email;
@@ -21,7 +22,6 @@ pub mod functions;
 pub mod invocation;
 pub mod journal;
 pub mod json;
-pub mod publish;
 pub mod settings;
 pub mod shutdown;
 pub mod stack;

@@ -11,8 +11,8 @@
 //! duration is a setting; the emulator listens on 127.0.0.1 only and compares keys in constant
 //! time, never logging them.
 
+pub mod admin;
 pub mod api;
-pub mod cli;
 pub mod dead_letter;
 pub mod delivery;
 pub mod entra;

@@ -24,11 +24,12 @@ mod email_notifier;
 mod emit;
 mod error;
 mod order_processor;
-pub mod records;
 pub mod settings;
 
 pub use app::{Handler, Services, app};
+pub use email_notifier::LedgerEntry;
 pub use error::InvocationError;
+pub use order_processor::{OrderRecord, RejectionRecord};
 pub use settings::HandlerSettings;
 
 /// A function this handler serves, as `function.json` must declare it.

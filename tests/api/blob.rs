@@ -10,6 +10,7 @@ use axum::http::{HeaderMap, StatusCode};
 use futures::TryStreamExt as _;
 use futures::future::join_all;
 use ordergrid::blob::BlobTiming;
+use ordergrid::emulator::admin::{AdminClient, DeadLetterBlob, RedeliverRequest};
 use ordergrid::emulator::dead_letter::DeadLetterStorage;
 use ordergrid::emulator::settings::DeliverySettings;
 use ordergrid::emulator::{Emulator, EmulatorSettings};
@@ -475,30 +476,22 @@ async fn dead_letters_are_blobs_with_azures_names_and_content_in_azurite() {
     );
 
     // The emulator lists and redelivers it through the same sink; the blob is then deleted.
-    let listed: Value = client
-        .get(format!("{base}/emulator/dead-letters"))
-        .send()
-        .await
-        .unwrap()
-        .json()
+    let admin = AdminClient::new(&base);
+    assert_eq!(
+        admin.dead_letters().await.unwrap(),
+        [DeadLetterBlob {
+            container: "dead-letters".into(),
+            name: names[0].clone(),
+            subscription: "REFUSING-HOOK".into()
+        }]
+    );
+    admin
+        .redeliver(&RedeliverRequest {
+            subscription: Some("Refusing-Hook".into()),
+            ..RedeliverRequest::default()
+        })
         .await
         .unwrap();
-    assert_eq!(
-        listed,
-        json!([{"container": "dead-letters", "name": names[0], "subscription": "REFUSING-HOOK"}])
-    );
-    let redelivered = client
-        .post(format!("{base}/emulator/dead-letters/redeliver"))
-        .json(&json!({"subscription": "Refusing-Hook"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        redelivered.status(),
-        200,
-        "{}",
-        redelivered.text().await.unwrap_or_default()
-    );
     crate::shared::eventually_async("the redelivery to arrive", Duration::from_secs(30), || {
         let received = received.clone();
         async move { (received.lock().unwrap().len() >= 2).then_some(()) }

@@ -1,5 +1,6 @@
 //! What the emulator shows about itself: `/health`, `/emulator/…` and `ordergrid emulator …`.
 
+use ordergrid::emulator::admin::{DestinationView, PendingAction, Validation};
 use serde_json::json;
 
 use crate::harness::{
@@ -22,11 +23,11 @@ async fn health_reports_healthy_and_counts_topics_and_subscriptions() {
     ]))
     .start()
     .await;
-    let health = emulator.get("/health").await;
+    let health = emulator.get_json("/health").await;
     assert_eq!(health["status"], "healthy");
     assert_eq!(health["topics"], 2);
     assert_eq!(health["subscriptions"], 3);
-    let topics = emulator.get("/emulator/topics").await;
+    let topics = emulator.get_json("/emulator/topics").await;
     assert_eq!(topics[0]["name"], "orders");
     assert_eq!(topics[0]["inputSchema"], "EventGridSchema");
     assert_eq!(topics[0]["endpoint"], emulator.endpoint("orders").as_str());
@@ -65,34 +66,38 @@ async fn subscription_counters_count_matched_delivered_retried_dead_lettered_and
     let kept = emulator.wait_for_counter("kept", "deadLettered", 1).await;
     assert_eq!(
         (
-            &kept["matched"],
-            &kept["delivered"],
-            &kept["retried"],
-            &kept["deadLettered"],
-            &kept["dropped"]
+            kept.matched,
+            kept.delivered,
+            kept.retried,
+            kept.dead_lettered,
+            kept.dropped
         ),
-        (&json!(2), &json!(1), &json!(1), &json!(1), &json!(0)),
-        "{kept}"
+        (2, 1, 1, 1, 0),
+        "{kept:?}"
     );
     let lost = emulator.wait_for_counter("lost", "dropped", 2).await;
-    assert_eq!(lost["matched"], 2, "{lost}");
-    assert_eq!(lost["delivered"], 0, "{lost}");
-    assert_eq!(lost["deadLettered"], 0, "{lost}");
+    assert_eq!(lost.matched, 2, "{lost:?}");
+    assert_eq!(lost.delivered, 0, "{lost:?}");
+    assert_eq!(lost.dead_lettered, 0, "{lost:?}");
     let picky = emulator.counters("picky").await;
-    assert_eq!(picky["matched"], 0, "{picky}");
+    assert_eq!(picky.matched, 0, "{picky:?}");
 
     let subscription = emulator.subscription("kept").await;
-    assert_eq!(subscription["topic"], "orders");
-    assert_eq!(subscription["destination"]["endpointType"], "WebHook");
+    assert_eq!(subscription.topic, "orders");
     assert_eq!(
-        subscription["destination"]["endpointUrl"],
-        receiver.url("/kept").as_str()
+        subscription.destination,
+        DestinationView::WebHook {
+            endpoint_url: receiver.url("/kept")
+        }
     );
-    assert_eq!(subscription["validation"]["state"], "succeeded");
-    assert_eq!(subscription["deadLetterContainer"], "dead-letters");
-    assert_eq!(subscription["maxDeliveryAttempts"], 30);
-    assert_eq!(subscription["eventTimeToLiveInMinutes"], 1440);
-    assert_eq!(subscription["pending"], 0);
+    assert_eq!(subscription.validation, Validation::Succeeded);
+    assert_eq!(
+        subscription.dead_letter_container.as_deref(),
+        Some("dead-letters")
+    );
+    assert_eq!(subscription.max_delivery_attempts, 30);
+    assert_eq!(subscription.event_time_to_live_in_minutes, 1440);
+    assert_eq!(subscription.pending, 0);
 
     let status = ordergrid_cli(&["emulator", "status", "--url", &emulator.base]).await;
     assert!(
@@ -143,26 +148,20 @@ async fn recent_deliveries_show_each_attempt_with_its_status_outcome_and_next_st
         .publish_ok("orders", &[event("d-1", "NewOrder", json!({}))])
         .await;
     emulator.wait_for_counter("hook", "delivered", 1).await;
-    let records = emulator.get("/emulator/deliveries").await;
-    let records = records.as_array().unwrap();
+    let records = emulator.admin.deliveries(None, 100).await.unwrap();
     assert_eq!(records.len(), 2, "{records:?}");
     // Newest first.
-    assert_eq!(records[0]["attempt"], 2);
-    assert_eq!(records[0]["status"], 204);
-    assert_eq!(records[0]["outcome"], "Delivered");
-    assert_eq!(records[0]["next"], "delivered");
-    assert_eq!(records[1]["attempt"], 1);
-    assert_eq!(records[1]["status"], 503);
-    assert_eq!(records[1]["outcome"], "Busy");
-    assert!(
-        records[1]["next"]
-            .as_str()
-            .unwrap()
-            .starts_with("retry at ")
-    );
-    for record in records {
-        assert_eq!(record["subscription"], "orders/hook");
-        assert_eq!(record["eventIds"], json!(["d-1"]));
+    assert_eq!(records[0].attempt, 2);
+    assert_eq!(records[0].status, Some(204));
+    assert_eq!(records[0].outcome, "Delivered");
+    assert_eq!(records[0].next, "delivered");
+    assert_eq!(records[1].attempt, 1);
+    assert_eq!(records[1].status, Some(503));
+    assert_eq!(records[1].outcome, "Busy");
+    assert!(records[1].next.starts_with("retry at "));
+    for record in &records {
+        assert_eq!(record.subscription, "orders/hook");
+        assert_eq!(record.event_ids, ["d-1"]);
     }
     let text = ordergrid_cli(&["emulator", "deliveries", "--url", &emulator.base]).await;
     assert!(text.starts_with("AT"), "{text}");
@@ -192,27 +191,25 @@ async fn pending_retries_are_listed_by_the_api_and_the_cli() {
         .publish_ok("orders", &[event("p-1", "NewOrder", json!({}))])
         .await;
     let pending = eventually("a pending retry", PATIENCE, async || {
-        let pending = emulator.get("/emulator/retries").await;
-        (!pending.as_array().unwrap().is_empty()).then_some(pending)
+        let pending = emulator.retries().await;
+        (!pending.is_empty()).then_some(pending)
     })
     .await;
     let retry = &pending[0];
-    assert_eq!(retry["subscription"], "orders/down");
-    assert_eq!(retry["eventId"], "p-1");
-    assert_eq!(retry["attempts"], 1);
-    assert_eq!(retry["action"]["kind"], "deliver");
-    assert_eq!(retry["lastStatus"], 500);
-    let due = time::OffsetDateTime::parse(
-        retry["due"].as_str().unwrap(),
-        &time::format_description::well_known::Rfc3339,
-    )
-    .unwrap();
+    assert_eq!(retry.subscription, "orders/down");
+    assert_eq!(retry.event_id.as_deref(), Some("p-1"));
+    assert_eq!(retry.attempts, 1);
+    assert_eq!(retry.action, PendingAction::Deliver);
+    assert_eq!(retry.last_status, Some(500));
+    let due =
+        time::OffsetDateTime::parse(&retry.due, &time::format_description::well_known::Rfc3339)
+            .unwrap();
     let wait = due - before;
     assert!(
         wait >= time::Duration::seconds(10) && wait <= time::Duration::seconds(12),
         "due {wait} after publishing; Azure's first retry is 10 s plus up to 10 % jitter"
     );
-    assert_eq!(emulator.subscription("down").await["pending"], 1);
+    assert_eq!(emulator.subscription("down").await.pending, 1);
 
     let text = ordergrid_cli(&["emulator", "retries", "--url", &emulator.base]).await;
     let row = text

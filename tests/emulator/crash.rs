@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::StreamExt;
+use ordergrid::emulator::admin::{AdminClient, PendingView, SubscriptionView};
 use ordergrid::eventgrid::sas::TopicKey;
 use serde_json::{Value, json};
 use time::OffsetDateTime;
@@ -116,19 +117,19 @@ impl EmulatorProcess {
         self.child.wait().unwrap();
     }
 
-    async fn get(&self, client: &reqwest::Client, path: &str) -> Value {
-        let response = client
-            .get(format!("{}{path}", self.base))
-            .send()
-            .await
-            .unwrap();
-        assert!(
-            response.status().is_success(),
-            "GET {path}: {}; stderr: {}",
-            response.status(),
-            self.stderr.lock().unwrap().join("\n")
-        );
-        response.json().await.unwrap()
+    /// The admin API's retries; a failure shows the process's stderr.
+    async fn retries(&self) -> Vec<PendingView> {
+        let answer = AdminClient::new(&self.base).retries().await;
+        answer.unwrap_or_else(|e| panic!("{e:#}; stderr: {}", self.stderr()))
+    }
+
+    async fn subscriptions(&self) -> Vec<SubscriptionView> {
+        let answer = AdminClient::new(&self.base).subscriptions().await;
+        answer.unwrap_or_else(|e| panic!("{e:#}; stderr: {}", self.stderr()))
+    }
+
+    fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().join("\n")
     }
 }
 
@@ -236,18 +237,18 @@ async fn kill_9_mid_stream_loses_no_acknowledged_event() {
         .iter()
         .filter(|id| !unique.contains(id))
         .collect();
-    let counters = restarted.get(&client, "/emulator/subscriptions").await[0]["counters"].clone();
+    let counters = restarted.subscriptions().await[0].counters;
     let report = format!(
         "{} of {EVENTS} events acknowledged before the kill ({} batches by the time of the \
          kill); {} deliveries, {duplicates} duplicates; replayed after restart: {}",
         acknowledged_before_kill.len(),
         killed_after,
         delivered.len(),
-        counters["replayedAfterRestart"]
+        counters.replayed_after_restart
     );
     assert!(missing.is_empty(), "lost {missing:?}; {report}");
     assert!(
-        duplicates as u64 <= counters["replayedAfterRestart"].as_u64().unwrap_or(0),
+        duplicates as u64 <= counters.replayed_after_restart,
         "more duplicates than the emulator owns up to; {report}"
     );
     println!("crash test: {report}");
@@ -305,20 +306,15 @@ async fn pending_retries_and_their_schedule_survive_kill_9() {
     );
 
     // Two failed attempts each, recorded in the state journal.
-    let before: BTreeMap<String, (u64, String)> = eventually(
+    let before: BTreeMap<String, (u32, String)> = eventually(
         "every event pending after its 2nd attempt",
         PATIENCE,
         async || {
-            let pending = emulator.get(&client, "/emulator/retries").await;
-            let view: BTreeMap<String, (u64, String)> = pending
-                .as_array()
-                .unwrap()
-                .iter()
-                .filter(|p| p["attempts"] == 2)
-                .map(|p| {
-                    let id = p["eventId"].as_str().unwrap().to_owned();
-                    (id, (2, p["due"].as_str().unwrap().to_owned()))
-                })
+            let pending = emulator.retries().await;
+            let view: BTreeMap<String, (u32, String)> = pending
+                .into_iter()
+                .filter(|p| p.attempts == 2)
+                .map(|p| (p.event_id.unwrap(), (2, p.due)))
                 .collect();
             (view.len() == EVENTS && pending_records_with_attempts(&install.data(), 2) >= EVENTS)
                 .then_some(view)
@@ -335,20 +331,10 @@ async fn pending_retries_and_their_schedule_survive_kill_9() {
     emulator.kill_9();
     let attempts_before_kill = receiver.notifications("/flaky").len();
     let restarted = install.start().await;
-    let pending = restarted.get(&client, "/emulator/retries").await;
-    let after: BTreeMap<String, (u64, String)> = pending
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| {
-            (
-                p["eventId"].as_str().unwrap().to_owned(),
-                (
-                    p["attempts"].as_u64().unwrap(),
-                    p["due"].as_str().unwrap().to_owned(),
-                ),
-            )
-        })
+    let pending = restarted.retries().await;
+    let after: BTreeMap<String, (u32, String)> = pending
+        .into_iter()
+        .map(|p| (p.event_id.unwrap(), (p.attempts, p.due)))
         .collect();
     assert_eq!(after, before, "the pending retries after the restart");
 
@@ -406,8 +392,8 @@ async fn a_graceful_restart_delivers_nothing_twice_and_keeps_counters_and_retrie
     emulator.publish_ok("orders", &sent).await;
     let counters = emulator.wait_for_counter("hook", "delivered", 3).await;
     let retries = eventually("three pending retries", PATIENCE, async || {
-        let pending = emulator.get("/emulator/retries").await;
-        (pending.as_array().unwrap().len() == 3).then_some(pending)
+        let pending = emulator.retries().await;
+        (pending.len() == 3).then_some(pending)
     })
     .await;
 
@@ -417,7 +403,7 @@ async fn a_graceful_restart_delivers_nothing_twice_and_keeps_counters_and_retrie
         counters,
         "counters survive a restart"
     );
-    assert_eq!(emulator.get("/emulator/retries").await, retries);
+    assert_eq!(emulator.retries().await, retries);
     emulator
         .publish_ok("orders", &[event("g-3", "NewOrder", json!({}))])
         .await;

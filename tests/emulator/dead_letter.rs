@@ -2,6 +2,7 @@
 
 use std::time::Instant;
 
+use ordergrid::emulator::admin::{PendingAction, RedeliverRequest};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 
@@ -136,8 +137,12 @@ async fn dead_letters_are_written_after_the_dead_letter_delay() {
     .await;
     // Meanwhile it waits as a pending dead letter.
     eventually("a pending dead-letter write", PATIENCE, async || {
-        let pending = emulator.get("/emulator/retries").await;
-        (pending[0]["action"]["kind"] == "deadLetter").then_some(())
+        let pending = emulator.retries().await;
+        matches!(
+            pending.first().map(|p| &p.action),
+            Some(PendingAction::DeadLetter { .. })
+        )
+        .then_some(())
     })
     .await;
     emulator.wait_for_dead_letters(1).await;
@@ -161,21 +166,18 @@ async fn dead_letters_are_listed_by_the_api_and_the_cli() {
         )
         .await;
     let blobs = emulator.wait_for_dead_letters(2).await;
-    let listed = emulator.get("/emulator/dead-letters").await;
-    let listed = listed.as_array().unwrap();
+    let listed = emulator.admin.dead_letters().await.unwrap();
     assert_eq!(listed.len(), 2, "{listed:?}");
     for (path, events) in &blobs {
         let name = path.strip_prefix("dead-letters").unwrap().to_str().unwrap();
         let entry = listed
             .iter()
-            .find(|b| b["name"] == name)
+            .find(|b| b.name == name)
             .unwrap_or_else(|| panic!("{name} not listed in {listed:?}"));
-        assert_eq!(entry["container"], "dead-letters");
-        assert_eq!(entry["subscription"], "REFUSING-HOOK");
+        assert_eq!(entry.container, "dead-letters");
+        assert_eq!(entry.subscription, "REFUSING-HOOK");
         // One blob can be read back through the API.
-        let read = emulator
-            .get(&format!("/emulator/dead-letters/dead-letters/{name}"))
-            .await;
+        let read = emulator.admin.dead_letter(entry).await.unwrap();
         assert_eq!(&read, &Value::from(events.clone()));
     }
     let text = ordergrid_cli(&["emulator", "dead-letters", "--url", &emulator.base]).await;
@@ -200,16 +202,12 @@ async fn redelivery_through_the_api_goes_to_that_subscription_only_and_removes_t
     emulator.wait_for_counter("healthy", "delivered", 1).await;
     receiver.always("/refusing", Reply::Status(200));
 
-    let response = emulator
-        .client
-        .post(format!("{}/emulator/dead-letters/redeliver", emulator.base))
-        .json(&json!({"subscription": "refusing-hook"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
-    let answer: Value = response.json().await.unwrap();
-    assert_eq!(answer["redelivered"][0]["events"], 1, "{answer}");
+    let refusing_hook = RedeliverRequest {
+        subscription: Some("refusing-hook".into()),
+        ..RedeliverRequest::default()
+    };
+    let answer = emulator.admin.redeliver(&refusing_hook).await.unwrap();
+    assert_eq!(answer.redelivered[0].events, 1, "{answer:?}");
 
     eventually("the redelivered event", PATIENCE, async || {
         (receiver.delivered_ids("/refusing") == ["again-1"]).then_some(())
@@ -223,30 +221,17 @@ async fn redelivery_through_the_api_goes_to_that_subscription_only_and_removes_t
         "redelivered without the dead-letter properties: {event}"
     );
     assert!(emulator.dead_letter_files().is_empty(), "the blob is gone");
-    assert!(
-        emulator
-            .get("/emulator/dead-letters")
-            .await
-            .as_array()
-            .unwrap()
-            .is_empty()
-    );
+    assert!(emulator.admin.dead_letters().await.unwrap().is_empty());
     let healthy = emulator.counters("healthy").await;
     assert_eq!(
-        healthy["matched"], 1,
-        "the other subscription got it once: {healthy}"
+        healthy.matched, 1,
+        "the other subscription got it once: {healthy:?}"
     );
     assert_eq!(receiver.notifications("/healthy").len(), 1);
 
     // Nothing left to redeliver.
-    let response = emulator
-        .client
-        .post(format!("{}/emulator/dead-letters/redeliver", emulator.base))
-        .json(&json!({"subscription": "refusing-hook"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 404);
+    let refused = emulator.admin.redeliver(&refusing_hook).await.unwrap_err();
+    assert!(refused.to_string().contains("404"), "{refused:#}");
 }
 
 #[tokio::test]
@@ -466,21 +451,20 @@ async fn events_awaiting_a_dead_letter_write_are_dropped_if_the_destination_is_r
         .publish_ok("orders", &[event("orphan-1", "NewOrder", json!({}))])
         .await;
     eventually("a pending dead-letter write", PATIENCE, async || {
-        let pending = emulator.get("/emulator/retries").await;
-        (pending[0]["action"]["kind"] == "deadLetter").then_some(())
+        let pending = emulator.retries().await;
+        matches!(
+            pending.first().map(|p| &p.action),
+            Some(PendingAction::DeadLetter { .. })
+        )
+        .then_some(())
     })
     .await;
 
     let emulator = emulator.restart_with(&with(false)).await;
     let counters = emulator.wait_for_counter("refusing", "dropped", 1).await;
-    assert_eq!(counters["deadLettered"], 0, "{counters}");
+    assert_eq!(counters.dead_lettered, 0, "{counters:?}");
     assert!(
-        emulator
-            .get("/emulator/retries")
-            .await
-            .as_array()
-            .unwrap()
-            .is_empty(),
+        emulator.retries().await.is_empty(),
         "nothing stays pending for a destination that is gone"
     );
     assert!(emulator.dead_letter_files().is_empty());

@@ -308,8 +308,8 @@ async fn any_answer_from_200_to_204_is_success_and_is_not_retried() {
     for code in codes {
         let name = format!("ok-{code}");
         let counters = emulator.wait_for_counter(&name, "delivered", 1).await;
-        assert_eq!(counters["retried"], 0, "{code}: {counters}");
-        assert_eq!(counters["deadLettered"], 0, "{code}: {counters}");
+        assert_eq!(counters.retried, 0, "{code}: {counters:?}");
+        assert_eq!(counters.dead_lettered, 0, "{code}: {counters:?}");
         assert_eq!(
             receiver.notifications(&format!("/ok{code}")).len(),
             1,
@@ -381,7 +381,7 @@ async fn only_events_that_pass_the_type_and_advanced_filters_are_delivered() {
     let counters = emulator
         .wait_for_counter("big-orders", "delivered", 2)
         .await;
-    assert_eq!(counters["matched"], 2, "{counters}");
+    assert_eq!(counters.matched, 2, "{counters:?}");
 }
 
 #[tokio::test]

@@ -4,8 +4,10 @@
 
 use serde_json::json;
 
+use ordergrid::emulator::admin::Validation;
+
 use crate::harness::{
-    PATIENCE, Setup, cloud_event, cloud_topic, event, eventually, file, topic, webhook,
+    PATIENCE, Setup, cloud_event, cloud_topic, event, eventually, file, reason, topic, webhook,
 };
 use crate::receiver::{Handshake, Receiver};
 
@@ -78,7 +80,7 @@ async fn a_wrong_validation_code_fails_the_subscription_which_gets_nothing_until
     .start()
     .await;
     let failed = emulator.wait_for_validation("wrong-code", "failed").await;
-    let reason = failed["reason"].as_str().unwrap();
+    let reason = reason(&failed);
     assert!(reason.contains("wrong validationResponse"), "{reason}");
 
     emulator
@@ -130,10 +132,7 @@ async fn an_endpoint_that_refuses_the_validation_event_fails_with_its_status() {
     .start()
     .await;
     let failed = emulator.wait_for_validation("refused", "failed").await;
-    assert!(
-        failed["reason"].as_str().unwrap().contains("404"),
-        "{failed}"
-    );
+    assert!(reason(&failed).contains("404"), "{failed:?}");
 }
 
 #[tokio::test]
@@ -159,7 +158,12 @@ async fn manual_validation_through_the_validation_url_enables_delivery() {
         .as_str()
         .unwrap()
         .to_owned();
-    assert_eq!(awaiting["validationUrl"], url.as_str());
+    assert_eq!(
+        awaiting,
+        Validation::AwaitingManualAction {
+            validation_url: url.clone()
+        }
+    );
     assert!(
         receiver.notifications("/manual").is_empty(),
         "not validated yet"
@@ -235,7 +239,7 @@ async fn a_cloud_events_endpoint_that_does_not_allow_the_origin_fails_and_gets_n
         ("silent", "None"),
     ] {
         let failed = emulator.wait_for_validation(name, "failed").await;
-        let reason = failed["reason"].as_str().unwrap();
+        let reason = reason(&failed);
         assert!(
             reason.contains("OPTIONS") && reason.contains(expected),
             "{name}: {reason}"
@@ -268,7 +272,7 @@ async fn an_unreachable_endpoint_fails_validation_and_says_why() {
     .start()
     .await;
     let failed = emulator.wait_for_validation("nobody-home", "failed").await;
-    let reason = failed["reason"].as_str().unwrap();
+    let reason = reason(&failed);
     assert!(
         reason.contains(&format!("the validation request to {closed}/hook failed")),
         "{reason}"
@@ -288,11 +292,8 @@ async fn manual_validation_not_completed_in_time_fails_the_subscription() {
     .await;
     let failed = emulator.wait_for_validation("forgotten", "failed").await;
     assert!(
-        failed["reason"]
-            .as_str()
-            .unwrap()
-            .contains("not completed in time"),
-        "{failed}"
+        reason(&failed).contains("not completed in time"),
+        "{failed:?}"
     );
     // Too late now.
     let sent = receiver.validations("/manual")[0].json();
@@ -300,7 +301,7 @@ async fn manual_validation_not_completed_in_time_fails_the_subscription() {
     let response = emulator.client.get(url).send().await.unwrap();
     assert_eq!(response.status(), 400);
     assert_eq!(
-        emulator.subscription("forgotten").await["validation"]["state"],
+        emulator.subscription("forgotten").await.validation.state(),
         "failed"
     );
 }
@@ -324,13 +325,12 @@ async fn validation_reaches_the_right_subscription_when_two_topics_share_its_nam
     })
     .await;
     let state = async |topic: &str| {
-        let all = emulator.get("/emulator/subscriptions").await;
-        all.as_array()
+        let all = emulator.admin.subscriptions().await.unwrap();
+        all.into_iter()
+            .find(|s| s.topic == topic && s.name == "audit")
             .unwrap()
-            .iter()
-            .find(|s| s["topic"] == topic && s["name"] == "audit")
-            .unwrap()["validation"]["state"]
-            .clone()
+            .validation
+            .state()
     };
     eventually("orders/audit validated", PATIENCE, async || {
         (state("orders").await == "succeeded").then_some(())
@@ -376,7 +376,7 @@ async fn an_endpoint_that_never_answers_the_handshake_fails_after_the_timeout() 
     .await;
     for name in ["silent-eg", "silent-ce"] {
         let failed = emulator.wait_for_validation(name, "failed").await;
-        let reason = failed["reason"].as_str().unwrap();
+        let reason = reason(&failed);
         assert!(reason.contains("timed out"), "{name}: {reason}");
     }
     // Tried more than once (Azure retries a timed-out validation) before giving up.

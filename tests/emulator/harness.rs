@@ -5,6 +5,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
+use ordergrid::emulator::admin::{
+    AdminClient, Counters, PendingView, SubscriptionView, Validation,
+};
 use ordergrid::emulator::dead_letter::DeadLetterStorage;
 use ordergrid::emulator::entra::EntraMode;
 use ordergrid::emulator::settings::DeliverySettings;
@@ -215,12 +218,35 @@ impl Setup {
     }
 }
 
+/// Why a validation failed.
+pub fn reason(validation: &Validation) -> &str {
+    match validation {
+        Validation::Failed { reason } => reason,
+        other => panic!("not a failure: {other:?}"),
+    }
+}
+
+/// A counter by the name the admin API gives it.
+pub fn counter_named(counters: &Counters, name: &str) -> u64 {
+    match name {
+        "matched" => counters.matched,
+        "delivered" => counters.delivered,
+        "retried" => counters.retried,
+        "deadLettered" => counters.dead_lettered,
+        "dropped" => counters.dropped,
+        "replayedAfterRestart" => counters.replayed_after_restart,
+        other => panic!("no counter {other}"),
+    }
+}
+
 pub struct TestEmulator {
     /// `http://127.0.0.1:<port>`.
     pub base: String,
     pub port: u16,
     pub keys: Vec<TopicKeys>,
     pub client: reqwest::Client,
+    /// The admin API, typed.
+    pub admin: AdminClient,
     pub dead_letter_dir: PathBuf,
     /// `https://localhost:<port>` and the CA to trust, when HTTPS is on.
     pub https: Option<(String, PathBuf)>,
@@ -254,6 +280,7 @@ impl TestEmulator {
             let _ = stopped.await;
         }));
         Self {
+            admin: AdminClient::new(&base),
             base,
             port,
             keys,
@@ -345,7 +372,9 @@ impl TestEmulator {
         );
     }
 
-    pub async fn get(&self, path: &str) -> Value {
+    /// The raw JSON of an admin endpoint, for tests of the wire format itself (what the
+    /// dashboard reads); everything else reads the typed views through `admin`.
+    pub async fn get_json(&self, path: &str) -> Value {
         let response = self
             .client
             .get(format!("{}{path}", self.base))
@@ -361,44 +390,46 @@ impl TestEmulator {
     }
 
     /// The subscription's entry in `GET /emulator/subscriptions`.
-    pub async fn subscription(&self, name: &str) -> Value {
-        let all = self.get("/emulator/subscriptions").await;
-        all.as_array()
-            .unwrap()
-            .iter()
-            .find(|s| s["name"] == name)
-            .unwrap_or_else(|| panic!("no subscription {name} in {all}"))
+    pub async fn subscription(&self, name: &str) -> SubscriptionView {
+        let all = self.admin.subscriptions().await.unwrap();
+        all.iter()
+            .find(|s| s.name == name)
+            .unwrap_or_else(|| panic!("no subscription {name} in {all:?}"))
             .clone()
     }
 
-    pub async fn counters(&self, name: &str) -> Value {
-        self.subscription(name).await["counters"].clone()
+    pub async fn counters(&self, name: &str) -> Counters {
+        self.subscription(name).await.counters
     }
 
     /// Waits until `counter` of subscription `name` reaches `at_least`; returns all counters.
-    pub async fn wait_for_counter(&self, name: &str, counter: &str, at_least: u64) -> Value {
+    pub async fn wait_for_counter(&self, name: &str, counter: &str, at_least: u64) -> Counters {
         eventually(
             &format!("{name}'s {counter} counter to reach {at_least}"),
             PATIENCE,
             async || {
                 let counters = self.counters(name).await;
-                (counters[counter].as_u64().unwrap_or(0) >= at_least).then_some(counters)
+                (counter_named(&counters, counter) >= at_least).then_some(counters)
             },
         )
         .await
     }
 
     /// Waits until the subscription's validation state is `state`; returns the validation.
-    pub async fn wait_for_validation(&self, name: &str, state: &str) -> Value {
+    pub async fn wait_for_validation(&self, name: &str, state: &str) -> Validation {
         eventually(
             &format!("{name}'s validation to be {state}"),
             PATIENCE,
             async || {
-                let validation = self.subscription(name).await["validation"].clone();
-                (validation["state"] == state).then_some(validation)
+                let validation = self.subscription(name).await.validation;
+                (validation.state() == state).then_some(validation)
             },
         )
         .await
+    }
+
+    pub async fn retries(&self) -> Vec<PendingView> {
+        self.admin.retries().await.unwrap()
     }
 
     /// Every dead-letter file under the dead-letter folder, relative to it.

@@ -13,9 +13,10 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
+use ordergrid::emulator::admin::{AdminClient, SubscriptionView};
 use serde_json::{Value, json};
 
-pub use crate::shared::{eventually, free_port, repo_root, test_python};
+pub use crate::shared::{eventually, eventually_async, free_port, repo_root, test_python};
 
 pub fn binary() -> &'static str {
     env!("CARGO_BIN_EXE_ordergrid")
@@ -148,13 +149,15 @@ impl Stack {
             .unwrap()
     }
 
-    pub async fn subscriptions(&self) -> Value {
-        reqwest::get(format!("{}/emulator/subscriptions", self.emulator_url))
+    /// The emulator's view of one subscription.
+    pub async fn subscription(&self, name: &str) -> SubscriptionView {
+        let all = AdminClient::new(&self.emulator_url)
+            .subscriptions()
             .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
+            .unwrap();
+        all.into_iter()
+            .find(|s| s.name == name)
+            .unwrap_or_else(|| panic!("no subscription {name}"))
     }
 
     pub fn outbox(&self) -> Vec<String> {

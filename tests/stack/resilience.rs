@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use futures::future::join_all;
 
-use crate::helpers::{SmtpSink, Stack, eml_count, eventually, free_port};
+use crate::helpers::{SmtpSink, Stack, eml_count, eventually, eventually_async, free_port};
 
 async fn publish(stack: &Stack, order_id: &str) {
     let out = tokio::process::Command::new(crate::helpers::binary())
@@ -46,24 +46,11 @@ async fn a_down_then_recovered_smtp_server_gets_exactly_one_email() {
     let stack = Stack::start(dir.path(), &env, &["--time-scale", "0.001"]).await;
     publish(&stack, "R-1").await;
     // Wait until Event Grid has retried the email delivery a few times.
-    let retried = || async {
-        let subs = stack.subscriptions().await;
-        subs.as_array()
-            .unwrap()
-            .iter()
-            .find(|s| s["name"] == "email-notifier")
-            .unwrap()["counters"]["retried"]
-            .as_u64()
-            .unwrap()
-    };
-    let start = std::time::Instant::now();
-    while retried().await < 3 {
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "no retries happened"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    eventually_async("three retries", Duration::from_secs(30), async || {
+        let email = stack.subscription("email-notifier").await;
+        (email.counters.retried >= 3).then_some(())
+    })
+    .await;
     let maildir = dir.path().join("received");
     let _sink = SmtpSink::start(&maildir, port);
     eventually(
@@ -74,17 +61,14 @@ async fn a_down_then_recovered_smtp_server_gets_exactly_one_email() {
     .await;
     // Let any stray duplicate show up before counting: the delivery is settled once the
     // subscription has nothing pending.
-    eventually("the delivery to settle", Duration::from_secs(30), || {
-        let subs = futures::executor::block_on(stack.subscriptions());
-        let sub = subs
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|s| s["name"] == "email-notifier")
-            .unwrap()
-            .clone();
-        (sub["pending"] == 0 && sub["counters"]["delivered"] == 1).then_some(())
-    })
+    eventually_async(
+        "the delivery to settle",
+        Duration::from_secs(30),
+        async || {
+            let email = stack.subscription("email-notifier").await;
+            (email.pending == 0 && email.counters.delivered == 1).then_some(())
+        },
+    )
     .await;
     assert_eq!(eml_count(&maildir), 1);
     assert_eq!(
@@ -116,8 +100,8 @@ async fn a_crashing_handler_is_restarted_and_no_order_is_lost() {
             .success()
     );
     join_all(late.iter().map(|id| publish(&stack, id))).await;
-    let status = eventually("a restarted handler", Duration::from_secs(30), || {
-        let status = futures::executor::block_on(stack.host_status());
+    let status = eventually_async("a restarted handler", Duration::from_secs(30), async || {
+        let status = stack.host_status().await;
         (status["handler"]["state"] == "ready"
             && status["handler"]["pid"].as_u64() != Some(first_pid))
         .then_some(status)
@@ -159,17 +143,11 @@ async fn a_restart_resumes_pending_deliveries() {
         .as_u64()
         .unwrap();
     publish(&stack, "P-1").await;
-    eventually("the first failed attempt", Duration::from_secs(30), || {
-        let subs = futures::executor::block_on(stack.subscriptions());
-        let sub = subs
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|s| s["name"] == "email-notifier")
-            .unwrap()
-            .clone();
-        (sub["pending"] == 1).then_some(())
-    })
+    eventually_async(
+        "the first failed attempt",
+        Duration::from_secs(30),
+        async || (stack.subscription("email-notifier").await.pending == 1).then_some(()),
+    )
     .await;
     stack.interrupt().await;
     assert!(

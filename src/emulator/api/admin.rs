@@ -11,70 +11,113 @@ use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use serde::Deserialize;
-use serde_json::{Value, json};
 
 use super::ApiState;
+use crate::emulator::admin::{
+    DeadLetterBlob, DeliveryRecord, DestinationView, ErrorBody, ErrorDetail, Health, PendingView,
+    RedeliverRequest, Redelivered, RedeliveredBlob, SubscriptionView, TopicView,
+};
 use crate::emulator::dead_letter;
-use crate::emulator::delivery::{DeliveryRecord, SubscriptionRuntime, handshake, now_ms};
+use crate::emulator::delivery::{SubscriptionRuntime, handshake, now_ms, webhook};
 use crate::emulator::event::Event;
 use crate::emulator::subscriptions::Destination;
+use crate::eventgrid::Schema;
 
-fn problem(status: StatusCode, message: impl Into<String>) -> Response {
-    (status, Json(json!({"error": {"code": status.canonical_reason().unwrap_or(""), "message": message.into()}}))).into_response()
+/// The admin API's one error: a status and a message, answered as [`ErrorBody`].
+#[derive(Debug)]
+pub struct AdminError {
+    status: StatusCode,
+    message: String,
 }
 
-pub async fn health(State(api): State<Arc<ApiState>>) -> Json<Value> {
-    Json(json!({
-        "status": "healthy",
-        "topics": api.topics.len(),
-        "subscriptions": api.runtimes.len(),
-        "uptimeSeconds": api.started.elapsed().as_secs(),
-        "spoolEnd": api.spool.events_end(),
-    }))
+impl AdminError {
+    fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            message: message.into(),
+        }
+    }
+
+    fn not_found(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, message)
+    }
+
+    /// The dead-letter storage or the spool could not be reached; worth trying again.
+    fn unavailable(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, message)
+    }
 }
 
-pub async fn topics(State(api): State<Arc<ApiState>>) -> Json<Value> {
-    Json(Value::Array(
+impl IntoResponse for AdminError {
+    fn into_response(self) -> Response {
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: self.status.canonical_reason().unwrap_or("").to_owned(),
+                message: self.message,
+            },
+        };
+        (self.status, Json(body)).into_response()
+    }
+}
+
+pub async fn health(State(api): State<Arc<ApiState>>) -> Json<Health> {
+    Json(Health {
+        status: "healthy".into(),
+        topics: api.topics.len(),
+        subscriptions: api.runtimes.len(),
+        uptime_seconds: api.started.elapsed().as_secs(),
+        spool_end: api.spool.events_end(),
+    })
+}
+
+pub async fn topics(State(api): State<Arc<ApiState>>) -> Json<Vec<TopicView>> {
+    Json(
         api.topics
             .iter()
-            .map(|t| {
-                json!({
-                    "name": t.name,
-                    "inputSchema": match t.schema { crate::eventgrid::Schema::EventGrid => "EventGridSchema", crate::eventgrid::Schema::CloudEvents => "CloudEventSchemaV1_0" },
-                    "endpoint": format!("{}/{}/api/events", api.base_url, t.name),
-                    "resourceId": t.resource_id,
-                })
+            .map(|t| TopicView {
+                name: t.name.clone(),
+                input_schema: match t.schema {
+                    Schema::EventGrid => "EventGridSchema",
+                    Schema::CloudEvents => "CloudEventSchemaV1_0",
+                }
+                .into(),
+                endpoint: format!("{}/{}/api/events", api.base_url, t.name),
+                resource_id: t.resource_id.clone(),
             })
             .collect(),
-    ))
+    )
 }
 
-pub async fn subscriptions(State(api): State<Arc<ApiState>>) -> Json<Value> {
+pub async fn subscriptions(State(api): State<Arc<ApiState>>) -> Json<Vec<SubscriptionView>> {
     let mut all = Vec::new();
     for rt in &api.runtimes {
-        let destination = match &rt.subscription.destination {
-            Destination::AzureFunction { function_name } => json!({
-                "endpointType": "AzureFunction",
-                "functionName": function_name,
-                "url": crate::emulator::delivery::webhook::destination_url(&rt.subscription, &api.delivery.functions_base_url),
-            }),
-            Destination::WebHook { endpoint_url } => {
-                json!({"endpointType": "WebHook", "endpointUrl": endpoint_url})
-            }
+        let subscription = &rt.subscription;
+        let destination = match &subscription.destination {
+            Destination::AzureFunction { function_name } => DestinationView::AzureFunction {
+                function_name: function_name.clone(),
+                url: webhook::destination_url(subscription, &api.delivery.functions_base_url),
+            },
+            Destination::WebHook { endpoint_url } => DestinationView::WebHook {
+                endpoint_url: endpoint_url.clone(),
+            },
         };
-        all.push(json!({
-            "topic": rt.topic,
-            "name": rt.subscription.name.as_str(),
-            "destination": destination,
-            "validation": *rt.validation.borrow(),
-            "counters": rt.counters(),
-            "pending": rt.pending().await.len(),
-            "deadLetterContainer": rt.subscription.dead_letter.as_ref().map(|d| d.container.clone()),
-            "maxDeliveryAttempts": rt.subscription.retry.max_delivery_attempts,
-            "eventTimeToLiveInMinutes": rt.subscription.retry.event_time_to_live.as_secs() / 60,
-        }));
+        let pending = rt.pending().await.len();
+        all.push(SubscriptionView {
+            topic: rt.topic.clone(),
+            name: subscription.name.as_str().to_owned(),
+            destination,
+            validation: rt.validation.borrow().clone(),
+            counters: rt.counters(),
+            pending,
+            dead_letter_container: subscription
+                .dead_letter
+                .as_ref()
+                .map(|d| d.container.clone()),
+            max_delivery_attempts: subscription.retry.max_delivery_attempts,
+            event_time_to_live_in_minutes: subscription.retry.event_time_to_live.as_secs() / 60,
+        });
     }
-    Json(Value::Array(all))
+    Json(all)
 }
 
 #[derive(Deserialize)]
@@ -102,50 +145,48 @@ pub async fn deliveries(
     Json(records)
 }
 
-pub async fn retries(State(api): State<Arc<ApiState>>) -> Json<Value> {
+pub async fn retries(State(api): State<Arc<ApiState>>) -> Json<Vec<PendingView>> {
     let mut all = Vec::new();
     for rt in &api.runtimes {
         all.extend(rt.pending().await);
     }
-    Json(serde_json::to_value(all).unwrap_or_default())
+    Json(all)
 }
 
-pub async fn dead_letters(State(api): State<Arc<ApiState>>) -> Response {
-    match api.dead_letters.list().await {
-        Ok(blobs) => Json(blobs).into_response(),
-        Err(e) => problem(StatusCode::SERVICE_UNAVAILABLE, e),
-    }
+pub async fn dead_letters(
+    State(api): State<Arc<ApiState>>,
+) -> Result<Json<Vec<DeadLetterBlob>>, AdminError> {
+    Ok(Json(
+        api.dead_letters
+            .list()
+            .await
+            .map_err(AdminError::unavailable)?,
+    ))
 }
 
 pub async fn dead_letter(
     State(api): State<Arc<ApiState>>,
     Path((container, name)): Path<(String, String)>,
-) -> Response {
-    match api.dead_letters.read(&container, &name).await {
-        Ok(blob) => ([(header::CONTENT_TYPE, "application/json")], blob).into_response(),
-        Err(e) => problem(StatusCode::NOT_FOUND, e),
-    }
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Redeliver {
-    /// One blob (with `name`), or every blob of `subscription`, or everything when both are absent.
-    container: Option<String>,
-    name: Option<String>,
-    subscription: Option<String>,
+) -> Result<Response, AdminError> {
+    let blob = api
+        .dead_letters
+        .read(&container, &name)
+        .await
+        .map_err(AdminError::not_found)?;
+    Ok(([(header::CONTENT_TYPE, "application/json")], blob).into_response())
 }
 
 /// Publishes the events of dead-letter blobs again, to their subscription only, then deletes
 /// the blobs. Events are durable in the spool before a blob is deleted.
 pub async fn redeliver(
     State(api): State<Arc<ApiState>>,
-    Json(request): Json<Redeliver>,
-) -> Response {
-    let blobs = match api.dead_letters.list().await {
-        Ok(blobs) => blobs,
-        Err(e) => return problem(StatusCode::SERVICE_UNAVAILABLE, e),
-    };
+    Json(request): Json<RedeliverRequest>,
+) -> Result<Json<Redelivered>, AdminError> {
+    let blobs = api
+        .dead_letters
+        .list()
+        .await
+        .map_err(AdminError::unavailable)?;
     let chosen: Vec<_> = blobs
         .into_iter()
         .filter(|b| {
@@ -163,7 +204,7 @@ pub async fn redeliver(
         })
         .collect();
     if chosen.is_empty() {
-        return problem(StatusCode::NOT_FOUND, "no dead-letter blob matches");
+        return Err(AdminError::not_found("no dead-letter blob matches"));
     }
     let mut redelivered = Vec::new();
     for blob in chosen {
@@ -183,29 +224,30 @@ pub async fn redeliver(
             })
             .or_else(|| api.runtimes.iter().find(named))
         else {
-            return problem(
+            return Err(AdminError::new(
                 StatusCode::CONFLICT,
                 format!(
                     "no subscription named {} to redeliver {} to",
                     blob.subscription, blob.name
                 ),
-            );
+            ));
         };
-        let events = match api.dead_letters.read(&blob.container, &blob.name).await {
-            Ok(bytes) => dead_letter::events_of(&bytes, rt.input_schema),
-            Err(e) => return problem(StatusCode::SERVICE_UNAVAILABLE, e),
-        };
-        let events: Vec<Arc<Event>> = match events {
-            Ok(events) => events.into_iter().map(Arc::new).collect(),
-            Err(e) => {
-                return problem(
+        let bytes = api
+            .dead_letters
+            .read(&blob.container, &blob.name)
+            .await
+            .map_err(AdminError::unavailable)?;
+        let events: Vec<Arc<Event>> = dead_letter::events_of(&bytes, rt.input_schema)
+            .map_err(|e| {
+                AdminError::new(
                     StatusCode::UNPROCESSABLE_ENTITY,
                     format!("{}/{}: {e}", blob.container, blob.name),
-                );
-            }
-        };
-        if let Err(e) = api
-            .spool
+                )
+            })?
+            .into_iter()
+            .map(Arc::new)
+            .collect();
+        api.spool
             .publish(
                 &rt.topic,
                 Some(rt.subscription.name.as_str()),
@@ -213,20 +255,26 @@ pub async fn redeliver(
                 &events,
             )
             .await
-        {
-            return problem(StatusCode::SERVICE_UNAVAILABLE, e.to_string());
-        }
+            .map_err(|e| AdminError::unavailable(e.to_string()))?;
         if let Err(e) = api.dead_letters.delete(&blob.container, &blob.name).await {
             tracing::warn!(error = %e, "redelivered a dead letter but could not delete its blob");
         }
-        redelivered.push(json!({"container": blob.container, "name": blob.name, "subscription": rt.subscription.name.as_str(), "events": events.len()}));
+        redelivered.push(RedeliveredBlob {
+            container: blob.container,
+            name: blob.name,
+            subscription: rt.subscription.name.as_str().to_owned(),
+            events: events.len(),
+        });
     }
-    Json(json!({"redelivered": redelivered})).into_response()
+    Ok(Json(Redelivered { redelivered }))
 }
 
 /// Runs the validation handshake again, for every subscription with this name (names are unique
 /// per topic only).
-pub async fn revalidate(State(api): State<Arc<ApiState>>, Path(name): Path<String>) -> Response {
+pub async fn revalidate(
+    State(api): State<Arc<ApiState>>,
+    Path(name): Path<String>,
+) -> Result<Response, AdminError> {
     let named: Vec<_> = api
         .runtimes
         .iter()
@@ -234,10 +282,9 @@ pub async fn revalidate(State(api): State<Arc<ApiState>>, Path(name): Path<Strin
         .cloned()
         .collect();
     if named.is_empty() {
-        return problem(
-            StatusCode::NOT_FOUND,
-            format!("no subscription named {name}"),
-        );
+        return Err(AdminError::not_found(format!(
+            "no subscription named {name}"
+        )));
     }
     for rt in named {
         let (sender, settings, base) = (
@@ -247,7 +294,11 @@ pub async fn revalidate(State(api): State<Arc<ApiState>>, Path(name): Path<Strin
         );
         tokio::spawn(async move { handshake::validate(&rt, &sender, &settings, &base).await });
     }
-    (StatusCode::ACCEPTED, Json(json!({"status": "validating"}))).into_response()
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(serde_json::json!({"status": "validating"})),
+    )
+        .into_response())
 }
 
 /// The `validationUrl` of a manual validation (Event Grid serves it on port 553; here, on the
@@ -275,12 +326,10 @@ pub async fn manual_validation(
         }
     }
     match refused {
-        Some(e) => problem(StatusCode::BAD_REQUEST, e),
-        None => problem(
-            StatusCode::NOT_FOUND,
-            format!("no subscription named {name}"),
-        ),
+        Some(e) => AdminError::new(StatusCode::BAD_REQUEST, e),
+        None => AdminError::not_found(format!("no subscription named {name}")),
     }
+    .into_response()
 }
 
 /// A one-page dashboard over the JSON endpoints.

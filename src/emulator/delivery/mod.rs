@@ -29,13 +29,14 @@ use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
 use self::retry::{Decision, EndpointKind, Failure};
+use super::admin::{DeliveryRecord, PendingView};
 use super::dead_letter::{self, DeadLetterSink, Ending};
 use super::settings::DeliverySettings;
 use super::spool::{
@@ -47,7 +48,7 @@ use crate::eventgrid::Schema;
 use crate::journal::Position;
 
 /// Where a subscription's endpoint stands with the validation handshake.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "state", rename_all = "camelCase")]
 pub enum Validation {
     /// Azure Function destinations are validated by the platform.
@@ -64,39 +65,20 @@ pub enum Validation {
 }
 
 impl Validation {
+    /// The state's name, as the admin API spells it (`succeeded`, `awaitingManualAction`).
+    pub fn state(&self) -> &'static str {
+        match self {
+            Validation::NotRequired => "notRequired",
+            Validation::Validating => "validating",
+            Validation::AwaitingManualAction { .. } => "awaitingManualAction",
+            Validation::Succeeded => "succeeded",
+            Validation::Failed { .. } => "failed",
+        }
+    }
+
     pub fn allows_delivery(&self) -> bool {
         matches!(self, Validation::NotRequired | Validation::Succeeded)
     }
-}
-
-/// One attempt, for the admin API's "recent deliveries".
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct DeliveryRecord {
-    pub at: String,
-    pub subscription: String,
-    pub event_ids: Vec<String>,
-    /// 1 for the first attempt.
-    pub attempt: u32,
-    pub status: Option<u16>,
-    pub outcome: String,
-    pub duration_ms: f64,
-    /// `delivered`, `retry at <time>`, `dead-letter`, `dropped`.
-    pub next: String,
-}
-
-/// A waiting event, for the admin API.
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct PendingView {
-    pub subscription: String,
-    pub event_id: Option<String>,
-    pub position: Position,
-    pub attempts: u32,
-    pub due: String,
-    pub action: PendingAction,
-    pub last_status: Option<u16>,
-    pub last_outcome: Option<String>,
 }
 
 pub enum Query {
@@ -962,6 +944,21 @@ impl Dispatcher {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn validation_states_are_named_as_serialized() {
+        for v in [
+            Validation::NotRequired,
+            Validation::Validating,
+            Validation::AwaitingManualAction {
+                validation_url: "u".into(),
+            },
+            Validation::Succeeded,
+            Validation::Failed { reason: "r".into() },
+        ] {
+            assert_eq!(serde_json::to_value(&v).unwrap()["state"], v.state());
+        }
+    }
 
     #[test]
     fn failure_log_budget_counts_what_it_suppresses_and_reports_it_next_second() {

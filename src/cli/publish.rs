@@ -34,10 +34,14 @@ pub fn local_https_endpoint() -> String {
     )
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// How `publish` authenticates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum AuthMode {
+    /// The topic's access key, in `aeg-sas-key`.
     Key,
+    /// A shared access signature signed with the key, in `aeg-sas-token`.
     Sas,
+    /// A Microsoft Entra ID token (managed identity, else the Azure CLI or azd login).
     Entra,
 }
 

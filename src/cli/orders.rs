@@ -1,13 +1,11 @@
-//! What the functions recorded, as text: orders with their confirmation email's state, and
-//! rejected events with their reasons. Backs `ordergrid orders list|show`.
-
-use std::fmt::Write as _;
+//! `ordergrid orders list|show`: what the functions recorded, as text: orders with their
+//! confirmation email's state, and rejected events with their reasons.
 
 use anyhow::Context;
 use serde_json::Value;
 
-use super::email_notifier::LedgerEntry;
-use super::order_processor::{OrderRecord, RejectionRecord};
+use super::table::{self, table};
+use crate::functions::{LedgerEntry, OrderRecord, RejectionRecord};
 use crate::store::{Collection, RecordKey, RecordStore};
 
 async fn ledger_state(store: &dyn RecordStore, order_id: &str) -> anyhow::Result<String> {
@@ -23,14 +21,6 @@ async fn ledger_state(store: &dyn RecordStore, order_id: &str) -> anyhow::Result
             Err(_) => "unreadable".into(),
         },
     })
-}
-
-fn cell(value: &Value) -> String {
-    match value {
-        Value::String(s) => s.clone(),
-        Value::Null => "-".into(),
-        other => other.to_string(),
-    }
 }
 
 /// Every order and rejection, one line each.
@@ -51,7 +41,7 @@ pub async fn list(store: &dyn RecordStore) -> anyhow::Result<String> {
                 .iter()
                 .map(|r| format!("{}: {}", r.field, r.message))
                 .collect();
-            rejected.push([
+            rejected.push(vec![
                 rejection.event_id,
                 rejection.order_id.unwrap_or_else(|| "-".into()),
                 reasons.join("; "),
@@ -60,23 +50,21 @@ pub async fn list(store: &dyn RecordStore) -> anyhow::Result<String> {
         }
         let order: OrderRecord = serde_json::from_slice(&record.body)
             .with_context(|| format!("order {name} is unreadable"))?;
-        rows.push([
+        rows.push(vec![
             name.clone(),
             format!(
                 "{} {}",
-                cell(&order.order["orderValue"]),
-                cell(&order.order["currency"])
+                table::cell(&order.order["orderValue"]),
+                table::cell(&order.order["currency"])
             ),
-            cell(&order.order["customerId"]),
-            cell(&order.order["customerEmail"]),
+            table::cell(&order.order["customerId"]),
+            table::cell(&order.order["customerEmail"]),
             ledger_state(store, &name).await?,
             order.recorded_at,
         ]);
     }
-    let mut out = String::new();
-    render(
-        &mut out,
-        [
+    let mut out = table(
+        &[
             "ORDER",
             "VALUE",
             "CUSTOMER",
@@ -84,11 +72,11 @@ pub async fn list(store: &dyn RecordStore) -> anyhow::Result<String> {
             "CONFIRMATION",
             "RECORDED AT",
         ],
-        &rows,
+        rows,
     );
     if !rejected.is_empty() {
         out.push('\n');
-        render(&mut out, ["REJECTED EVENT", "ORDER", "REASONS"], &rejected);
+        out += &table(&["REJECTED EVENT", "ORDER", "REASONS"], rejected);
     }
     Ok(out)
 }
@@ -110,28 +98,4 @@ pub async fn show(store: &dyn RecordStore, order_id: &str) -> anyhow::Result<Str
     Ok(serde_json::to_string_pretty(
         &serde_json::json!({"order": order, "confirmationEmail": ledger}),
     )? + "\n")
-}
-
-fn render<const N: usize>(out: &mut String, head: [&str; N], rows: &[[String; N]]) {
-    let mut widths = head.map(str::len);
-    for row in rows {
-        for (w, c) in widths.iter_mut().zip(row) {
-            *w = (*w).max(c.chars().count());
-        }
-    }
-    let line = |out: &mut String, cells: Vec<&str>| {
-        let padded: Vec<String> = cells
-            .iter()
-            .zip(widths)
-            .map(|(c, w)| format!("{c:<w$}"))
-            .collect();
-        let _ = writeln!(out, "{}", padded.join("  ").trim_end());
-    };
-    line(out, head.to_vec());
-    if rows.is_empty() {
-        let _ = writeln!(out, "(none)");
-    }
-    for row in rows {
-        line(out, row.iter().map(String::as_str).collect());
-    }
 }

@@ -1,0 +1,405 @@
+//! The `ordergrid` command line: each command parses its flags, layers them over the
+//! environment as the settings they stand for, builds its app with the one constructor, and
+//! runs it. The commands that only read (`orders`, `emulator status …`) and `publish` are in
+//! this folder; the apps they run are the wings (`functions`, `emulator`, `stack`).
+
+mod emulator;
+mod orders;
+pub mod publish;
+mod table;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use self::publish::{AuthMode, NewOrderFlags, PublishRequest};
+use crate::emulator::admin::AdminClient;
+use crate::emulator::settings as emulator_settings;
+use crate::emulator::{Emulator, EmulatorSettings};
+use crate::eventgrid::Schema;
+use crate::functions::settings as handler_settings;
+use crate::functions::{Handler, HandlerSettings};
+use crate::settings::Layered;
+use crate::stack::{LocalStack, StackSettings};
+use crate::store::settings::StoreSettings;
+use crate::store::{BlobStore, FolderStore, RecordStore};
+
+#[derive(Parser)]
+#[command(
+    name = "ordergrid",
+    version,
+    about = "Event-driven order pipeline for Azure Event Grid and Azure Functions"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the Azure Functions custom handler (what host.json starts).
+    Serve {
+        #[arg(long, help = handler_settings::PORT.help())]
+        port: Option<u16>,
+    },
+    /// Run the whole order system locally: Event Grid emulator, Functions host stand-in, handler.
+    Dev(DevArgs),
+    /// Publish events to an Event Grid topic (local or Azure).
+    Publish(Box<PublishArgs>),
+    /// Look at the orders the local stack recorded.
+    Orders {
+        #[command(subcommand)]
+        action: OrdersAction,
+    },
+    /// Run the local Azure Event Grid, or inspect a running one.
+    #[command(args_conflicts_with_subcommands = true)]
+    Emulator {
+        #[command(subcommand)]
+        action: Option<EmulatorAction>,
+        #[command(flatten)]
+        run: EmulatorArgs,
+    },
+}
+
+#[derive(Args)]
+struct DevArgs {
+    /// Where the stack keeps its state (spool, orders, outbox, dead letters).
+    #[arg(long, default_value = ".ordergrid")]
+    data: PathBuf,
+    /// The function app: host.json, the function folders, infra/subscriptions.json.
+    #[arg(long, default_value = ".")]
+    app: PathBuf,
+    #[arg(long, help = emulator_settings::PORT.help())]
+    emulator_port: Option<u16>,
+    #[arg(long, value_parser = parse_https_port, help = emulator_settings::HTTPS_PORT.help())]
+    emulator_https_port: Option<HttpsPort>,
+    /// Functions host port (func start's default).
+    #[arg(long, default_value_t = crate::devhost::DEFAULT_PORT)]
+    host_port: u16,
+    #[arg(long, help = emulator_settings::TIME_SCALE.help())]
+    time_scale: Option<f64>,
+}
+
+#[derive(Args)]
+struct PublishArgs {
+    /// The topic endpoint, e.g. https://<topic>.<region>-1.eventgrid.azure.net/api/events
+    /// [default: the local stack's orders topic, over HTTPS with --auth entra]
+    #[arg(long, env = "ORDERGRID_TOPIC_ENDPOINT")]
+    endpoint: Option<String>,
+    #[arg(long, value_enum, default_value_t = AuthMode::Key)]
+    auth: AuthMode,
+    /// The topic's access key; for the local stack it is read from the data folder.
+    #[arg(long, env = "ORDERGRID_TOPIC_KEY", hide_env_values = true)]
+    key: Option<String>,
+    /// The local stack's data folder (for its topic keys).
+    #[arg(long, default_value = ".ordergrid")]
+    data: PathBuf,
+    #[arg(long, value_enum, default_value_t = SchemaFlag::Eventgrid)]
+    schema: SchemaFlag,
+    /// Events to send as they are: a JSON object or array; `-` reads stdin.
+    #[arg(long)]
+    file: Option<PathBuf>,
+    #[arg(long, default_value = "NewOrder")]
+    event_type: String,
+    /// Defaults to orders/<order id>.
+    #[arg(long)]
+    subject: Option<String>,
+    #[arg(long)]
+    order_id: Option<String>,
+    #[arg(long)]
+    customer_id: Option<String>,
+    /// The order value, sent as a JSON string exactly as typed ("150.00"), which the Functions host
+    /// keeps exact (it reads JSON numbers as doubles); a negative one is rejected by the handler.
+    #[arg(long, allow_hyphen_values = true)]
+    value: Option<String>,
+    #[arg(long)]
+    currency: Option<String>,
+    #[arg(long)]
+    email: Option<String>,
+    /// An order line, sku:quantity:unitPrice[:name]; repeatable.
+    #[arg(long = "item")]
+    items: Vec<String>,
+}
+
+#[derive(Subcommand)]
+enum OrdersAction {
+    /// Every order with its confirmation email's state, and rejected events.
+    List(StorePath),
+    /// One order's record and email ledger entry.
+    Show {
+        order_id: String,
+        #[command(flatten)]
+        store: StorePath,
+    },
+}
+
+#[derive(Args)]
+struct StorePath {
+    /// The folder store (the local stack's is .ordergrid/store); with ORDERGRID_STORE=blob, the
+    /// blob store ORDERGRID_STORAGE names is read instead.
+    #[arg(long, env = "ORDERGRID_STORE_PATH", default_value = ".ordergrid/store")]
+    store: PathBuf,
+}
+
+#[derive(Args, Default)]
+struct EmulatorArgs {
+    #[arg(long, help = emulator_settings::PORT.help())]
+    port: Option<u16>,
+    #[arg(long, help = emulator_settings::SUBSCRIPTIONS.help())]
+    subscriptions: Option<PathBuf>,
+    #[arg(long, help = emulator_settings::DATA.help())]
+    data: Option<PathBuf>,
+    #[arg(long, help = emulator_settings::FUNCTIONS_BASE_URL.help())]
+    functions_url: Option<String>,
+    #[arg(long, help = emulator_settings::TIME_SCALE.help())]
+    time_scale: Option<f64>,
+}
+
+#[derive(Subcommand)]
+enum EmulatorAction {
+    /// Topics, subscriptions, validation state and counters.
+    Status(AdminUrl),
+    /// Recent delivery attempts.
+    Deliveries {
+        #[command(flatten)]
+        admin: AdminUrl,
+        #[arg(long, default_value_t = 25)]
+        limit: usize,
+    },
+    /// Events waiting for a retry or a dead-letter write.
+    Retries(AdminUrl),
+    /// Dead-letter blobs.
+    DeadLetters(AdminUrl),
+    /// Publish dead-lettered events again, to their subscription only.
+    Redeliver {
+        #[command(flatten)]
+        admin: AdminUrl,
+        /// Every dead letter of this subscription.
+        #[arg(long, conflicts_with = "blob")]
+        subscription: Option<String>,
+        /// One blob: <container>/<name>, as `dead-letters` lists it.
+        #[arg(long)]
+        blob: Option<String>,
+    },
+}
+
+#[derive(Args)]
+struct AdminUrl {
+    /// The emulator's base URL.
+    #[arg(
+        long,
+        default_value_t = format!("http://127.0.0.1:{}", emulator_settings::PORT.default),
+        env = "ORDERGRID_EMULATOR_URL"
+    )]
+    url: String,
+}
+
+impl AdminUrl {
+    fn client(&self) -> AdminClient {
+        AdminClient::new(&self.url)
+    }
+}
+
+/// The schema of the events `publish` sends.
+#[derive(Clone, Copy, ValueEnum)]
+enum SchemaFlag {
+    /// The Event Grid schema.
+    Eventgrid,
+    /// CloudEvents 1.0.
+    Cloudevents,
+}
+
+impl From<SchemaFlag> for Schema {
+    fn from(flag: SchemaFlag) -> Self {
+        match flag {
+            SchemaFlag::Eventgrid => Schema::EventGrid,
+            SchemaFlag::Cloudevents => Schema::CloudEvents,
+        }
+    }
+}
+
+/// A port, or `off`, as `ORDERGRID_EMULATOR_HTTPS_PORT` reads it.
+#[derive(Clone)]
+struct HttpsPort(String);
+
+fn parse_https_port(text: &str) -> Result<HttpsPort, String> {
+    match text {
+        "off" => Ok(HttpsPort(text.into())),
+        port => port
+            .parse::<u16>()
+            .map(|_| HttpsPort(text.into()))
+            .map_err(|_| format!("{port:?} is not a port number or off")),
+    }
+}
+
+/// Parses the command line and the environment, sets up logging, runs the command.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let env: HashMap<String, String> = std::env::vars().collect();
+    crate::telemetry::init_from_env(&env);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: failed to start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli, env)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %format!("{e:#}"), "ordergrid stopped with an error");
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli, env: HashMap<String, String>) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve { port } => {
+            let env = Layered::over(&env).set_some(&handler_settings::PORT, port);
+            let settings = HandlerSettings::from_env(env.env())?;
+            let handler = Handler::build(&settings).await?;
+            tracing::info!(
+                port = handler.port(),
+                "custom handler listening on 127.0.0.1"
+            );
+            let exit_with_parent = env
+                .env()
+                .get(crate::shutdown::EXIT_WITH_PARENT)
+                .is_some_and(|v| v == "true");
+            handler
+                .run_until_stopped(crate::shutdown::signal_or_parent_exit(exit_with_parent))
+                .await
+        }
+        Command::Dev(args) => {
+            let settings = StackSettings {
+                app_root: args.app,
+                data_dir: args.data,
+                host_port: args.host_port,
+            };
+            let env = Layered::over(&env)
+                .set_some(&emulator_settings::PORT, args.emulator_port)
+                .set_some(
+                    &emulator_settings::HTTPS_PORT,
+                    args.emulator_https_port.map(|p| p.0),
+                )
+                .set_some(&emulator_settings::TIME_SCALE, args.time_scale);
+            let stack = LocalStack::build(settings, env.env()).await?;
+            println!("{}", stack.summary());
+            stack.run_until_stopped(crate::shutdown::signal()).await
+        }
+        Command::Publish(args) => {
+            let request = PublishRequest {
+                endpoint: args.endpoint,
+                auth: args.auth,
+                key: args.key,
+                emulator_data: args.data.join("emulator"),
+                schema: args.schema.into(),
+                event_type: args.event_type,
+                subject: args.subject,
+                file: args.file,
+                order: NewOrderFlags {
+                    order_id: args.order_id,
+                    customer_id: args.customer_id,
+                    value: args.value,
+                    currency: args.currency,
+                    email: args.email,
+                    items: args.items,
+                },
+            };
+            print!("{}", publish::run(request).await?);
+            Ok(())
+        }
+        Command::Orders { action } => {
+            let out = match action {
+                OrdersAction::List(path) => {
+                    orders::list(&*records_store(&env, &path.store).await?).await?
+                }
+                OrdersAction::Show { order_id, store } => {
+                    orders::show(&*records_store(&env, &store.store).await?, &order_id).await?
+                }
+            };
+            print!("{out}");
+            Ok(())
+        }
+        Command::Emulator { action: None, run } => {
+            let env = Layered::over(&env)
+                .set_some(&emulator_settings::PORT, run.port)
+                .set_some(
+                    &emulator_settings::SUBSCRIPTIONS,
+                    run.subscriptions.as_ref().map(|p| p.display()),
+                )
+                .set_some(
+                    &emulator_settings::DATA,
+                    run.data.as_ref().map(|p| p.display()),
+                )
+                .set_some(&emulator_settings::FUNCTIONS_BASE_URL, run.functions_url)
+                .set_some(&emulator_settings::TIME_SCALE, run.time_scale);
+            let emulator = Emulator::build(EmulatorSettings::from_env(env.env())?).await?;
+            for keys in emulator.keys() {
+                tracing::info!(
+                    port = emulator.port(),
+                    topic = %keys.topic,
+                    endpoint = %emulator.topic_endpoint(&keys.topic),
+                    "Event Grid emulator listening on 127.0.0.1; the topic keys are in the data folder's topic-keys.json"
+                );
+            }
+            if let (Some(https), Some(certificate)) = (emulator.https_url(), emulator.certificate())
+            {
+                let (identity_endpoint, _) = emulator.identity();
+                tracing::info!(
+                    https = %https,
+                    ca = %certificate.ca().display(),
+                    identity_endpoint = %identity_endpoint,
+                    identity_header_file = %emulator.identity_header_file().display(),
+                    "also serving HTTPS (Microsoft Entra ID tokens accepted there); SDK clients get tokens with \
+                     IDENTITY_ENDPOINT and IDENTITY_HEADER set to the endpoint and the file's content"
+                );
+            }
+            emulator.run_until_stopped(crate::shutdown::signal()).await
+        }
+        Command::Emulator {
+            action: Some(action),
+            ..
+        } => {
+            let out = match action {
+                EmulatorAction::Status(a) => emulator::status(&a.client()).await?,
+                EmulatorAction::Deliveries { admin, limit } => {
+                    emulator::deliveries(&admin.client(), limit).await?
+                }
+                EmulatorAction::Retries(a) => emulator::retries(&a.client()).await?,
+                EmulatorAction::DeadLetters(a) => emulator::dead_letters(&a.client()).await?,
+                EmulatorAction::Redeliver {
+                    admin,
+                    subscription,
+                    blob,
+                } => {
+                    emulator::redeliver(&admin.client(), subscription.as_deref(), blob.as_deref())
+                        .await?
+                }
+            };
+            print!("{out}");
+            Ok(())
+        }
+    }
+}
+
+/// The store `ordergrid orders` reads: the handler's blob store when `ORDERGRID_STORE=blob`,
+/// otherwise a snapshot of the folder store at `folder`.
+async fn records_store(
+    env: &HashMap<String, String>,
+    folder: &std::path::Path,
+) -> anyhow::Result<Box<dyn RecordStore>> {
+    Ok(match StoreSettings::from_env(env)? {
+        StoreSettings::Blob { connection, timing } => {
+            Box::new(BlobStore::open(&connection, timing).await?)
+        }
+        StoreSettings::Folder { .. } => Box::new(FolderStore::snapshot(folder)?),
+    })
+}
