@@ -35,7 +35,7 @@ use super::HostState;
 use super::manifest::{FunctionManifest, OutputTarget};
 use super::newtonsoft;
 use super::worker::InvokeError;
-use crate::eventgrid::publisher::{PublishAuth, PublisherClient};
+use crate::eventgrid::publisher::{PublishAuth, PublishError, PublisherClient};
 use crate::eventgrid::sas::TopicKey;
 use crate::eventgrid::{RawObject, Schema, protocol};
 use crate::invocation::{HostAnswer, InvocationRequest};
@@ -363,7 +363,7 @@ async fn invoke(
             publish_output(host, &function.name, &binding.target, value)
                 .await
                 .map_err(|e| {
-                    tracing::error!(function = %function.name, invocation_id, event_id, error = %e, "the output binding failed, so the invocation fails");
+                    tracing::error!(function = %function.name, invocation_id, event_id, error = %e, transient = e.is_transient(), "the output binding failed, so the invocation fails");
                     failed()
                 })?;
         }
@@ -371,7 +371,34 @@ async fn invoke(
     Ok(())
 }
 
+/// Why an output binding failed; either way the invocation fails and Event Grid retries it, as
+/// the real host does.
+#[derive(Debug, thiserror::Error)]
+enum OutputError {
+    /// The handler's output or the binding's settings cannot work: a retry fails the same way
+    /// until the handler or the settings change.
+    #[error("{function}: {message}")]
+    Unusable { function: String, message: String },
+    /// The topic refused the events or did not answer; a retry may succeed.
+    #[error("{function}: publishing its output failed: {message}")]
+    Publish { function: String, message: String },
+}
+
+impl OutputError {
+    fn unusable(function: &str, message: impl Into<String>) -> Self {
+        Self::Unusable {
+            function: function.to_owned(),
+            message: message.into(),
+        }
+    }
+
+    fn is_transient(&self) -> bool {
+        matches!(self, Self::Publish { .. })
+    }
+}
+
 /// The events an `eventGrid` output holds: an object, an array of them, or JSON text of either.
+/// `Err` says why they are not events.
 fn output_events(value: &RawValue) -> Result<Vec<RawObject>, String> {
     let text = value.get().trim();
     let text = if text.starts_with('"') {
@@ -399,8 +426,8 @@ async fn publish_output(
     function: &str,
     target: &OutputTarget,
     value: &RawValue,
-) -> Result<(), String> {
-    let events = output_events(value).map_err(|e| format!("{function}: {e}"))?;
+) -> Result<(), OutputError> {
+    let events = output_events(value).map_err(|e| OutputError::unusable(function, e))?;
     if events.is_empty() {
         return Ok(());
     }
@@ -423,8 +450,9 @@ async fn publish_output(
     let key = host
         .settings
         .get(&key_setting)
-        .ok_or_else(|| format!("{function}: the output binding needs the topic key in {key_setting} (the local stand-in publishes with a key)"))?;
-    let key = TopicKey::parse(key).map_err(|e| format!("{function}: {key_setting}: {e}"))?;
+        .ok_or_else(|| OutputError::unusable(function, format!("the output binding needs the topic key in {key_setting} (the local stand-in publishes with a key)")))?;
+    let key = TopicKey::parse(key)
+        .map_err(|e| OutputError::unusable(function, format!("{key_setting}: {e}")))?;
     // The extension picks the schema from the first event, as the real one does.
     let schema = if events[0].contains_key("eventType") {
         Schema::EventGrid
@@ -432,11 +460,14 @@ async fn publish_output(
         Schema::CloudEvents
     };
     let client = cached_publisher(host, &endpoint_setting, &endpoint, key)
-        .map_err(|e| format!("{function}: {e}"))?;
+        .map_err(|e| OutputError::unusable(function, e.to_string()))?;
     client
         .publish(schema, &events)
         .await
-        .map_err(|e| format!("{function}: publishing its output failed: {e}"))?;
+        .map_err(|e| OutputError::Publish {
+            function: function.to_owned(),
+            message: e.to_string(),
+        })?;
     tracing::info!(function, events = events.len(), endpoint = %endpoint, "output binding published");
     Ok(())
 }
@@ -449,7 +480,7 @@ fn cached_publisher(
     endpoint_setting: &str,
     endpoint: &str,
     key: TopicKey,
-) -> Result<Arc<PublisherClient>, String> {
+) -> Result<Arc<PublisherClient>, PublishError> {
     let mut publishers = host
         .publishers
         .lock()
@@ -457,8 +488,7 @@ fn cached_publisher(
     if let Some(client) = publishers.get(endpoint_setting) {
         return Ok(client.clone());
     }
-    let client =
-        Arc::new(PublisherClient::new(endpoint, PublishAuth::Key(key)).map_err(|e| e.to_string())?);
+    let client = Arc::new(PublisherClient::new(endpoint, PublishAuth::Key(key))?);
     publishers.insert(endpoint_setting.to_owned(), client.clone());
     Ok(client)
 }

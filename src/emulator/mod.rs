@@ -13,6 +13,7 @@
 
 pub mod admin;
 pub mod api;
+pub mod clock;
 pub mod dead_letter;
 pub mod delivery;
 pub mod entra;
@@ -37,7 +38,7 @@ use self::dead_letter::{BlobSink, DeadLetterSink, DeadLetterStorage, FolderSink}
 use self::delivery::{Dispatcher, SubscriptionRuntime, handshake, webhook};
 use self::entra::EntraMode;
 pub use self::settings::EmulatorSettings;
-use self::spool::Spool;
+use self::spool::{Spool, SpoolError};
 use self::subscriptions::SubscriptionsFile;
 use crate::eventgrid::sas::TopicKey;
 use crate::journal::JournalOptions;
@@ -109,11 +110,7 @@ impl Emulator {
                     .iter()
                     .flat_map(|t| &t.subscriptions)
                     .filter_map(|s| s.dead_letter.as_ref().map(|d| d.container.clone()));
-                Arc::new(
-                    BlobSink::connect(connection, containers)
-                        .await
-                        .map_err(anyhow::Error::msg)?,
-                )
+                Arc::new(BlobSink::connect(connection, containers).await?)
             }
         };
         let delivery = Arc::new(settings.delivery.clone());
@@ -134,10 +131,7 @@ impl Emulator {
                     delivery.clone(),
                     recovered.remove(&key),
                 );
-                dispatcher
-                    .persist_start()
-                    .await
-                    .map_err(anyhow::Error::msg)?;
+                dispatcher.persist_start().await?;
                 dispatchers.push(dispatcher);
                 runtimes.push(rt);
             }
@@ -307,14 +301,12 @@ async fn run_maintenance_until_stopped(api: Arc<ApiState>, stop: CancellationTok
     }
 }
 
-async fn compact_state(api: &ApiState) -> Result<crate::journal::Position, String> {
-    let from = api.spool.roll_state().await.map_err(|e| e.to_string())?;
+async fn compact_state(api: &ApiState) -> Result<crate::journal::Position, SpoolError> {
+    let from = api.spool.roll_state().await?;
     for rt in &api.runtimes {
         rt.checkpoint().await?;
     }
-    api.spool
-        .forget_state_before(from)
-        .map_err(|e| e.to_string())?;
+    api.spool.forget_state_before(from)?;
     Ok(from)
 }
 

@@ -17,8 +17,9 @@ use crate::emulator::admin::{
     DeadLetterBlob, DeliveryRecord, DestinationView, ErrorBody, ErrorDetail, Health, PendingView,
     RedeliverRequest, Redelivered, RedeliveredBlob, SubscriptionView, TopicView,
 };
-use crate::emulator::dead_letter;
-use crate::emulator::delivery::{SubscriptionRuntime, handshake, now_ms, webhook};
+use crate::emulator::clock::now_ms;
+use crate::emulator::dead_letter::{self, SinkError};
+use crate::emulator::delivery::{SubscriptionRuntime, handshake, manual, webhook};
 use crate::emulator::event::Event;
 use crate::emulator::subscriptions::Destination;
 use crate::eventgrid::Schema;
@@ -45,6 +46,17 @@ impl AdminError {
     /// The dead-letter storage or the spool could not be reached; worth trying again.
     fn unavailable(message: impl Into<String>) -> Self {
         Self::new(StatusCode::SERVICE_UNAVAILABLE, message)
+    }
+}
+
+impl From<SinkError> for AdminError {
+    fn from(e: SinkError) -> Self {
+        let status = match &e {
+            SinkError::Transient(_) => StatusCode::SERVICE_UNAVAILABLE,
+            SinkError::NotFound(_) => StatusCode::NOT_FOUND,
+            SinkError::Invalid(_) => StatusCode::BAD_REQUEST,
+        };
+        Self::new(status, e.to_string())
     }
 }
 
@@ -156,23 +168,14 @@ pub async fn retries(State(api): State<Arc<ApiState>>) -> Json<Vec<PendingView>>
 pub async fn dead_letters(
     State(api): State<Arc<ApiState>>,
 ) -> Result<Json<Vec<DeadLetterBlob>>, AdminError> {
-    Ok(Json(
-        api.dead_letters
-            .list()
-            .await
-            .map_err(AdminError::unavailable)?,
-    ))
+    Ok(Json(api.dead_letters.list().await?))
 }
 
 pub async fn dead_letter(
     State(api): State<Arc<ApiState>>,
     Path((container, name)): Path<(String, String)>,
 ) -> Result<Response, AdminError> {
-    let blob = api
-        .dead_letters
-        .read(&container, &name)
-        .await
-        .map_err(AdminError::not_found)?;
+    let blob = api.dead_letters.read(&container, &name).await?;
     Ok(([(header::CONTENT_TYPE, "application/json")], blob).into_response())
 }
 
@@ -182,11 +185,7 @@ pub async fn redeliver(
     State(api): State<Arc<ApiState>>,
     Json(request): Json<RedeliverRequest>,
 ) -> Result<Json<Redelivered>, AdminError> {
-    let blobs = api
-        .dead_letters
-        .list()
-        .await
-        .map_err(AdminError::unavailable)?;
+    let blobs = api.dead_letters.list().await?;
     let chosen: Vec<_> = blobs
         .into_iter()
         .filter(|b| {
@@ -232,11 +231,7 @@ pub async fn redeliver(
                 ),
             ));
         };
-        let bytes = api
-            .dead_letters
-            .read(&blob.container, &blob.name)
-            .await
-            .map_err(AdminError::unavailable)?;
+        let bytes = api.dead_letters.read(&blob.container, &blob.name).await?;
         let events: Vec<Arc<Event>> = dead_letter::events_of(&bytes, rt.input_schema)
             .map_err(|e| {
                 AdminError::new(
@@ -317,7 +312,7 @@ pub async fn manual_validation(
         .iter()
         .filter(|rt| rt.subscription.name.as_str().eq_ignore_ascii_case(&name))
     {
-        match handshake::complete_manual(rt, id, token) {
+        match manual::complete_manual(rt, id, token) {
             Ok(()) => {
                 return Html("<p>Webhook successfully validated as a subscription endpoint.</p>")
                     .into_response();
@@ -326,7 +321,7 @@ pub async fn manual_validation(
         }
     }
     match refused {
-        Some(e) => AdminError::new(StatusCode::BAD_REQUEST, e),
+        Some(e) => AdminError::new(StatusCode::BAD_REQUEST, e.to_string()),
         None => AdminError::not_found(format!("no subscription named {name}")),
     }
     .into_response()

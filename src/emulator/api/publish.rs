@@ -20,7 +20,7 @@ use time::format_description::well_known::Rfc3339;
 
 use super::error::ApiError;
 use super::{ApiState, TopicState};
-use crate::emulator::delivery::now_ms;
+use crate::emulator::clock::now_ms;
 use crate::emulator::entra::{self, EntraMode};
 use crate::emulator::event::{Event, EventBuilder};
 use crate::eventgrid::protocol::{self, API_VERSION};

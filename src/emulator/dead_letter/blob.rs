@@ -20,7 +20,7 @@ use azure_storage_blob::models::{
 use futures_util::TryStreamExt as _;
 use time::OffsetDateTime;
 
-use super::{DeadLetterBlob, DeadLetterSink, blob_name};
+use super::{DeadLetterBlob, DeadLetterSink, SinkError, blob_name};
 use crate::blob::{self, BlobAccount, BlobConnection, BlobTiming, Failure};
 
 pub struct BlobSink {
@@ -33,16 +33,17 @@ impl BlobSink {
     pub async fn connect(
         connection: &BlobConnection,
         containers: impl IntoIterator<Item = String>,
-    ) -> Result<Self, String> {
-        let account = BlobAccount::new(connection, BlobTiming::default())?;
+    ) -> Result<Self, SinkError> {
+        let account =
+            BlobAccount::new(connection, BlobTiming::default()).map_err(SinkError::Invalid)?;
         let containers: BTreeSet<String> = containers.into_iter().collect();
         for container in &containers {
             account.ensure_container(container).await.map_err(|e| {
-                format!(
+                SinkError::Transient(format!(
                     "failed to create the dead-letter container {container} in {}: {}",
                     account.describe(),
                     blob::describe(&e)
-                )
+                ))
             })?;
         }
         Ok(Self {
@@ -51,22 +52,27 @@ impl BlobSink {
         })
     }
 
-    fn known(&self, container: &str) -> Result<(), String> {
+    fn known(&self, container: &str) -> Result<(), SinkError> {
         if self.containers.contains(container) {
             Ok(())
         } else {
-            Err(format!(
+            Err(SinkError::Invalid(format!(
                 "{container} is not a dead-letter container of the subscriptions file"
-            ))
+            )))
         }
     }
 
-    fn failed(&self, what: &str, container: &str, name: &str, e: &azure_core::Error) -> String {
-        format!(
+    /// A missing blob is [`SinkError::NotFound`]; anything else may pass.
+    fn failed(&self, what: &str, container: &str, name: &str, e: &azure_core::Error) -> SinkError {
+        let message = format!(
             "failed to {what} {container}/{name} in {}: {}",
             self.account.describe(),
             blob::describe(e)
-        )
+        );
+        match Failure::of(e) {
+            Failure::BlobNotFound => SinkError::NotFound(message),
+            _ => SinkError::Transient(message),
+        }
     }
 }
 
@@ -78,7 +84,7 @@ impl DeadLetterSink for BlobSink {
         subscription_upper: &str,
         events: &[bytes::Bytes],
         at: OffsetDateTime,
-    ) -> Result<String, String> {
+    ) -> Result<String, SinkError> {
         self.known(container)?;
         let name = blob_name(subscription_upper, at, uuid::Uuid::new_v4());
         let bytes = super::blob_bytes(events);
@@ -106,15 +112,15 @@ impl DeadLetterSink for BlobSink {
         }
     }
 
-    async fn list(&self) -> Result<Vec<DeadLetterBlob>, String> {
+    async fn list(&self) -> Result<Vec<DeadLetterBlob>, SinkError> {
         let mut blobs = Vec::new();
         for container in &self.containers {
             let failed = |e: azure_core::Error| {
-                format!(
+                SinkError::Transient(format!(
                     "failed to list {container} in {}: {}",
                     self.account.describe(),
                     blob::describe(&e)
-                )
+                ))
             };
             let mut pager = self
                 .account
@@ -140,7 +146,7 @@ impl DeadLetterSink for BlobSink {
         Ok(blobs)
     }
 
-    async fn read(&self, container: &str, name: &str) -> Result<bytes::Bytes, String> {
+    async fn read(&self, container: &str, name: &str) -> Result<bytes::Bytes, SinkError> {
         self.known(container)?;
         let downloaded = self
             .account
@@ -156,7 +162,7 @@ impl DeadLetterSink for BlobSink {
             .map_err(|e| self.failed("read", container, name, &e))
     }
 
-    async fn delete(&self, container: &str, name: &str) -> Result<(), String> {
+    async fn delete(&self, container: &str, name: &str) -> Result<(), SinkError> {
         self.known(container)?;
         self.account
             .container(container)

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
-use super::{DeadLetterBlob, DeadLetterSink, blob_name};
+use super::{DeadLetterBlob, DeadLetterSink, SinkError, blob_name};
 
 pub struct FolderSink {
     root: PathBuf,
@@ -22,14 +22,16 @@ impl FolderSink {
         Self { root }
     }
 
-    fn path(&self, container: &str, name: &str) -> Result<PathBuf, String> {
+    fn path(&self, container: &str, name: &str) -> Result<PathBuf, SinkError> {
         let safe = |s: &str| {
             !s.is_empty()
                 && s.split('/')
                     .all(|seg| !seg.is_empty() && seg != "." && seg != "..")
         };
         if !safe(container) || container.contains('/') || !safe(name) {
-            return Err(format!("invalid dead-letter blob {container}/{name}"));
+            return Err(SinkError::Invalid(format!(
+                "invalid dead-letter blob {container}/{name}"
+            )));
         }
         Ok(self.root.join(container).join(name))
     }
@@ -74,20 +76,22 @@ impl DeadLetterSink for FolderSink {
         subscription_upper: &str,
         events: &[bytes::Bytes],
         at: OffsetDateTime,
-    ) -> Result<String, String> {
+    ) -> Result<String, SinkError> {
         let name = blob_name(subscription_upper, at, uuid::Uuid::new_v4());
         let path = self.path(container, &name)?;
         let bytes = super::blob_bytes(events);
         tokio::task::spawn_blocking(move || {
-            write_durably(&path, &bytes)
-                .map_err(|e| format!("failed to write {}: {e}", path.display()))
+            // Even a missing folder is transient here: it is created on the next try.
+            write_durably(&path, &bytes).map_err(|e| {
+                SinkError::Transient(format!("failed to write {}: {e}", path.display()))
+            })
         })
         .await
-        .map_err(|e| e.to_string())??;
+        .map_err(|e| SinkError::Transient(e.to_string()))??;
         Ok(name)
     }
 
-    async fn list(&self) -> Result<Vec<DeadLetterBlob>, String> {
+    async fn list(&self) -> Result<Vec<DeadLetterBlob>, SinkError> {
         let root = self.root.clone();
         let mut found = vec![];
         walk(&root, &mut found);
@@ -108,16 +112,17 @@ impl DeadLetterSink for FolderSink {
         Ok(blobs)
     }
 
-    async fn read(&self, container: &str, name: &str) -> Result<bytes::Bytes, String> {
+    async fn read(&self, container: &str, name: &str) -> Result<bytes::Bytes, SinkError> {
         let path = self.path(container, name)?;
         fs::read(&path)
             .map(bytes::Bytes::from)
-            .map_err(|e| format!("failed to read {}: {e}", path.display()))
+            .map_err(|e| SinkError::io(format!("failed to read {}", path.display()), &e))
     }
 
-    async fn delete(&self, container: &str, name: &str) -> Result<(), String> {
+    async fn delete(&self, container: &str, name: &str) -> Result<(), SinkError> {
         let path = self.path(container, name)?;
-        fs::remove_file(&path).map_err(|e| format!("failed to delete {}: {e}", path.display()))
+        fs::remove_file(&path)
+            .map_err(|e| SinkError::io(format!("failed to delete {}", path.display()), &e))
     }
 
     fn describe(&self) -> String {

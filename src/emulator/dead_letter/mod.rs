@@ -46,6 +46,38 @@ pub struct DeadLetterBlob {
     pub subscription: String,
 }
 
+/// Why a dead-letter storage request failed, and so whether to try again.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SinkError {
+    /// The storage failed or did not answer (a full disk, throttling, Azurite down); the same
+    /// request may succeed later.
+    #[error("{0}")]
+    Transient(String),
+    /// There is no such blob; asking again will not help.
+    #[error("{0}")]
+    NotFound(String),
+    /// A name the sink refuses: not a blob path, or a container the subscriptions file does not
+    /// name. Only a change of configuration or request helps.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl SinkError {
+    pub fn is_transient(&self) -> bool {
+        matches!(self, SinkError::Transient(_))
+    }
+
+    /// A local file's error: a missing file is [`SinkError::NotFound`], anything else transient.
+    fn io(what: String, error: &std::io::Error) -> Self {
+        let message = format!("{what}: {error}");
+        if error.kind() == std::io::ErrorKind::NotFound {
+            SinkError::NotFound(message)
+        } else {
+            SinkError::Transient(message)
+        }
+    }
+}
+
 #[async_trait]
 pub trait DeadLetterSink: Send + Sync + 'static {
     /// Writes one blob holding `events` (annotated JSON objects, see [`annotate`]) as a JSON
@@ -56,15 +88,15 @@ pub trait DeadLetterSink: Send + Sync + 'static {
         subscription_upper: &str,
         events: &[Bytes],
         at: OffsetDateTime,
-    ) -> Result<String, String>;
+    ) -> Result<String, SinkError>;
 
     /// Every blob, oldest name first.
-    async fn list(&self) -> Result<Vec<DeadLetterBlob>, String>;
+    async fn list(&self) -> Result<Vec<DeadLetterBlob>, SinkError>;
 
     /// A blob's content: a JSON array of annotated events ([`events_of`] reads it).
-    async fn read(&self, container: &str, name: &str) -> Result<Bytes, String>;
+    async fn read(&self, container: &str, name: &str) -> Result<Bytes, SinkError>;
 
-    async fn delete(&self, container: &str, name: &str) -> Result<(), String>;
+    async fn delete(&self, container: &str, name: &str) -> Result<(), SinkError>;
 
     fn describe(&self) -> String;
 }

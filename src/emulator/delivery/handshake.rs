@@ -15,10 +15,10 @@
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use subtle::ConstantTimeEq;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
+use super::manual::{ManualValidation, constant_time_eq};
 use super::webhook::{self, CONTENT_TYPE_EVENTGRID, ORIGIN};
 use super::{SubscriptionRuntime, Validation};
 use crate::emulator::settings::DeliverySettings;
@@ -27,13 +27,6 @@ use crate::eventgrid::{Schema, protocol};
 
 pub const VALIDATION_EVENT_TYPE: &str = "Microsoft.EventGrid.SubscriptionValidationEvent";
 const ATTEMPTS: u32 = 3;
-
-/// A manual validation in progress: the code and token the validation URL carries.
-#[derive(Debug, Clone)]
-pub struct ManualValidation {
-    pub code: String,
-    pub token: String,
-}
 
 /// Runs the handshake for a webhook subscription and records the outcome in its runtime.
 pub async fn validate(
@@ -47,6 +40,8 @@ pub async fn validate(
         return;
     };
     rt.validation.send_replace(Validation::Validating);
+    // Azure's documentation does not say which handshake failures it retries, or how often:
+    // every failure is tried ATTEMPTS times, 5 s (scaled) apart.
     let mut reason = String::new();
     for attempt in 0..ATTEMPTS {
         if attempt > 0 {
@@ -91,10 +86,40 @@ pub async fn validate(
                 }
                 return;
             }
-            Err(why) => reason = why,
+            Err(why) => {
+                tracing::info!(subscription = %rt.key, error = %why, attempt = attempt + 1, "validation handshake failed");
+                reason = why.to_string();
+            }
         }
     }
     fail(rt, reason);
+}
+
+/// Why a handshake failed.
+#[derive(Debug, thiserror::Error)]
+pub enum HandshakeError {
+    /// No answer: refused, reset, timed out, or TLS failed.
+    #[error("the {request} to {url} failed: {error}")]
+    Unreachable {
+        request: &'static str,
+        url: String,
+        error: String,
+    },
+    /// The endpoint answered the validation event with something other than 200.
+    #[error(
+        "the endpoint answered the validation request with {0}; Event Grid needs 200 with {{\"validationResponse\": \"<code>\"}} (202 is not accepted)"
+    )]
+    Status(u16),
+    #[error("the endpoint answered the validation with a wrong validationResponse")]
+    WrongCode,
+    /// The CloudEvents abuse-protection answer did not allow Event Grid.
+    #[error(
+        "the endpoint answered the CloudEvents OPTIONS handshake with {status} and WebHook-Allowed-Origin {allowed:?}; it must allow {ORIGIN:?} or \"*\""
+    )]
+    OriginNotAllowed {
+        status: u16,
+        allowed: Option<String>,
+    },
 }
 
 fn fail(rt: &SubscriptionRuntime, reason: String) {
@@ -107,7 +132,7 @@ async fn event_grid_handshake(
     sender: &webhook::Sender,
     endpoint_url: &str,
     emulator_base_url: &str,
-) -> Result<Validation, String> {
+) -> Result<Validation, HandshakeError> {
     let code = uuid::Uuid::new_v4().to_string();
     let token = uuid::Uuid::new_v4().simple().to_string();
     let now = OffsetDateTime::now_utc()
@@ -144,17 +169,14 @@ async fn event_grid_handshake(
         .body(event.to_string())
         .send()
         .await
-        .map_err(|e| {
-            format!(
-                "the validation request to {endpoint_url} failed: {}",
-                error_chain(&e)
-            )
+        .map_err(|e| HandshakeError::Unreachable {
+            request: "validation request",
+            url: endpoint_url.to_owned(),
+            error: error_chain(&e),
         })?;
     let status = response.status().as_u16();
     if status != 200 {
-        return Err(format!(
-            "the endpoint answered the validation request with {status}; Event Grid needs 200 with {{\"validationResponse\": \"<code>\"}} (202 is not accepted)"
-        ));
+        return Err(HandshakeError::Status(status));
     }
     let body: Value = response
         .bytes()
@@ -174,9 +196,7 @@ async fn event_grid_handshake(
         Some(answer) if constant_time_eq(answer.as_bytes(), code.as_bytes()) => {
             Ok(Validation::Succeeded)
         }
-        Some(_) => {
-            Err("the endpoint answered the validation with a wrong validationResponse".into())
-        }
+        Some(_) => Err(HandshakeError::WrongCode),
         None => Ok(Validation::AwaitingManualAction { validation_url }),
     }
 }
@@ -184,18 +204,17 @@ async fn event_grid_handshake(
 async fn cloud_events_handshake(
     sender: &webhook::Sender,
     endpoint_url: &str,
-) -> Result<Validation, String> {
+) -> Result<Validation, HandshakeError> {
     let response = sender
         .client()
         .request(reqwest::Method::OPTIONS, endpoint_url)
         .header("webhook-request-origin", ORIGIN)
         .send()
         .await
-        .map_err(|e| {
-            format!(
-                "the abuse-protection OPTIONS request to {endpoint_url} failed: {}",
-                error_chain(&e)
-            )
+        .map_err(|e| HandshakeError::Unreachable {
+            request: "abuse-protection OPTIONS request",
+            url: endpoint_url.to_owned(),
+            error: error_chain(&e),
         })?;
     let status = response.status().as_u16();
     let allowed = response
@@ -211,34 +230,7 @@ async fn cloud_events_handshake(
         {
             Ok(Validation::Succeeded)
         }
-        _ => Err(format!(
-            "the endpoint answered the CloudEvents OPTIONS handshake with {status} and WebHook-Allowed-Origin {allowed:?}; it must allow {ORIGIN:?} or \"*\""
-        )),
-    }
-}
-
-/// Completes a manual validation from the `validationUrl` GET.
-pub fn complete_manual(rt: &SubscriptionRuntime, id: &str, token: &str) -> Result<(), String> {
-    if !matches!(
-        *rt.validation.borrow(),
-        Validation::AwaitingManualAction { .. }
-    ) {
-        return Err(format!(
-            "subscription {} is not awaiting manual validation",
-            rt.subscription.name
-        ));
-    }
-    let expected = rt.manual.lock().unwrap_or_else(|p| p.into_inner()).clone();
-    match expected {
-        Some(m)
-            if constant_time_eq(m.code.as_bytes(), id.as_bytes())
-                && constant_time_eq(m.token.as_bytes(), token.as_bytes()) =>
-        {
-            rt.validation.send_replace(Validation::Succeeded);
-            tracing::info!(subscription = %rt.key, "endpoint validated manually");
-            Ok(())
-        }
-        _ => Err("the validation id or token does not match".into()),
+        _ => Err(HandshakeError::OriginNotAllowed { status, allowed }),
     }
 }
 
@@ -251,9 +243,4 @@ fn error_chain(error: &dyn std::error::Error) -> String {
         source = cause.source();
     }
     text
-}
-
-/// Constant-time comparison of short secrets (validation codes and tokens).
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.ct_eq(b).into()
 }

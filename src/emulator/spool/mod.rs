@@ -50,6 +50,23 @@ pub struct StoredEvent {
 }
 
 impl StoredEvent {
+    /// An event as the spool would hand it out (for the delivery state's tests).
+    pub fn new(
+        at: Position,
+        topic: &str,
+        target: Option<&str>,
+        published_ms: i64,
+        event: Arc<Event>,
+    ) -> Self {
+        Self {
+            at,
+            topic: Bytes::copy_from_slice(topic.as_bytes()),
+            target: target.map(|t| Bytes::copy_from_slice(t.as_bytes())),
+            published_ms,
+            event,
+        }
+    }
+
     pub fn topic(&self) -> &str {
         std::str::from_utf8(&self.topic).unwrap_or_default()
     }
@@ -285,6 +302,12 @@ pub struct Spool {
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 pub struct SpoolError(String);
+
+impl SpoolError {
+    pub fn new(message: impl Into<String>) -> Self {
+        Self(message.into())
+    }
+}
 
 impl From<JournalError> for SpoolError {
     fn from(e: JournalError) -> Self {
