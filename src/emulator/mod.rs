@@ -13,6 +13,7 @@
 
 pub mod admin;
 pub mod api;
+pub mod arm_json;
 pub mod clock;
 pub mod dead_letter;
 pub mod delivery;
