@@ -1,12 +1,28 @@
 //! ordergrid: the event-driven order pipeline of seed 004, made real on Azure.
 //!
-//! One binary, several wings:
+//! One binary, three wings, none of which imports another:
 //! - [`functions`]: the Azure Functions custom handler serving `OrderProcessor` and
-//!   `EmailNotifier` (Event Grid triggers);
+//!   `EmailNotifier` (Event Grid triggers), the choreography `NewOrder` → `OrderAccepted` |
+//!   `OrderRejected` → `OrderConfirmationSent` | `OrderConfirmationFailed`;
+//! - [`emulator`]: a local Azure Event Grid: the publish API, a durable spool, delivery with
+//!   Azure's retries and dead letters, validation handshakes, the admin API;
+//! - [`devhost`]: a stand-in for the Functions host that reads the real `host.json` and
+//!   `function.json` and runs the handler as the host does.
 //!
-//! on a ground floor that imports nothing of ours: [`domain`] (orders, money, ids, emails) and
-//! [`eventgrid`] (the wire formats), plus the side-effect interfaces [`store`] and [`email`], and
-//! [`blob`] (Blob Storage connections, shared by the blob store and the emulator's dead letters).
+//! Above them, what composes them: [`stack`] (`ordergrid dev`: all three, wired) and [`cli`]
+//! (the command line, including `publish` and the read-only `orders` and `emulator …`).
+//!
+//! Below them, a ground floor that imports nothing of the wings:
+//! - wire formats, each modelled once: [`eventgrid`] (Event Grid and CloudEvents events, protocol
+//!   names, SAS tokens, the publisher client), [`invocation`] (the custom handler's request and
+//!   answer), [`json`] (JSON whose numbers stay text);
+//! - the domain: [`domain`] (orders, money, ids, email addresses);
+//! - side effects behind interfaces with in-memory twins: [`store`] (records with conditional
+//!   writes), [`email`] (rendering and transports), [`blob`] (Blob Storage connections), and
+//!   [`journal`] (the segmented, group-committed log under the store and the spool);
+//! - [`settings`] (the reader every wing declares its settings with), [`telemetry`] (logging)
+//!   and [`shutdown`] (signals).
+//!
 //! See `ARCHITECTURE.md` for the flows and invariants.
 
 #![forbid(unsafe_code)]

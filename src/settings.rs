@@ -260,20 +260,23 @@ pub fn markdown_table(settings: &[Setting]) -> String {
     out
 }
 
+/// An environment of `pairs`, for tests.
+#[cfg(test)]
+pub(crate) fn env_of(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::settings::env_of as env;
 
     const PORT: Setting = Setting::new("TEST_PORT", "7080", "a port");
     const WAIT: Setting = Setting::new("TEST_WAIT", "2m", "a wait");
     const KEY: Setting = Setting::secret("TEST_KEY", "", "a key");
-
-    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
 
     #[test]
     fn defaults_are_parsed_like_values() {

@@ -269,13 +269,7 @@ fn parse_service_url(raw: &str) -> Result<Url, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
+    use crate::settings::env_of as env;
 
     const KEY: &str = "c2VjcmV0LWtleS1ieXRlcw==";
 

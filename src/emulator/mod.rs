@@ -4,7 +4,15 @@
 //! Publishers use Event Grid's real publish API (keys, SAS tokens, both schemas, Azure's limits
 //! and errors); events are durable before the publish is acknowledged; each subscription's
 //! dispatcher delivers with Azure's headers, batching, validation handshakes, retry schedule,
-//! time to live and dead-lettering. See `delivery`, `spool`, `api`, `dead_letter`.
+//! time to live and dead-lettering.
+//!
+//! The flow of an event, by module: [`api`] (the publish API, the admin API and the managed
+//! identity endpoint over HTTP and HTTPS, [`tls`], with keys, SAS and [`entra`] tokens) parses it
+//! once into an [`event::Event`] and makes it durable in the [`spool`]; each subscription's
+//! [`delivery`] dispatcher picks it from there if its [`filter`] matches, delivers it and
+//! retries, or hands it to [`dead_letter`]. Topics and subscriptions come from
+//! [`subscriptions`] (read with [`arm_json`]'s strict helpers); [`settings`] holds every setting,
+//! [`admin`] the admin API's views and client, [`clock`] the wall clock.
 //!
 //! Invariants (ARCHITECTURE.md 1, 4–6): an acknowledged event survives crashes and is delivered
 //! at least once or dead-lettered; subscriptions are defined once, in the file; every Azure

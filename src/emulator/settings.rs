@@ -278,13 +278,7 @@ impl Default for DeliverySettings {
 mod tests {
     use super::*;
     use crate::settings::Layered;
-
-    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
+    use crate::settings::env_of as env;
 
     #[test]
     fn emulator_settings_default_to_azures_timing_and_name_bad_values() {

@@ -63,48 +63,34 @@ pub struct Receipt {
     pub request_id: Option<String>,
 }
 
+/// Signs each request with the topic's key: as it is (`aeg-sas-key`), or as a SAS token made
+/// for the request (`aeg-sas-token`).
 #[derive(Debug)]
-struct KeyPolicy {
-    key: TopicKey,
+enum KeyAuth {
+    Key(TopicKey),
+    Sas {
+        key: TopicKey,
+        resource: String,
+        ttl: std::time::Duration,
+    },
 }
 
 #[async_trait]
-impl Policy for KeyPolicy {
+impl Policy for KeyAuth {
     async fn send(
         &self,
         ctx: &Context,
         request: &mut Request,
         next: &[Arc<dyn Policy>],
     ) -> PolicyResult {
-        request.insert_header(
-            HeaderName::from_static(protocol::SAS_KEY),
-            self.key.expose_secret().to_owned(),
-        );
-        next[0].send(ctx, request, &next[1..]).await
-    }
-}
-
-#[derive(Debug)]
-struct SasPolicy {
-    key: TopicKey,
-    resource: String,
-    ttl: std::time::Duration,
-}
-
-#[async_trait]
-impl Policy for SasPolicy {
-    async fn send(
-        &self,
-        ctx: &Context,
-        request: &mut Request,
-        next: &[Arc<dyn Policy>],
-    ) -> PolicyResult {
-        let token = sas::generate(
-            &self.resource,
-            OffsetDateTime::now_utc() + self.ttl,
-            &self.key,
-        );
-        request.insert_header(HeaderName::from_static(protocol::SAS_TOKEN), token);
+        let (name, value) = match self {
+            KeyAuth::Key(key) => (protocol::SAS_KEY, key.expose_secret().to_owned()),
+            KeyAuth::Sas { key, resource, ttl } => (
+                protocol::SAS_TOKEN,
+                sas::generate(resource, OffsetDateTime::now_utc() + *ttl, key),
+            ),
+        };
+        request.insert_header(HeaderName::from_static(name), value);
         next[0].send(ctx, request, &next[1..]).await
     }
 }
@@ -146,13 +132,13 @@ impl PublisherClient {
         let endpoint = normalize_endpoint(endpoint)?;
         let resource = endpoint.to_string();
         let auth: Arc<dyn Policy> = match auth {
-            PublishAuth::Key(key) => Arc::new(KeyPolicy { key }),
-            PublishAuth::Sas { key, ttl } => Arc::new(SasPolicy { key, resource, ttl }),
+            PublishAuth::Key(key) => Arc::new(KeyAuth::Key(key)),
+            PublishAuth::Sas { key, ttl } => Arc::new(KeyAuth::Sas { key, resource, ttl }),
             PublishAuth::Entra(credential) => {
                 if endpoint.scheme() != "https" {
                     return Err(PublishError::Setup(format!(
                         "Microsoft Entra ID tokens are only sent over https; {endpoint} is not (the local stack \
-                         takes them at https://localhost:7443/<topic>/api/events)"
+                         takes them at its HTTPS port, https://localhost:7443/<topic>/api/events by default)"
                     )));
                 }
                 Arc::new(BearerTokenAuthorizationPolicy::new(

@@ -138,13 +138,7 @@ mod tests {
     use super::*;
     use crate::email::settings::TransportSettings;
     use crate::settings::Layered;
-
-    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
+    use crate::settings::env_of as env;
 
     #[test]
     fn defaults_need_only_the_port() {

@@ -44,6 +44,17 @@ impl MemoryStore {
     fn records(&self) -> std::sync::MutexGuard<'_, BTreeMap<RecordKey, Record>> {
         self.records.lock().unwrap_or_else(|p| p.into_inner())
     }
+
+    /// Stores `body` under `key` with a new etag, which it returns.
+    fn put(&self, records: &mut BTreeMap<RecordKey, Record>, key: &RecordKey, body: Bytes) -> ETag {
+        let etag = self.next_etag();
+        let record = Record {
+            etag: etag.clone(),
+            body,
+        };
+        records.insert(key.clone(), record);
+        etag
+    }
 }
 
 #[async_trait]
@@ -54,15 +65,7 @@ impl RecordStore for MemoryStore {
         if let Some(existing) = records.get(key) {
             return Ok(Created::Exists(existing.clone()));
         }
-        let etag = self.next_etag();
-        records.insert(
-            key.clone(),
-            Record {
-                etag: etag.clone(),
-                body,
-            },
-        );
-        Ok(Created::Created(etag))
+        Ok(Created::Created(self.put(&mut records, key, body)))
     }
 
     async fn get(&self, key: &RecordKey) -> Result<Option<Record>, StoreError> {
@@ -80,15 +83,7 @@ impl RecordStore for MemoryStore {
         let mut records = self.records();
         match records.get(key) {
             Some(current) if &current.etag == if_match => {
-                let etag = self.next_etag();
-                records.insert(
-                    key.clone(),
-                    Record {
-                        etag: etag.clone(),
-                        body,
-                    },
-                );
-                Ok(Replaced::Replaced(etag))
+                Ok(Replaced::Replaced(self.put(&mut records, key, body)))
             }
             current => Ok(Replaced::Conflict(current.cloned())),
         }

@@ -154,16 +154,10 @@ impl StoreSettings {
 
 #[cfg(test)]
 mod tests {
+    use crate::settings::env_of as env;
     use std::time::Duration;
 
     use super::*;
-
-    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
 
     #[test]
     fn the_blob_store_reads_the_functions_style_connection_settings() {

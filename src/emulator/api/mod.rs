@@ -88,8 +88,8 @@ impl ApiState {
 
 pub fn router(state: Arc<ApiState>) -> Router {
     Router::new()
-        .route("/api/events", post(publish_by_host))
-        .route("/{topic}/api/events", post(publish_to_path))
+        .route("/api/events", post(publish_events))
+        .route("/{topic}/api/events", post(publish_events))
         .route("/publish", post(publish_simple))
         .route("/health", get(admin::health))
         .route("/identity/token", get(identity::token))
@@ -124,61 +124,46 @@ async fn not_found(uri: axum::http::Uri) -> Response {
     .into_response()
 }
 
-async fn publish_by_host(
+/// Event Grid's publish API: `POST /<topic>/api/events`, or `POST /api/events` with the topic
+/// named by the host (`<topic>.localhost`) or the only one there is, as Azure's endpoints name it.
+async fn publish_events(
     State(api): State<Arc<ApiState>>,
+    named: Option<Path<String>>,
     uri: Uri,
     transport: Option<Extension<Transport>>,
     Query(query): Query<HashMap<String, String>>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let Some(topic) = api.topic_for_host(&headers) else {
-        return ApiError::not_found(format!(
-            "No topic matches this host; there are several topics ({}), so publish to /<topic>/api/events.",
-            api.topics.iter().map(|t| t.name.as_str()).collect::<Vec<_>>().join(", ")
-        ))
-        .into_response();
+    let topics = || {
+        api.topics
+            .iter()
+            .map(|t| t.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
     };
-    azure_publish(&api, topic, &uri, transport, &query, &headers, body).await
-}
-
-/// Event Grid's publish API for `topic`, however the request named it.
-async fn azure_publish(
-    api: &ApiState,
-    topic: &TopicState,
-    uri: &Uri,
-    transport: Option<Extension<Transport>>,
-    query: &HashMap<String, String>,
-    headers: &HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
+    let topic = match &named {
+        Some(Path(name)) => api.topic_named(name).ok_or_else(|| format!(
+            "No HTTP resource was found that matches the request URI: there is no topic '{name}' (topics: {}).",
+            topics()
+        )),
+        None => api.topic_for_host(&headers).ok_or_else(|| format!(
+            "No topic matches this host; there are several topics ({}), so publish to /<topic>/api/events.",
+            topics()
+        )),
+    };
+    let topic = match topic {
+        Ok(topic) => topic,
+        Err(message) => return ApiError::not_found(message).into_response(),
+    };
     let request = publish::Request {
         path: uri.path(),
         https: transport.is_some(),
-        query,
-        headers,
+        query: &query,
+        headers: &headers,
         body,
     };
-    respond(publish::publish(api, topic, Route::Azure, request).await)
-}
-
-async fn publish_to_path(
-    State(api): State<Arc<ApiState>>,
-    Path(topic): Path<String>,
-    uri: Uri,
-    transport: Option<Extension<Transport>>,
-    Query(query): Query<HashMap<String, String>>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
-    let Some(topic) = api.topic_named(&topic) else {
-        return ApiError::not_found(format!(
-            "No HTTP resource was found that matches the request URI: there is no topic '{topic}' (topics: {}).",
-            api.topics.iter().map(|t| t.name.as_str()).collect::<Vec<_>>().join(", ")
-        ))
-        .into_response();
-    };
-    azure_publish(&api, topic, &uri, transport, &query, &headers, body).await
+    respond(publish::publish(&api, topic, Route::Azure, request).await)
 }
 
 /// The simple publish endpoint: `{"eventType", "data"}` with no key, so the seed's `curl` and

@@ -172,8 +172,9 @@ impl Dispatcher {
                 let (effects, attempted) =
                     self.state
                         .attempt_finished(items, result, elapsed, now, fastrand::f64());
-                self.carry_out(effects);
+                // Recent attempts before counters: whoever sees a count sees its attempt.
                 self.record_attempt(attempted, now);
+                self.carry_out(effects);
             }
             Done::DeadLettered { positions, result } => {
                 let effects = self.state.dead_letter_finished(positions, result, now);
