@@ -15,16 +15,20 @@ use crate::blob::BlobConnection;
 use crate::eventgrid::sas::TopicKey;
 use crate::settings::{Reader, Setting, SettingsError, parse_port};
 
-pub const PORT: Setting = Setting::new("ORDERGRID_EMULATOR_PORT", "7080", "port on 127.0.0.1");
+pub const PORT: Setting = Setting::new(
+    "ORDERGRID_EMULATOR_PORT",
+    "7080",
+    "the emulator's port on 127.0.0.1 (`0` picks one)",
+);
 pub const SUBSCRIPTIONS: Setting = Setting::new(
     "ORDERGRID_EMULATOR_SUBSCRIPTIONS",
     "infra/subscriptions.json",
-    "topics and subscriptions",
+    "the topics and subscriptions file",
 );
 pub const DATA: Setting = Setting::new(
     "ORDERGRID_EMULATOR_DATA",
     ".ordergrid/emulator",
-    "spool, delivery state, topic keys (`topic-keys.json`)",
+    "data folder: spool, delivery state, topic keys (`topic-keys.json`)",
 );
 pub const DEAD_LETTERS: Setting = Setting::new(
     "ORDERGRID_EMULATOR_DEAD_LETTERS",
@@ -86,7 +90,7 @@ pub const SIMPLE_PUBLISH_DEPRECATED: Setting = Setting::new(
 pub const HTTPS_PORT: Setting = Setting::new(
     "ORDERGRID_EMULATOR_HTTPS_PORT",
     "7443",
-    "also serve the API over HTTPS here (`0` picks a port, `off` none), with a development CA made in `<data>/tls`",
+    "also serve the emulator's API over HTTPS here (`0` picks a port, `off` none), with a development CA made in `<data>/tls`",
 );
 pub const ENTRA: Setting = Setting::new(
     "ORDERGRID_EMULATOR_ENTRA",
