@@ -596,7 +596,7 @@ fn fsync_baseline(args: &Args) -> anyhow::Result<Value> {
 // ---------------------------------------------------------------------------------------------
 // max and rate
 
-/// Envelopes for distinct orders: the host's shape (see `tests/api/events.rs`), with the order
+/// Envelopes for distinct orders: the host's shape (see `tests/handler/events.rs`), with the order
 /// id spliced into a pre-rendered template so building one costs a few small copies.
 struct Envelopes {
     parts: Vec<String>,

@@ -4,7 +4,7 @@
 #[path = "../shared/mod.rs"]
 mod shared;
 
-#[path = "../api/azurite.rs"]
+#[path = "../handler/azurite.rs"]
 mod azurite;
 mod blob;
 mod choreography;

@@ -6,7 +6,7 @@
 //! which it otherwise only writes every 5 s) when the wrapper's stdin closes: when the test drops
 //! the handle, stops it, or dies, so no Azurite outlives its test.
 //!
-//! Shared by `tests/api` and `tests/stack` (`#[path]`), which each use part of it.
+//! Shared by `tests/handler` and `tests/stack` (`#[path]`), which each use part of it.
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader};
