@@ -513,8 +513,7 @@ impl EmulatorProcess {
         let deadline = Instant::now() + within;
         loop {
             let subs = self.subscriptions().await?;
-            if subs.iter().all(|s| states.contains(&s.validation.state()))
-            {
+            if subs.iter().all(|s| states.contains(&s.validation.state())) {
                 return Ok(());
             }
             ensure!(

@@ -1,9 +1,5 @@
 //! Black-box tests of the custom handler (`ordergrid serve`): the real app (or binary) on port 0, real components around it.
 
-mod azurite;
-#[path = "../shared/mod.rs"]
-mod shared;
-
 mod binary;
 mod blob;
 mod crash;

@@ -1,17 +1,33 @@
-//! What every test binary needs: the repository's path, the test environment's Python (and the
-//! `node_modules` it installs alongside), polling with a deadline, free ports, outbox files.
-//! Included by each test crate with `#[path = ".../shared/mod.rs"] mod shared;`.
+//! What ordergrid's test binaries (`tests/`) and load generators (`bench/`) share, written once:
+//!
+//! - [`eventually`] / [`eventually_async`]: polling with a deadline (tests never sleep to wait);
+//! - [`process`]: a child process with its output gathered and its logged port read, killed
+//!   when dropped (`ordergrid serve`, `ordergrid emulator`, `ordergrid dev`, Azurite, …);
+//! - [`smtp::SmtpSink`], a real SMTP server (aiosmtpd), and [`azurite::Azurite`], the real Blob
+//!   Storage emulator;
+//! - [`receiver::Receiver`], a webhook whose answers a test switches at run time;
+//! - [`subscriptions`]: builders of the emulator's subscriptions file;
+//! - the repository's paths, the test environment's Python, free ports, outbox files.
+//!
+//! It does not depend on `ordergrid`: what needs the binary takes its path
+//! (`env!("CARGO_BIN_EXE_ordergrid")` in a test, `--binary` in a generator).
 
-// Each test binary uses a different subset.
-#![allow(dead_code)]
+pub mod azurite;
+pub mod process;
+pub mod receiver;
+pub mod smtp;
+pub mod subscriptions;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+/// The repository's root (the folder of ordergrid's `Cargo.toml`).
 pub fn repo_root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("testing/ is a folder of the repository")
 }
 
 /// The Python with the test requirements (aiosmtpd, azure-eventgrid, …): `ORDERGRID_TEST_PYTHON`
@@ -45,44 +61,44 @@ pub fn test_python() -> PathBuf {
         .clone()
 }
 
+/// How often [`eventually`] looks again.
 const POLL: Duration = Duration::from_millis(5);
 
+/// Polls `check` until it returns `Some` or `within` has passed (then `None`): called at once,
+/// then every few milliseconds, and once more at the deadline.
+pub async fn poll<T>(within: Duration, mut check: impl AsyncFnMut() -> Option<T>) -> Option<T> {
+    let start = Instant::now();
+    loop {
+        if let Some(value) = check().await {
+            return Some(value);
+        }
+        if start.elapsed() >= within {
+            return None;
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
+
 /// Polls `check` until it returns `Some`; fails the test after `deadline`, naming `what`.
+/// A check that has to await something (an HTTP call, a child process) goes to
+/// [`eventually_async`]: nothing blocks inside `check`.
 pub async fn eventually<T>(
     what: &str,
     deadline: Duration,
     mut check: impl FnMut() -> Option<T>,
 ) -> T {
-    let start = Instant::now();
-    loop {
-        if let Some(value) = check() {
-            return value;
-        }
-        assert!(
-            start.elapsed() < deadline,
-            "timed out after {deadline:?} waiting for {what}"
-        );
-        tokio::time::sleep(POLL).await;
-    }
+    eventually_async(what, deadline, async || check()).await
 }
 
-/// [`eventually`] for a check that has to await something.
+/// [`eventually`] for a check that awaits.
 pub async fn eventually_async<T>(
     what: &str,
     deadline: Duration,
-    mut check: impl AsyncFnMut() -> Option<T>,
+    check: impl AsyncFnMut() -> Option<T>,
 ) -> T {
-    let start = Instant::now();
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(
-            start.elapsed() < deadline,
-            "timed out after {deadline:?} waiting for {what}"
-        );
-        tokio::time::sleep(POLL).await;
-    }
+    poll(deadline, check)
+        .await
+        .unwrap_or_else(|| panic!("timed out after {deadline:?} waiting for {what}"))
 }
 
 /// A port nothing listens on right now.
@@ -92,6 +108,15 @@ pub fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
+}
+
+/// Whether a process runs: it exists and is not a zombie waiting to be reaped.
+pub fn pid_alive(pid: u64) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        stat.rsplit(") ")
+            .next()
+            .is_some_and(|s| !s.starts_with('Z'))
+    })
 }
 
 /// The `.eml` files in an outbox folder, sorted.
