@@ -7,12 +7,14 @@
 //!   Storage emulator;
 //! - [`receiver::Receiver`], a webhook whose answers a test switches at run time;
 //! - [`subscriptions`]: builders of the emulator's subscriptions file;
+//! - [`bench`]: the load generators' measurements and plumbing;
 //! - the repository's paths, the test environment's Python, free ports, outbox files.
 //!
 //! It does not depend on `ordergrid`: what needs the binary takes its path
 //! (`env!("CARGO_BIN_EXE_ordergrid")` in a test, `--binary` in a generator).
 
 pub mod azurite;
+pub mod bench;
 pub mod process;
 pub mod receiver;
 pub mod smtp;
@@ -60,6 +62,16 @@ pub fn test_python() -> PathBuf {
         })
         .clone()
 }
+
+/// `ordergrid dev`'s options for ports the kernel picks (the stack prints where it listens).
+pub const DEV_ON_FREE_PORTS: [&str; 6] = [
+    "--emulator-port",
+    "0",
+    "--host-port",
+    "0",
+    "--emulator-https-port",
+    "0",
+];
 
 /// How often [`eventually`] looks again.
 const POLL: Duration = Duration::from_millis(5);

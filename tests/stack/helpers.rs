@@ -6,6 +6,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use ordergrid::emulator::admin::{AdminClient, SubscriptionView};
+use ordergrid_testing::DEV_ON_FREE_PORTS;
 use ordergrid_testing::process::{Lines, Process};
 use ordergrid_testing::receiver::Receiver;
 use ordergrid_testing::subscriptions::{only, webhook};
@@ -36,16 +37,8 @@ impl Stack {
         let mut process = Process::spawn_merged(
             Command::new(binary())
                 .arg("dev")
-                .args([
-                    "--app",
-                    repo_root().to_str().unwrap(),
-                    "--emulator-port",
-                    "0",
-                    "--host-port",
-                    "0",
-                    "--emulator-https-port",
-                    "0",
-                ])
+                .args(["--app", repo_root().to_str().unwrap()])
+                .args(DEV_ON_FREE_PORTS)
                 .args(extra)
                 .current_dir(dir)
                 .env_clear()
@@ -140,19 +133,13 @@ impl Stack {
 
     /// `ordergrid orders list`, parsed: order id → confirmation state, plus rejected order ids.
     pub async fn orders(&self) -> (HashMap<String, String>, Vec<String>) {
-        let out = tokio::process::Command::new(binary())
-            .args(["orders", "list"])
-            .current_dir(&self.dir)
-            .env_clear()
-            .output()
-            .await
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let text = String::from_utf8(out.stdout).unwrap();
+        let text = succeeds(
+            tokio::process::Command::new(binary())
+                .args(["orders", "list"])
+                .current_dir(&self.dir)
+                .env_clear(),
+        )
+        .await;
         let (accepted, rejected) = text.split_once("REJECTED EVENT").unwrap_or((&text, ""));
         let orders = accepted
             .lines()
@@ -175,6 +162,18 @@ impl Stack {
             .collect();
         (orders, rejected)
     }
+}
+
+/// Runs `command` to its end without blocking the runtime; its stdout, failing the test (with its
+/// stderr) unless it exits with 0.
+pub async fn succeeds(command: &mut tokio::process::Command) -> String {
+    let out = command.output().await.unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
 }
 
 /// Runs the shell commands of the README section between `<!-- {marker}:start -->` and

@@ -4,32 +4,28 @@
 use std::time::Duration;
 
 use futures::future::join_all;
-
 use ordergrid_testing::smtp::SmtpSink;
 
-use crate::helpers::{Stack, eml_count, eventually, eventually_async, free_port, pid_alive};
+use crate::helpers::{
+    Stack, eml_count, eventually, eventually_async, free_port, pid_alive, succeeds,
+};
 
 async fn publish(stack: &Stack, order_id: &str) {
-    let out = tokio::process::Command::new(crate::helpers::binary())
-        .args([
-            "publish",
-            "--endpoint",
-            &stack.topic_endpoint,
-            "--order-id",
-            order_id,
-            "--customer-id",
-            "c",
-        ])
-        .args(["--value", "10.00", "--email", "buyer@example.com"])
-        .current_dir(&stack.dir)
-        .output()
-        .await
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeeds(
+        tokio::process::Command::new(crate::helpers::binary())
+            .args([
+                "publish",
+                "--endpoint",
+                &stack.topic_endpoint,
+                "--order-id",
+                order_id,
+                "--customer-id",
+                "c",
+            ])
+            .args(["--value", "10.00", "--email", "buyer@example.com"])
+            .current_dir(&stack.dir),
+    )
+    .await;
 }
 
 /// EmailNotifier fails while the SMTP server is down; Event Grid retries through the host
