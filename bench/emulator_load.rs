@@ -31,7 +31,6 @@ use std::collections::HashMap;
 use std::fs;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -48,7 +47,7 @@ use ordergrid_testing::bench::{
     SyscallCounter, Topic, at_window_edges, dir_bytes, disk_stat_path, exit_code, http_client,
     merge, nonce, open_loop, round3, status_mib, summarize,
 };
-use ordergrid_testing::process::Process;
+use ordergrid_testing::process::{Process, ordergrid};
 use ordergrid_testing::receiver::validation_response;
 use ordergrid_testing::subscriptions::{file, only, topic, webhook};
 use serde_json::{Value, json};
@@ -348,19 +347,15 @@ impl EmulatorProcess {
         .with_context(|| format!("failed to write {}", file.display()))?;
         let data = dir.join("data");
         let binary = &args.common.binary;
-        let mut cmd = Command::new(binary);
-        cmd.arg("emulator")
-            .args(["--port", "0", "--subscriptions"])
+        let mut cmd = ordergrid(binary, "emulator");
+        cmd.args(["--port", "0", "--subscriptions"])
             .arg(&file)
             .arg("--data")
             .arg(&data)
-            .env_clear()
-            .env("ORDERGRID_LOG_FORMAT", "json")
             // Plain HTTP is what is measured (binaries without HTTPS ignore this).
             .env("ORDERGRID_EMULATOR_HTTPS_PORT", "off")
             // Successful deliveries and publishes log nothing at info; failures and handshakes do.
-            .env("ORDERGRID_LOG", "info")
-            .stdin(Stdio::null());
+            .env("ORDERGRID_LOG", "info");
         if let Some(scale) = args.time_scale {
             cmd.env("ORDERGRID_EMULATOR_TIME_SCALE", scale.to_string());
         }

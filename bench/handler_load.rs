@@ -42,7 +42,7 @@ use ordergrid_testing::bench::{
     cpu_seconds, disk_stat_path, exit_code, http_client, machine_jiffies, median, nonce, round3,
     status_mib, summarize,
 };
-use ordergrid_testing::process::Process;
+use ordergrid_testing::process::{Process, ordergrid};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -139,15 +139,11 @@ impl Server {
 
 /// The handler's environment, as the Functions host would set it; nothing else is inherited.
 fn handler_command(args: &Args, dir: &Path, port: u16) -> Command {
-    let mut cmd = Command::new(&args.common.binary);
-    cmd.arg("serve")
-        .env_clear()
-        .env("FUNCTIONS_CUSTOMHANDLER_PORT", port.to_string())
-        .env("ORDERGRID_LOG_FORMAT", "json")
+    let mut cmd = ordergrid(&args.common.binary, "serve");
+    cmd.env("FUNCTIONS_CUSTOMHANDLER_PORT", port.to_string())
         .env("ORDERGRID_LOG", &args.log)
         .env("ORDERGRID_STORE_PATH", dir.join("store"))
-        .env("ORDERGRID_OUTBOX_PATH", dir.join("outbox"))
-        .stdin(Stdio::null());
+        .env("ORDERGRID_OUTBOX_PATH", dir.join("outbox"));
     cmd
 }
 

@@ -113,6 +113,15 @@ pub async fn eventually_async<T>(
         .unwrap_or_else(|| panic!("timed out after {deadline:?} waiting for {what}"))
 }
 
+/// `GET url`, insisting on an answer with a JSON body.
+pub async fn get_json(url: &str) -> serde_json::Value {
+    let response = reqwest::get(url)
+        .await
+        .unwrap_or_else(|e| panic!("GET {url}: {e}"));
+    let body = response.bytes().await.unwrap();
+    serde_json::from_slice(&body).unwrap_or_else(|e| panic!("GET {url}: not JSON ({e})"))
+}
+
 /// A port nothing listens on right now.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")

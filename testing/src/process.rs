@@ -4,6 +4,7 @@
 //! names is picked up on the way, and a [`Process`] is killed (SIGKILL) and reaped when dropped,
 //! so nothing outlives the test or run that started it.
 
+use std::ffi::OsStr;
 use std::io::{self, BufRead, BufReader, Read};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -79,6 +80,18 @@ pub fn logged_port(line: &[u8]) -> Option<u16> {
     json["port"].as_u64().and_then(|p| u16::try_from(p).ok())
 }
 
+/// `<binary> <subcommand>` as the tests and the load generators start ordergrid: a clean
+/// environment, JSON logs, stdin closed.
+pub fn ordergrid(binary: impl AsRef<OsStr>, subcommand: &str) -> Command {
+    let mut command = Command::new(binary);
+    command
+        .arg(subcommand)
+        .env_clear()
+        .env("ORDERGRID_LOG_FORMAT", "json")
+        .stdin(Stdio::null());
+    command
+}
+
 /// A running child: its stdout and stderr read on threads, killed (SIGKILL) and reaped when
 /// dropped. Its stdin is what the command set (`Stdio::null()`, or `piped()` for a child that
 /// stops when the pipe closes).
@@ -152,6 +165,17 @@ impl Process {
             stdout_lines,
             port,
         })
+    }
+
+    /// Starts `command` (an ordergrid server told to listen on port 0) with its output gathered
+    /// and waits for the port it logs: the process and `http://127.0.0.1:<port>`.
+    pub async fn spawn_listening(
+        command: &mut Command,
+        within: Duration,
+    ) -> anyhow::Result<(Self, String)> {
+        let mut process = Self::spawn(command)?;
+        let port = process.wait_for_port(within).await?;
+        Ok((process, format!("http://127.0.0.1:{port}")))
     }
 
     pub fn pid(&self) -> u32 {

@@ -13,7 +13,9 @@ use std::time::Duration;
 use ordergrid::devhost::FunctionsHost;
 use ordergrid::eventgrid::sas::TopicKey;
 use ordergrid_testing::receiver::{Receiver, Request};
-use ordergrid_testing::{eventually, eventually_async, pid_alive, repo_root, test_python};
+use ordergrid_testing::{
+    eventually, eventually_async, get_json, pid_alive, repo_root, test_python,
+};
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
 
@@ -135,12 +137,7 @@ impl App {
     }
 
     async fn status(&self) -> Value {
-        reqwest::get(format!("{}/admin/host/status", self.base))
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
+        get_json(&format!("{}/admin/host/status", self.base)).await
     }
 
     /// Stops the stand-in (as Ctrl-C does) and returns how it ended.

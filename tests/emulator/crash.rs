@@ -4,13 +4,12 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use futures::StreamExt;
 use ordergrid::emulator::admin::{AdminClient, PendingView, SubscriptionView};
 use ordergrid::eventgrid::sas::TopicKey;
-use ordergrid_testing::process::Process;
+use ordergrid_testing::process::{Process, ordergrid};
 use ordergrid_testing::receiver::{Receiver, Reply};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
@@ -52,11 +51,8 @@ impl Installation {
 
     /// Starts `ordergrid emulator` on port 0 and waits for the log line that names the port.
     async fn start(&self) -> EmulatorProcess {
-        let mut process = Process::spawn(
-            Command::new(env!("CARGO_BIN_EXE_ordergrid"))
-                .arg("emulator")
-                .env_clear()
-                .env("ORDERGRID_LOG_FORMAT", "json")
+        let (process, base) = Process::spawn_listening(
+            ordergrid(env!("CARGO_BIN_EXE_ordergrid"), "emulator")
                 .env("ORDERGRID_EMULATOR_PORT", "0")
                 .env("ORDERGRID_EMULATOR_HTTPS_PORT", "0")
                 .env(
@@ -67,18 +63,12 @@ impl Installation {
                 .env("ORDERGRID_EMULATOR_KEY", self.key.expose_secret())
                 .env("ORDERGRID_EMULATOR_TIME_SCALE", self.time_scale.to_string())
                 .env("ORDERGRID_EMULATOR_DEAD_LETTER_DELAY", "0s")
-                .env("ORDERGRID_EMULATOR_DELIVERY_TIMEOUT", "5s")
-                .stdin(Stdio::null()),
+                .env("ORDERGRID_EMULATOR_DELIVERY_TIMEOUT", "5s"),
+            PATIENCE,
         )
-        .unwrap();
-        let port = process
-            .wait_for_port(PATIENCE)
-            .await
-            .unwrap_or_else(|e| panic!("the emulator: {e:#}"));
-        EmulatorProcess {
-            process,
-            base: format!("http://127.0.0.1:{port}"),
-        }
+        .await
+        .unwrap_or_else(|e| panic!("the emulator: {e:#}"));
+        EmulatorProcess { process, base }
     }
 }
 

@@ -1,7 +1,6 @@
 //! Starting the app and the real components around it.
 
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,7 +10,7 @@ use ordergrid::email::{ConfirmationRenderer, EmailTransport, OutboxTransport};
 use ordergrid::functions::{Handler, Services};
 use ordergrid::store::{Collection, FolderStore, FolderStoreOptions, RecordStore};
 use ordergrid_testing::azurite::Azurite;
-use ordergrid_testing::process::Process;
+use ordergrid_testing::process::{Process, ordergrid};
 pub use ordergrid_testing::{eml_files, eventually, repo_root};
 use serde_json::Value;
 
@@ -132,24 +131,15 @@ pub struct RunningBinary {
 /// Starts `ordergrid serve` with `FUNCTIONS_CUSTOMHANDLER_PORT=0` plus `env`, and waits for the
 /// log line that names its port.
 pub async fn spawn_binary(env: &[(&str, &str)]) -> RunningBinary {
-    let mut process = Process::spawn(
-        Command::new(env!("CARGO_BIN_EXE_ordergrid"))
-            .arg("serve")
-            .env_clear()
+    let (process, base) = Process::spawn_listening(
+        ordergrid(env!("CARGO_BIN_EXE_ordergrid"), "serve")
             .env("FUNCTIONS_CUSTOMHANDLER_PORT", "0")
-            .env("ORDERGRID_LOG_FORMAT", "json")
-            .envs(env.iter().copied())
-            .stdin(Stdio::null()),
+            .envs(env.iter().copied()),
+        Duration::from_secs(10),
     )
-    .unwrap();
-    let port = process
-        .wait_for_port(Duration::from_secs(10))
-        .await
-        .unwrap_or_else(|e| panic!("the handler: {e:#}"));
-    RunningBinary {
-        process,
-        base: format!("http://127.0.0.1:{port}"),
-    }
+    .await
+    .unwrap_or_else(|e| panic!("the handler: {e:#}"));
+    RunningBinary { process, base }
 }
 
 impl RunningBinary {

@@ -2,16 +2,16 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use ordergrid::emulator::admin::{AdminClient, SubscriptionView};
 use ordergrid_testing::DEV_ON_FREE_PORTS;
-use ordergrid_testing::process::{Lines, Process};
+use ordergrid_testing::process::{Lines, Process, ordergrid};
 use ordergrid_testing::receiver::Receiver;
 use ordergrid_testing::subscriptions::{only, webhook};
 pub use ordergrid_testing::{
-    eventually, eventually_async, free_port, pid_alive, repo_root, test_python,
+    eventually, eventually_async, free_port, get_json, pid_alive, repo_root, test_python,
 };
 use serde_json::Value;
 
@@ -35,17 +35,13 @@ impl Stack {
     /// `dir`, with `env` added to a clean environment.
     pub async fn start(dir: &Path, env: &[(&str, String)], extra: &[&str]) -> Stack {
         let mut process = Process::spawn_merged(
-            Command::new(binary())
-                .arg("dev")
+            ordergrid(binary(), "dev")
                 .args(["--app", repo_root().to_str().unwrap()])
                 .args(DEV_ON_FREE_PORTS)
                 .args(extra)
                 .current_dir(dir)
-                .env_clear()
                 .env("PATH", std::env::var("PATH").unwrap_or_default())
-                .env("ORDERGRID_LOG_FORMAT", "json")
-                .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
-                .stdin(Stdio::null()),
+                .envs(env.iter().map(|(k, v)| (*k, v.as_str()))),
         )
         .unwrap();
         let output = process.stdout.clone();
@@ -100,12 +96,7 @@ impl Stack {
 
     /// The host stand-in's view of the handler (`/admin/host/status`).
     pub async fn host_status(&self) -> Value {
-        reqwest::get(format!("{}/admin/host/status", self.host_url))
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
+        get_json(&format!("{}/admin/host/status", self.host_url)).await
     }
 
     /// The emulator's view of one subscription.
