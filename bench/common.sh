@@ -1,14 +1,23 @@
-# Shared by bench/handler.sh, bench/emulator.sh and bench/stack.sh (sourced, not run).
+# shellcheck shell=bash
+# Shared by bench/handler.sh, bench/emulator.sh and bench/stack.sh (sourced, not run, as
+# `source "$(dirname "$0")/common.sh"`): strict mode, the repository root as the working folder,
+# RUNS (rounds, default 3), and
 #
 #   bench_prepare NAME EXAMPLE   builds the release binary and the load generator EXAMPLE, copies
 #                                both to target/bench-tmp/NAME-bin (so a rebuild during a long run
 #                                cannot swap them), picks the results file and prints the machine
+#   bench_rounds FUNCTION        calls FUNCTION once per round, RUNS rounds, so rounds interleave
+#                                the configurations FUNCTION runs
 #   run ARGS...                  one run of the generator; a failure is reported and counted
 #   run_with BINARY ARGS...      the same with another ordergrid binary (a baseline to compare)
 #   bench_finish                 the summary across rounds; exits 1 if any run failed
 #
 # Extra arguments for every run go in the array RUN_ARGS (e.g. the stack's `--app .`).
 
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+RUNS="${RUNS:-3}"
 RUN_ARGS=()
 failed=0
 
@@ -29,6 +38,15 @@ bench_prepare() {
     echo "disk: $(df -T target/bench-tmp | awk 'NR==2 {print $2 " on " $1}'), $(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet HEAD -- src 2>/dev/null || echo ' + uncommitted src changes')"
     echo "binary: sha256 $(sha256sum "$bin/ordergrid" | cut -c1-16), built $(date -u -r "$bin/ordergrid" +%FT%TZ)"
     echo "results: $results"
+}
+
+bench_rounds() {
+    local round
+    for round in $(seq "$RUNS"); do
+        echo
+        echo "=== round $round of $RUNS"
+        "$1"
+    done
 }
 
 run() {

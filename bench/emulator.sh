@@ -15,19 +15,15 @@
 # Each run first waits until the machine is idle (another build would be measured too).
 # Results: one JSON line per run in target/bench-tmp/emulator-<time>.jsonl, then a summary
 # (median [min – max] across rounds) per configuration.
-set -euo pipefail
-cd "$(dirname "$0")/.."
+# shellcheck source=bench/common.sh
+source "$(dirname "$0")/common.sh"
 
-RUNS="${RUNS:-3}"
 DURATION="${DURATION:-20}"
 BACKLOG="${BACKLOG:-1000000}"
 
-source bench/common.sh
 bench_prepare emulator emulator_load
 
-for round in $(seq "$RUNS"); do
-    echo
-    echo "=== round $round of $RUNS"
+one_round() {
     run --mode throughput --publishers 4 --batch 500 --max-backlog 20000 --duration "$DURATION" --label throughput
     if [ -n "${BASELINE:-}" ]; then
         run_with "$BASELINE" --mode throughput --publishers 4 --batch 500 --max-backlog 20000 --duration "$DURATION" --label throughput-baseline
@@ -37,12 +33,13 @@ for round in $(seq "$RUNS"); do
         run_with "$BASELINE" --mode latency --rate 1000 --duration "$DURATION" --label latency-1000-baseline
     fi
     if [ "${ONLY:-}" = fast ]; then
-        continue
+        return
     fi
     run --mode backlog --hold unvalidated --events "$BACKLOG" --batch 1000 --publishers 4 --label backlog-unvalidated
     # Retries on Azure's schedule scaled by 0.01 (10 s -> 100 ms; the TTL becomes 14.4 min),
     # so the retried events come due within the run once the subscribers recover.
     run --mode backlog --hold outage --time-scale 0.01 --events "$BACKLOG" --batch 1000 --publishers 4 --label backlog-outage
-done
+}
 
+bench_rounds one_round
 bench_finish

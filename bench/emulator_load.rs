@@ -29,42 +29,36 @@
 
 use std::collections::HashMap;
 use std::fs;
-use std::io::{BufRead, BufReader};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail, ensure};
+use anyhow::{Context, ensure};
 use axum::body::Bytes;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use clap::{Parser, ValueEnum};
 use ordergrid::emulator::admin::{AdminClient, SubscriptionView};
-use serde_json::{Value, json};
-
-#[path = "measurement.rs"]
-mod measurement;
-
-use measurement::{
-    Latencies, QuietArgs, RssSampler, Snapshot, SyscallCounter, dir_bytes, disk_stat_path,
-    measure_with_retries, round3, status_mib, summarize,
+use ordergrid_testing::bench::{
+    Clock, Failures, GeneratorArgs, Latencies, RssSampler, Schedule, Snapshot, Stamps,
+    SyscallCounter, Topic, at_window_edges, dir_bytes, disk_stat_path, exit_code, http_client,
+    merge, nonce, open_loop, round3, status_mib, summarize,
 };
+use ordergrid_testing::process::{Process, ordergrid};
+use ordergrid_testing::receiver::validation_response;
+use ordergrid_testing::subscriptions::{file, only, topic, webhook};
+use serde_json::{Value, json};
 
 #[derive(Parser, Clone)]
 #[command(about = "Load generator and measurements for `ordergrid emulator`")]
 struct Args {
     #[arg(long, value_enum)]
     mode: Mode,
-    /// The ordergrid binary (build it with `cargo build --release`).
-    #[arg(long, default_value = "target/release/ordergrid")]
-    binary: PathBuf,
-    /// Parent of the per-run data folders (on the real disk).
-    #[arg(long, default_value = "target/bench-tmp")]
-    tmp: PathBuf,
+    #[command(flatten)]
+    common: GeneratorArgs,
     /// Measured seconds (after the warm-up).
     #[arg(long, default_value_t = 20.0)]
     duration: f64,
@@ -98,20 +92,6 @@ struct Args {
     /// `maxEventsPerBatch` of both subscriptions (Azure's default is 1).
     #[arg(long, default_value_t = 1)]
     max_events_per_batch: u32,
-    /// Worker threads of the generator's runtime (publishers and the receiver).
-    #[arg(long, default_value_t = 1)]
-    client_threads: usize,
-    #[command(flatten)]
-    quiet: QuietArgs,
-    /// Do not count the emulator's fdatasync calls with `perf stat`.
-    #[arg(long)]
-    no_perf: bool,
-    /// Name of this configuration in the results file.
-    #[arg(long)]
-    label: Option<String>,
-    /// JSON-lines file to append this run's result to (read by `summarize`).
-    #[arg(long)]
-    results: Option<PathBuf>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum, Debug)]
@@ -133,40 +113,17 @@ enum Hold {
 const SUBSCRIPTIONS: [&str; 2] = ["sub-a", "sub-b"];
 
 fn main() -> std::process::ExitCode {
-    let args = Args::parse();
-    match run(&args) {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    exit_code(run(&Args::parse()))
 }
 
 fn run(args: &Args) -> anyhow::Result<()> {
     if args.mode == Mode::Summarize {
-        let path = args
-            .results
-            .as_deref()
-            .context("summarize needs --results")?;
-        return summarize(path);
+        return summarize(args.common.results.as_deref());
     }
-    ensure!(
-        args.binary.is_file(),
-        "no ordergrid binary at {}: run `cargo build --release --bin ordergrid` first",
-        args.binary.display()
-    );
-    fs::create_dir_all(&args.tmp)
-        .with_context(|| format!("failed to create {}", args.tmp.display()))?;
-    let quiet = args.quiet.options(&args.tmp, None);
-    let result = measure_with_retries(&quiet, args.results.as_deref(), || {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(args.client_threads.max(1))
-            .enable_all()
-            .build()
-            .context("failed to start the generator's runtime")?
-            .block_on(measure(args))
-    })?;
+    args.common.check_binary()?;
+    let result = args
+        .common
+        .measure(None, || args.common.runtime()?.block_on(measure(args)))?;
     println!("{}", serde_json::to_string_pretty(&result)?);
     Ok(())
 }
@@ -183,18 +140,15 @@ async fn measure(args: &Args) -> anyhow::Result<Value> {
         _ => receiver.validate.store(true, Ordering::SeqCst),
     }
     let receiver_addr = serve_receiver(receiver.clone()).await?;
-    let dir = tempfile::Builder::new()
-        .prefix("emulator-")
-        .tempdir_in(&args.tmp)
-        .with_context(|| format!("failed to create a run folder in {}", args.tmp.display()))?;
-    let mut emulator = EmulatorProcess::start(args, dir.path(), receiver_addr)?;
+    let dir = args.common.run_dir("emulator-")?;
+    let mut emulator = EmulatorProcess::start(args, dir.path(), receiver_addr).await?;
     let result = match args.mode {
         Mode::Throughput => throughput(args, &receiver, &mut emulator).await,
         Mode::Latency => latency(args, &receiver, &mut emulator).await,
         Mode::Backlog => backlog(args, &receiver, &mut emulator, dir.path()).await,
         Mode::Summarize => unreachable!(),
     };
-    let stderr = emulator.stderr.lock().unwrap().clone();
+    let stderr = emulator.process.stderr.all();
     let mut result = match result {
         Ok(result) => result,
         Err(e) => {
@@ -208,9 +162,9 @@ async fn measure(args: &Args) -> anyhow::Result<Value> {
     result["emulator_fdatasyncs_total"] = json!(fdatasyncs);
     result["emulator_fsyncs_total"] = json!(fsyncs);
     result["emulator_stderr_lines"] = json!(stderr.len());
-    result["emulator_stdout_lines"] = json!(emulator.stdout_lines.load(Ordering::Relaxed));
-    result["label"] = json!(args.label.clone().unwrap_or_default());
-    result["client_threads"] = json!(args.client_threads);
+    result["emulator_stdout_lines"] = json!(emulator.process.stdout_lines());
+    result["label"] = json!(args.common.label());
+    result["client_threads"] = json!(args.common.client_threads);
     Ok(result)
 }
 
@@ -218,11 +172,11 @@ async fn measure(args: &Args) -> anyhow::Result<Value> {
 // The receiver: both subscriptions' webhook endpoint.
 
 struct Receiver {
-    base: Instant,
+    clock: Clock,
     /// Per event (by sequence number): bit 0 reached `sub-a`, bit 1 reached `sub-b`.
     marks: Vec<AtomicU8>,
-    /// `latency` only: nanoseconds after `base` + 1 of each event's first arrival, per subscriber.
-    arrivals: Option<[Vec<AtomicU64>; 2]>,
+    /// `latency` only: each event's first arrival per subscriber.
+    arrivals: Option<[Stamps; 2]>,
     delivered: [AtomicU64; 2],
     /// Events that have reached both subscribers.
     both: AtomicU64,
@@ -239,11 +193,10 @@ struct Receiver {
 
 impl Receiver {
     fn new(capacity: usize, with_arrivals: bool) -> Self {
-        let zeros = || (0..capacity).map(|_| AtomicU64::new(0)).collect::<Vec<_>>();
         Self {
-            base: Instant::now(),
+            clock: Clock(Instant::now()),
             marks: (0..capacity).map(|_| AtomicU8::new(0)).collect(),
-            arrivals: with_arrivals.then(|| [zeros(), zeros()]),
+            arrivals: with_arrivals.then(|| [Stamps::new(capacity), Stamps::new(capacity)]),
             delivered: [AtomicU64::new(0), AtomicU64::new(0)],
             both: AtomicU64::new(0),
             duplicates: AtomicU64::new(0),
@@ -254,10 +207,6 @@ impl Receiver {
             validations: AtomicU64::new(0),
             refused: AtomicU64::new(0),
         }
-    }
-
-    fn ns(&self, at: Instant) -> u64 {
-        at.duration_since(self.base).as_nanos() as u64 + 1
     }
 
     fn mark(&self, sub: usize, seq: u64, now_ns: u64) {
@@ -272,7 +221,7 @@ impl Receiver {
             return;
         }
         if let Some(arrivals) = &self.arrivals {
-            arrivals[sub][seq as usize].store(now_ns, Ordering::Relaxed);
+            arrivals[sub].set(seq, now_ns);
         }
         self.delivered[sub].fetch_add(1, Ordering::Relaxed);
         if before | bit == 3 {
@@ -308,7 +257,7 @@ fn sequence_numbers(body: &[u8]) -> impl Iterator<Item = u64> + '_ {
 }
 
 async fn receive(r: Arc<Receiver>, sub: usize, headers: HeaderMap, body: Bytes) -> Response {
-    let now = r.ns(Instant::now());
+    let now = r.clock.ns(Instant::now());
     r.requests[sub].fetch_add(1, Ordering::Relaxed);
     let kind = headers.get("aeg-event-type").map(|v| v.as_bytes());
     if kind == Some(b"SubscriptionValidation") {
@@ -320,11 +269,7 @@ async fn receive(r: Arc<Receiver>, sub: usize, headers: HeaderMap, body: Bytes) 
             )
                 .into_response();
         }
-        let event: Value = serde_json::from_slice(&body).unwrap_or_default();
-        let code = event[0]["data"]["validationCode"]
-            .as_str()
-            .unwrap_or_default();
-        return axum::Json(json!({ "validationResponse": code })).into_response();
+        return validation_response(&body);
     }
     if !r.accept.load(Ordering::Relaxed) {
         r.refused.fetch_add(1, Ordering::Relaxed);
@@ -361,12 +306,9 @@ async fn serve_receiver(receiver: Arc<Receiver>) -> anyhow::Result<SocketAddr> {
 // The emulator process.
 
 struct EmulatorProcess {
-    child: Child,
+    process: Process,
     base_url: String,
-    key: String,
-    client: reqwest::Client,
-    stdout_lines: Arc<AtomicU64>,
-    stderr: Arc<Mutex<Vec<String>>>,
+    topic: Topic,
     perf: Option<SyscallCounter>,
     /// VmRSS once both subscriptions are validated (or have failed validation), before any load.
     rss_ready_mib: f64,
@@ -374,30 +316,29 @@ struct EmulatorProcess {
 
 fn subscriptions_file(args: &Args, receiver: SocketAddr) -> Value {
     let subscription = |name: &str, path: &str| {
-        json!({
-            "name": name,
-            "destination": {
-                "endpointType": "WebHook",
-                "properties": {
-                    "endpointUrl": format!("http://{receiver}/{path}"),
-                    "maxEventsPerBatch": args.max_events_per_batch,
-                    "preferredBatchSizeInKilobytes": 64
-                }
-            },
-            "filter": {"includedEventTypes": ["NewOrder"]},
-            "eventDeliverySchema": "EventGridSchema",
-            "retryPolicy": {"maxDeliveryAttempts": 30, "eventTimeToLiveInMinutes": 1440}
-        })
+        let mut subscription = only(
+            webhook(name, &format!("http://{receiver}/{path}")),
+            &["NewOrder"],
+        );
+        let properties = &mut subscription["destination"]["properties"];
+        properties["maxEventsPerBatch"] = json!(args.max_events_per_batch);
+        properties["preferredBatchSizeInKilobytes"] = json!(64);
+        subscription["eventDeliverySchema"] = json!("EventGridSchema");
+        subscription["retryPolicy"] =
+            json!({"maxDeliveryAttempts": 30, "eventTimeToLiveInMinutes": 1440});
+        subscription
     };
-    json!({"topics": [{
-        "name": "orders",
-        "inputSchema": "EventGridSchema",
-        "subscriptions": [subscription(SUBSCRIPTIONS[0], "a"), subscription(SUBSCRIPTIONS[1], "b")]
-    }]})
+    file(vec![topic(
+        "orders",
+        vec![
+            subscription(SUBSCRIPTIONS[0], "a"),
+            subscription(SUBSCRIPTIONS[1], "b"),
+        ],
+    )])
 }
 
 impl EmulatorProcess {
-    fn start(args: &Args, dir: &Path, receiver: SocketAddr) -> anyhow::Result<Self> {
+    async fn start(args: &Args, dir: &Path, receiver: SocketAddr) -> anyhow::Result<Self> {
         let file = dir.join("subscriptions.json");
         fs::write(
             &file,
@@ -405,62 +346,29 @@ impl EmulatorProcess {
         )
         .with_context(|| format!("failed to write {}", file.display()))?;
         let data = dir.join("data");
-        let mut cmd = Command::new(&args.binary);
-        cmd.arg("emulator")
-            .args(["--port", "0", "--subscriptions"])
+        let binary = &args.common.binary;
+        let mut cmd = ordergrid(binary, "emulator");
+        cmd.args(["--port", "0", "--subscriptions"])
             .arg(&file)
             .arg("--data")
             .arg(&data)
-            .env_clear()
-            .env("ORDERGRID_LOG_FORMAT", "json")
             // Plain HTTP is what is measured (binaries without HTTPS ignore this).
             .env("ORDERGRID_EMULATOR_HTTPS_PORT", "off")
             // Successful deliveries and publishes log nothing at info; failures and handshakes do.
-            .env("ORDERGRID_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+            .env("ORDERGRID_LOG", "info");
         if let Some(scale) = args.time_scale {
             cmd.env("ORDERGRID_EMULATOR_TIME_SCALE", scale.to_string());
         }
         if let Some(concurrency) = args.concurrency {
             cmd.env("ORDERGRID_EMULATOR_CONCURRENCY", concurrency.to_string());
         }
-        let mut child = cmd
-            .spawn()
-            .with_context(|| format!("failed to start {}", args.binary.display()))?;
-        let stdout_lines = Arc::new(AtomicU64::new(0));
-        let stderr = Arc::new(Mutex::new(Vec::new()));
-        let (port_tx, port_rx) = std::sync::mpsc::channel::<u16>();
-        let out = child.stdout.take().context("no stdout pipe")?;
-        let lines = stdout_lines.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(out).split(b'\n').map_while(Result::ok) {
-                lines.fetch_add(1, Ordering::Relaxed);
-                if let Ok(v) = serde_json::from_slice::<Value>(&line)
-                    && let Some(port) = v["port"].as_u64()
-                {
-                    let _ = port_tx.send(port as u16);
-                }
-            }
-        });
-        let err = child.stderr.take().context("no stderr pipe")?;
-        let sink = stderr.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(err).lines().map_while(Result::ok) {
-                sink.lock().unwrap().push(line);
-            }
-        });
-        let port = match port_rx.recv_timeout(Duration::from_secs(20)) {
-            Ok(port) => port,
-            Err(_) => {
-                let _ = child.kill();
-                bail!(
-                    "the emulator logged no port within 20 s:\n{}",
-                    stderr.lock().unwrap().join("\n")
-                );
-            }
-        };
+        // Its stdout is counted, not kept.
+        let mut process = Process::spawn_with_stdout(&mut cmd, |_| {})
+            .with_context(|| format!("failed to start {}", binary.display()))?;
+        let port = process
+            .wait_for_port(Duration::from_secs(20))
+            .await
+            .context("the emulator")?;
         let keys_path = data.join("topic-keys.json");
         let keys: HashMap<String, (String, String)> = serde_json::from_slice(
             &fs::read(&keys_path)
@@ -471,37 +379,24 @@ impl EmulatorProcess {
             .get("orders")
             .map(|k| k.0.clone())
             .context("no key for the orders topic")?;
-        let client = reqwest::Client::builder()
-            .http1_only()
-            .no_proxy()
-            .tcp_nodelay(true)
-            .pool_max_idle_per_host(usize::MAX)
-            .timeout(Duration::from_secs(60))
-            .build()
-            .context("failed to build the HTTP client")?;
-        let perf = if args.no_perf {
-            None
-        } else {
-            SyscallCounter::attach(child.id())
-        };
-        Ok(Self {
-            child,
-            base_url: format!("http://127.0.0.1:{port}"),
+        let base_url = format!("http://127.0.0.1:{port}");
+        let topic = Topic {
+            client: http_client(Duration::from_secs(60))?,
+            url: format!("{base_url}/orders/api/events?api-version=2018-01-01"),
             key,
-            client,
-            stdout_lines,
-            stderr,
+        };
+        let perf = args.common.syscall_counter(process.pid());
+        Ok(Self {
+            process,
+            base_url,
+            topic,
             perf,
             rss_ready_mib: f64::NAN,
         })
     }
 
     fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    fn publish_url(&self) -> String {
-        format!("{}/orders/api/events?api-version=2018-01-01", self.base_url)
+        self.process.pid()
     }
 
     async fn subscriptions(&self) -> anyhow::Result<Vec<SubscriptionView>> {
@@ -532,8 +427,7 @@ impl EmulatorProcess {
 
     /// SIGKILL; then the fdatasync and fsync counts perf saw.
     fn kill(&mut self) -> anyhow::Result<(Option<f64>, Option<f64>)> {
-        self.child.kill().context("failed to kill the emulator")?;
-        self.child.wait().context("failed to reap the emulator")?;
+        self.process.kill().context("failed to kill the emulator")?;
         Ok(self
             .perf
             .take()
@@ -542,35 +436,20 @@ impl EmulatorProcess {
     }
 }
 
-impl Drop for EmulatorProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 // ---------------------------------------------------------------------------------------------
 // Publishing.
 
 struct Publisher {
-    client: reqwest::Client,
-    url: String,
-    key: String,
+    topic: Topic,
     /// Distinguishes this run's event ids from every other run's.
     nonce: String,
 }
 
 impl Publisher {
     fn new(emulator: &EmulatorProcess) -> Self {
-        let nonce = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis())
-            .unwrap_or(0);
         Self {
-            client: emulator.client.clone(),
-            url: emulator.publish_url(),
-            key: emulator.key.clone(),
-            nonce: format!("b{nonce}"),
+            topic: emulator.topic.clone(),
+            nonce: nonce(),
         }
     }
 
@@ -600,37 +479,7 @@ impl Publisher {
 
     /// Publishes events `first..first + count`; `Err` for anything but 200.
     async fn publish(&self, first: u64, count: u64) -> Result<(), String> {
-        let body = self.body(first, count);
-        let response = self
-            .client
-            .post(&self.url)
-            .header("content-type", "application/json")
-            .header("aeg-sas-key", &self.key)
-            .body(body)
-            .send()
-            .await
-            .map_err(|e| format!("publish failed: {e:#}"))?;
-        let status = response.status();
-        if status != reqwest::StatusCode::OK {
-            let text = response.text().await.unwrap_or_default();
-            return Err(format!("publish answered {status}: {text}"));
-        }
-        Ok(())
-    }
-}
-
-#[derive(Default)]
-struct Failures {
-    count: u64,
-    first: Vec<String>,
-}
-
-impl Failures {
-    fn add(&mut self, why: String) {
-        self.count += 1;
-        if self.first.len() < 5 {
-            self.first.push(why);
-        }
+        self.topic.publish(self.body(first, count)).await
     }
 }
 
@@ -677,6 +526,21 @@ async fn emulator_counters(emulator: &EmulatorProcess) -> Value {
     }
 }
 
+/// Waits until both subscriptions are validated, then notes the emulator's RSS; its pid, the
+/// disk to watch and a publisher.
+async fn ready_for_load(
+    args: &Args,
+    emulator: &mut EmulatorProcess,
+) -> anyhow::Result<(u32, Option<PathBuf>, Arc<Publisher>)> {
+    emulator
+        .wait_for_validation(&["succeeded"], Duration::from_secs(20))
+        .await?;
+    let pid = emulator.pid();
+    emulator.rss_ready_mib = status_mib(pid, "VmRSS")?;
+    let disk = disk_stat_path(&args.common.tmp);
+    Ok((pid, disk, Arc::new(Publisher::new(emulator))))
+}
+
 // ---------------------------------------------------------------------------------------------
 // throughput
 
@@ -685,13 +549,7 @@ async fn throughput(
     receiver: &Arc<Receiver>,
     emulator: &mut EmulatorProcess,
 ) -> anyhow::Result<Value> {
-    emulator
-        .wait_for_validation(&["succeeded"], Duration::from_secs(20))
-        .await?;
-    let pid = emulator.pid();
-    emulator.rss_ready_mib = status_mib(pid, "VmRSS")?;
-    let disk = disk_stat_path(&args.tmp);
-    let publisher = Arc::new(Publisher::new(emulator));
+    let (pid, disk, publisher) = ready_for_load(args, emulator).await?;
     let next = Arc::new(AtomicU64::new(0));
     let acked = Arc::new(AtomicU64::new(0));
     let stop = Arc::new(AtomicBool::new(false));
@@ -801,14 +659,8 @@ async fn throughput(
         "throughput: {both_rate:.0} events/s to both subscribers ({deliveries_rate:.0} deliveries/s), published {published_rate:.0}/s; emulator {} cores, generator {} cores, machine {} cores",
         result["emulator_cpu_cores"], result["generator_cpu_cores"], result["machine_busy_cores"]
     );
-    check(receiver, total_acked, drain, &failures)?;
+    check(receiver, total_acked, drain, &failures.lock().unwrap())?;
     Ok(result)
-}
-
-fn merge(into: &mut Value, from: Value) {
-    if let (Value::Object(into), Value::Object(from)) = (into, from) {
-        into.extend(from);
-    }
 }
 
 /// Every acknowledged event reached both subscribers, and no publish failed.
@@ -816,12 +668,9 @@ fn check(
     receiver: &Receiver,
     acked: u64,
     drain: Option<Duration>,
-    failures: &Mutex<Failures>,
+    failures: &Failures,
 ) -> anyhow::Result<()> {
-    let failures = failures.lock().unwrap();
-    for why in &failures.first {
-        eprintln!("failure: {why}");
-    }
+    failures.print();
     ensure!(
         failures.count == 0,
         "{} publish requests failed",
@@ -845,82 +694,30 @@ async fn latency(
     emulator: &mut EmulatorProcess,
 ) -> anyhow::Result<Value> {
     ensure!(args.rate > 0.0, "--rate must be positive");
-    emulator
-        .wait_for_validation(&["succeeded"], Duration::from_secs(20))
-        .await?;
-    let pid = emulator.pid();
-    emulator.rss_ready_mib = status_mib(pid, "VmRSS")?;
-    let disk = disk_stat_path(&args.tmp);
-    let publisher = Arc::new(Publisher::new(emulator));
+    let (pid, disk, publisher) = ready_for_load(args, emulator).await?;
     let total = ((args.warmup + args.duration) * args.rate).floor() as u64;
-    let sent: Arc<Vec<AtomicU64>> = Arc::new((0..total).map(|_| AtomicU64::new(0)).collect());
-    let acked = Arc::new(AtomicU64::new(0));
-    let failures = Arc::new(Mutex::new(Failures::default()));
-    let publish_latency = Arc::new(Mutex::new(Latencies::default()));
     let start = Instant::now() + Duration::from_millis(20);
     let window_start = start + Duration::from_secs_f64(args.warmup);
     let window_end = window_start + Duration::from_secs_f64(args.duration);
     let first_measured = (args.warmup * args.rate).ceil() as u64;
-    let interval_ns = 1e9 / args.rate;
-    // A plain thread keeps the schedule: tokio's timer has 1 ms granularity, nanosleep does not.
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(u64, Instant)>();
-    let scheduler = std::thread::spawn(move || {
-        for i in 0..total {
-            let at = start + Duration::from_nanos((i as f64 * interval_ns) as u64);
-            let now = Instant::now();
-            if at > now {
-                std::thread::sleep(at - now);
-            }
-            if tx.send((i, at)).is_err() {
-                break;
-            }
-        }
-    });
+    let schedule = Schedule::start(start, total, args.rate);
     let watched = [("emulator", pid)];
-    let snapshots = tokio::spawn({
-        let disk = disk.clone();
-        async move {
-            tokio::time::sleep_until(window_start.into()).await;
-            let first = Snapshot::take(&watched, disk.as_deref());
-            tokio::time::sleep_until(window_end.into()).await;
-            (first, Snapshot::take(&watched, disk.as_deref()))
-        }
+    let snapshots = at_window_edges(window_start, window_end, move || {
+        Snapshot::take(&watched, disk.as_deref())
     });
-    let scheduled_ns: Arc<Vec<AtomicU64>> =
-        Arc::new((0..total).map(|_| AtomicU64::new(0)).collect());
-    let mut tasks = tokio::task::JoinSet::new();
-    while let Some((seq, at)) = rx.recv().await {
-        let (publisher, sent, scheduled_ns, acked, failures, publish_latency, receiver) = (
-            publisher.clone(),
-            sent.clone(),
-            scheduled_ns.clone(),
-            acked.clone(),
-            failures.clone(),
-            publish_latency.clone(),
-            receiver.clone(),
-        );
-        tasks.spawn(async move {
-            scheduled_ns[seq as usize].store(receiver.ns(at), Ordering::Relaxed);
-            let now = Instant::now();
-            sent[seq as usize].store(receiver.ns(now), Ordering::Relaxed);
-            match publisher.publish(seq, 1).await {
-                Ok(()) => {
-                    acked.fetch_add(1, Ordering::Relaxed);
-                    if seq >= first_measured {
-                        publish_latency.lock().unwrap().push(now.elapsed());
-                    }
-                }
-                Err(why) => failures.lock().unwrap().add(why),
-            }
-        });
-        while tasks.try_join_next().is_some() {}
-    }
-    while tasks.join_next().await.is_some() {}
-    scheduler
-        .join()
-        .map_err(|_| anyhow::anyhow!("the scheduler thread panicked"))?;
+    let mut run = open_loop(
+        schedule,
+        total,
+        receiver.clock,
+        first_measured,
+        move |seq| {
+            let publisher = publisher.clone();
+            async move { publisher.publish(seq, 1).await }
+        },
+    )
+    .await?;
     let (first, last) = snapshots.await.context("the snapshot task failed")?;
-    let total_acked = acked.load(Ordering::Relaxed);
+    let total_acked = run.acked;
     let drain = wait_for_both(receiver, total_acked, Duration::from_secs(60)).await;
     let arrivals = receiver.arrivals.as_ref().context("no arrival times")?;
     let mut per_sub = serde_json::Map::new();
@@ -928,21 +725,21 @@ async fn latency(
     let mut all_scheduled = Latencies::default();
     let mut lag = Latencies::default();
     for seq in first_measured..total {
-        let s = sent[seq as usize].load(Ordering::Relaxed);
-        let sch = scheduled_ns[seq as usize].load(Ordering::Relaxed);
+        let s = run.sent.get(seq);
+        let sch = run.scheduled.get(seq);
         lag.push_us(s.saturating_sub(sch) / 1000);
     }
     for (sub, name) in SUBSCRIPTIONS.iter().enumerate() {
         let mut from_send = Latencies::default();
         let mut missing = 0u64;
         for seq in first_measured..total {
-            let s = sent[seq as usize].load(Ordering::Relaxed);
-            let a = arrivals[sub][seq as usize].load(Ordering::Relaxed);
+            let s = run.sent.get(seq);
+            let a = arrivals[sub].get(seq);
             if a == 0 || s == 0 {
                 missing += 1;
                 continue;
             }
-            let sch = scheduled_ns[seq as usize].load(Ordering::Relaxed);
+            let sch = run.scheduled.get(seq);
             from_send.push_us(a.saturating_sub(s) / 1000);
             all.push_us(a.saturating_sub(s) / 1000);
             all_scheduled.push_us(a.saturating_sub(sch) / 1000);
@@ -960,7 +757,7 @@ async fn latency(
         "publish_to_delivery_both_subscribers": all.summary(),
         "publish_to_delivery_from_scheduled": all_scheduled.summary(),
         "send_lag_behind_schedule": lag.summary(),
-        "publish_request_latency": publish_latency.lock().unwrap().summary(),
+        "publish_request_latency": run.request_latency.summary(),
         "acked_total": total_acked,
         "rss_ready_mib": round3(emulator.rss_ready_mib),
         "rss_peak_mib": round3(status_mib(pid, "VmHWM")?),
@@ -977,7 +774,7 @@ async fn latency(
         result["emulator_cpu_cores"],
         result["generator_cpu_cores"]
     );
-    check(receiver, total_acked, drain, &failures)?;
+    check(receiver, total_acked, drain, &run.failures)?;
     Ok(result)
 }
 
@@ -991,7 +788,7 @@ async fn backlog(
     dir: &Path,
 ) -> anyhow::Result<Value> {
     let pid = emulator.pid();
-    let disk = disk_stat_path(&args.tmp);
+    let disk = disk_stat_path(&args.common.tmp);
     match args.hold {
         Hold::Unvalidated => {
             // Three attempts 5 s apart (scaled), then `failed`.
@@ -1128,7 +925,7 @@ async fn backlog(
         drain_s,
         result["drain_events_to_both_per_s"]
     );
-    check(receiver, published, drain, &failures)?;
+    check(receiver, published, drain, &failures.lock().unwrap())?;
     Ok(result)
 }
 

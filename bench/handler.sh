@@ -9,18 +9,14 @@
 # Each run first waits until the machine is idle (another build would be measured too).
 # Results: one JSON line per run in target/bench-tmp/handler-<time>.jsonl, then a summary
 # (median [min – max] across rounds) per configuration.
-set -euo pipefail
-cd "$(dirname "$0")/.."
+# shellcheck source=bench/common.sh
+source "$(dirname "$0")/common.sh"
 
-RUNS="${RUNS:-3}"
 DURATION="${DURATION:-20}"
 
-source bench/common.sh
 bench_prepare handler handler_load
 
-for round in $(seq "$RUNS"); do
-    echo
-    echo "=== round $round of $RUNS"
+one_round() {
     run --mode fsync-baseline --duration 5 --label fsync-baseline
     run --mode fsync-baseline --duration 20 --paced --rate 1000 --label fsync-paced-1000
     run --mode startup --runs 50 --log warn --label startup-warn
@@ -31,6 +27,7 @@ for round in $(seq "$RUNS"); do
     run --mode max --concurrency 64 --duration "$DURATION" --log info --label max-c64-info
     run --mode rate --rate 1000 --duration "$DURATION" --log warn --label rate-1000-warn
     run --mode rate --rate 1000 --duration "$DURATION" --log info --label rate-1000-info
-done
+}
 
+bench_rounds one_round
 bench_finish

@@ -25,11 +25,11 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::{self, File, OpenOptions};
-use std::io::{BufRead, Read, Write};
+use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -37,27 +37,23 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail, ensure};
 use clap::{Parser, ValueEnum};
 use ordergrid::store::{Collection, FolderStore, FolderStoreOptions, RecordStore};
+use ordergrid_testing::bench::{
+    Disk, Failures, GeneratorArgs, Latencies, Schedule, all_processes, at_window_edges, cores,
+    cpu_seconds, disk_stat_path, exit_code, http_client, machine_jiffies, median, nonce, round3,
+    status_mib, summarize,
+};
+use ordergrid_testing::process::{Process, ordergrid};
 use serde::Deserialize;
 use serde_json::{Value, json};
-
-#[path = "measurement.rs"]
-mod measurement;
-use measurement::{
-    Disk, Latencies, QuietArgs, SyscallCounter, all_processes, cpu_seconds, disk_stat_path,
-    machine_jiffies, measure_with_retries, median, round3, status_mib, summarize,
-};
 
 #[derive(Parser)]
 #[command(about = "Load generator and measurements for `ordergrid serve`")]
 struct Args {
     #[arg(long, value_enum)]
     mode: Mode,
-    /// The handler binary (build it with `cargo build --release`).
-    #[arg(long, default_value = "target/release/ordergrid")]
-    binary: PathBuf,
-    /// Parent of the per-run data folders and the fsync baseline file (on the real disk).
-    #[arg(long, default_value = "target/bench-tmp")]
-    tmp: PathBuf,
+    /// `--tmp` also holds the fsync baseline file.
+    #[command(flatten)]
+    common: GeneratorArgs,
     /// `ORDERGRID_LOG` for the handler: `warn` silences the per-invocation info line.
     #[arg(long, default_value = "warn")]
     log: String,
@@ -84,20 +80,6 @@ struct Args {
     /// Bytes per `fdatasync` in `fsync-baseline` (one order's journal frame is about 290).
     #[arg(long, default_value_t = 288)]
     fsync_bytes: usize,
-    /// Worker threads of the generator's runtime; 1 leaves the most CPU to the server.
-    #[arg(long, default_value_t = 1)]
-    client_threads: usize,
-    #[command(flatten)]
-    quiet: QuietArgs,
-    /// Do not count the server's fdatasync calls with `perf stat`.
-    #[arg(long)]
-    no_perf: bool,
-    /// Name of this configuration in the results file (runs with one label are summarised together).
-    #[arg(long)]
-    label: Option<String>,
-    /// JSON-lines file to append this run's result to (read by `summarize`).
-    #[arg(long)]
-    results: Option<PathBuf>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -110,42 +92,19 @@ enum Mode {
 }
 
 fn main() -> std::process::ExitCode {
-    let args = Args::parse();
-    match run(&args) {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    exit_code(run(&Args::parse()))
 }
 
 fn run(args: &Args) -> anyhow::Result<()> {
     if args.mode == Mode::Summarize {
-        let path = args
-            .results
-            .as_deref()
-            .context("summarize needs --results")?;
-        return summarize(path);
+        return summarize(args.common.results.as_deref());
     }
-    fs::create_dir_all(&args.tmp)
-        .with_context(|| format!("failed to create {}", args.tmp.display()))?;
-    let quiet = args.quiet.options(&args.tmp, Some(50.0));
-    measure_with_retries(&quiet, args.results.as_deref(), || match args.mode {
+    args.common.measure(Some(50.0), || match args.mode {
         Mode::Startup => startup(args),
         Mode::FsyncBaseline => fsync_baseline(args),
         Mode::Max | Mode::Rate => {
-            ensure!(
-                args.binary.is_file(),
-                "no handler binary at {}: run `cargo build --release --bin ordergrid` first",
-                args.binary.display()
-            );
-            tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(args.client_threads.max(1))
-                .enable_all()
-                .build()
-                .context("failed to start the generator's runtime")?
-                .block_on(load(args))
+            args.common.check_binary()?;
+            args.common.runtime()?.block_on(load(args))
         }
         Mode::Summarize => unreachable!(),
     })?;
@@ -156,17 +115,15 @@ fn run(args: &Args) -> anyhow::Result<()> {
 // The handler process.
 
 struct Server {
-    child: Child,
+    process: Process,
     addr: SocketAddr,
     /// The run's data folder; removed when dropped.
     dir: tempfile::TempDir,
-    stdout_lines: Arc<AtomicU64>,
-    stderr: Arc<Mutex<Vec<String>>>,
 }
 
 impl Server {
     fn pid(&self) -> u32 {
-        self.child.id()
+        self.process.pid()
     }
 
     fn store_dir(&self) -> PathBuf {
@@ -175,38 +132,19 @@ impl Server {
 
     /// SIGKILL, so nothing the handler could still do after answering is counted as durable.
     fn kill(&mut self) -> anyhow::Result<()> {
-        self.child.kill().context("failed to kill the handler")?;
-        self.child.wait().context("failed to reap the handler")?;
+        self.process.kill().context("failed to kill the handler")?;
         Ok(())
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
 /// The handler's environment, as the Functions host would set it; nothing else is inherited.
 fn handler_command(args: &Args, dir: &Path, port: u16) -> Command {
-    let mut cmd = Command::new(&args.binary);
-    cmd.arg("serve")
-        .env_clear()
-        .env("FUNCTIONS_CUSTOMHANDLER_PORT", port.to_string())
-        .env("ORDERGRID_LOG_FORMAT", "json")
+    let mut cmd = ordergrid(&args.common.binary, "serve");
+    cmd.env("FUNCTIONS_CUSTOMHANDLER_PORT", port.to_string())
         .env("ORDERGRID_LOG", &args.log)
         .env("ORDERGRID_STORE_PATH", dir.join("store"))
-        .env("ORDERGRID_OUTBOX_PATH", dir.join("outbox"))
-        .stdin(Stdio::null());
+        .env("ORDERGRID_OUTBOX_PATH", dir.join("outbox"));
     cmd
-}
-
-fn run_dir(args: &Args) -> anyhow::Result<tempfile::TempDir> {
-    tempfile::Builder::new()
-        .prefix("run-")
-        .tempdir_in(&args.tmp)
-        .with_context(|| format!("failed to create a run folder in {}", args.tmp.display()))
 }
 
 /// Starts the handler on port 0 with stdout and stderr piped (as the host reads them) and
@@ -215,49 +153,24 @@ fn run_dir(args: &Args) -> anyhow::Result<tempfile::TempDir> {
 /// The port is read from the kernel's socket table (`/proc/<pid>/net/tcp`), not from the
 /// "listening" log line: that line is INFO, so `ORDERGRID_LOG=warn` suppresses it.
 fn start_server(args: &Args) -> anyhow::Result<Server> {
-    let dir = run_dir(args)?;
-    let mut child = handler_command(args, dir.path(), 0)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .with_context(|| format!("failed to start {}", args.binary.display()))?;
-    let stdout_lines = Arc::new(AtomicU64::new(0));
-    let stderr = Arc::new(Mutex::new(Vec::new()));
-    let mut out = child.stdout.take().context("no stdout pipe")?;
-    let lines = stdout_lines.clone();
-    std::thread::spawn(move || {
-        let mut buf = vec![0u8; 64 * 1024];
-        while let Ok(n) = out.read(&mut buf) {
-            if n == 0 {
-                break;
-            }
-            let newlines = buf[..n].iter().filter(|b| **b == b'\n').count();
-            lines.fetch_add(newlines as u64, Ordering::Relaxed);
-        }
-    });
-    let err = child.stderr.take().context("no stderr pipe")?;
-    let sink = stderr.clone();
-    std::thread::spawn(move || {
-        for line in std::io::BufReader::new(err).lines().map_while(Result::ok) {
-            sink.lock().unwrap().push(line);
-        }
-    });
+    let dir = args.common.run_dir("run-")?;
+    // Its stdout is counted, not kept.
+    let process = Process::spawn_with_stdout(&mut handler_command(args, dir.path(), 0), |_| {})
+        .with_context(|| format!("failed to start {}", args.common.binary.display()))?;
     let mut server = Server {
-        child,
+        process,
         addr: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
         dir,
-        stdout_lines,
-        stderr,
     };
     let deadline = Instant::now() + Duration::from_secs(10);
     let port = loop {
         if let Some(port) = listening_port(server.pid()) {
             break port;
         }
-        if let Some(status) = server.child.try_wait()? {
+        if let Some(status) = server.process.child.try_wait()? {
             bail!(
                 "the handler exited with {status} before listening:\n{}",
-                server.stderr.lock().unwrap().join("\n")
+                server.process.stderr.text()
             );
         }
         ensure!(
@@ -445,17 +358,13 @@ fn tasks_of(pid: u32) -> HashMap<u32, (String, f64)> {
 // startup
 
 fn startup(args: &Args) -> anyhow::Result<Value> {
-    ensure!(
-        args.binary.is_file(),
-        "no handler binary at {}: run `cargo build --release --bin ordergrid` first",
-        args.binary.display()
-    );
+    args.common.check_binary()?;
     let mut ready = Latencies::default();
     let mut rss = Vec::with_capacity(args.runs);
     let mut probes = Vec::with_capacity(args.runs);
     let mut exec_floor = Latencies::default();
     for run in 0..args.runs {
-        let dir = run_dir(args)?;
+        let dir = args.common.run_dir("run-")?;
         // Like the Functions host: pick the port, pass it in, poll until the handler answers.
         let port = free_port()?;
         let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
@@ -466,7 +375,7 @@ fn startup(args: &Args) -> anyhow::Result<Value> {
             .stdout(stdout)
             .stderr(stderr)
             .spawn()
-            .with_context(|| format!("failed to start {}", args.binary.display()))?;
+            .with_context(|| format!("failed to start {}", args.common.binary.display()))?;
         let mut attempts = 0u32;
         let answered = loop {
             attempts += 1;
@@ -489,7 +398,7 @@ fn startup(args: &Args) -> anyhow::Result<Value> {
         probes.push(f64::from(attempts));
         // The floor under that: exec, dynamic loading and exit, with no runtime or store.
         let exec_started = Instant::now();
-        let status = Command::new(&args.binary)
+        let status = Command::new(&args.common.binary)
             .arg("--version")
             .env_clear()
             .stdout(Stdio::null())
@@ -510,7 +419,7 @@ fn startup(args: &Args) -> anyhow::Result<Value> {
     summary["probe_attempts_median"] = json!(median(&mut probes));
     let result = json!({
         "mode": "startup",
-        "label": args.label.clone().unwrap_or_else(|| format!("startup-{}", args.log)),
+        "label": args.common.label.clone().unwrap_or_else(|| format!("startup-{}", args.log)),
         "log": args.log,
         "runs": args.runs,
         "ready": summary,
@@ -535,6 +444,7 @@ fn startup(args: &Args) -> anyhow::Result<Value> {
 
 fn fsync_baseline(args: &Args) -> anyhow::Result<Value> {
     let path = args
+        .common
         .tmp
         .join(format!("fsync-baseline-{}.log", std::process::id()));
     let file = OpenOptions::new()
@@ -546,7 +456,7 @@ fn fsync_baseline(args: &Args) -> anyhow::Result<Value> {
     let frame = vec![0x5au8; args.fsync_bytes];
     let mut latencies = Latencies::default();
     let mut offset = 0u64;
-    let disk = disk_stat_path(&args.tmp);
+    let disk = disk_stat_path(&args.common.tmp);
     let disk_before = Disk::read(disk.as_deref());
     let started = Instant::now();
     let until = Duration::from_secs_f64(args.duration);
@@ -575,7 +485,7 @@ fn fsync_baseline(args: &Args) -> anyhow::Result<Value> {
     let rate = count as f64 / elapsed;
     let result = json!({
         "mode": "fsync-baseline",
-        "label": args.label.clone().unwrap_or_else(|| "fsync-baseline".into()),
+        "label": args.common.label.clone().unwrap_or_else(|| "fsync-baseline".into()),
         "paced_rate": if args.paced { json!(args.rate) } else { Value::Null },
         "bytes_per_sync": args.fsync_bytes,
         "disk_reads_in_window": round3(disk_after.reads - disk_before.reads),
@@ -596,7 +506,7 @@ fn fsync_baseline(args: &Args) -> anyhow::Result<Value> {
 // ---------------------------------------------------------------------------------------------
 // max and rate
 
-/// Envelopes for distinct orders: the host's shape (see `tests/api/events.rs`), with the order
+/// Envelopes for distinct orders: the host's shape (see `tests/handler/events.rs`), with the order
 /// id spliced into a pre-rendered template so building one costs a few small copies.
 struct Envelopes {
     parts: Vec<String>,
@@ -634,17 +544,13 @@ impl Envelopes {
                 }
             }
         });
-        let nonce = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis())
-            .unwrap_or(0);
         Self {
             parts: envelope
                 .to_string()
                 .split(Self::HOLE)
                 .map(str::to_owned)
                 .collect(),
-            prefix: format!("b{nonce}-"),
+            prefix: format!("{}-", nonce()),
         }
     }
 
@@ -741,8 +647,7 @@ impl Target {
 #[derive(Default)]
 struct Tally {
     ok: u64,
-    failed: u64,
-    first_failures: Vec<String>,
+    failures: Failures,
     /// Measured from the scheduled send time (`rate`) or the actual send time (`max`).
     latency: Latencies,
     /// `rate` only: from the actual send time, i.e. the server's service time plus the client's.
@@ -767,35 +672,16 @@ impl Tally {
         self.slowest.sort_unstable_by(|a, b| b.cmp(a));
         self.slowest.truncate(Self::SLOWEST);
     }
-
-    fn fail(&mut self, why: String) {
-        self.failed += 1;
-        if self.first_failures.len() < 5 {
-            self.first_failures.push(why);
-        }
-    }
 }
 
 async fn load(args: &Args) -> anyhow::Result<Value> {
     let mut server = start_server(args)?;
     let pid = server.pid();
     let rss_ready = status_mib(pid, "VmRSS")?;
-    let perf = if args.no_perf {
-        None
-    } else {
-        SyscallCounter::attach(pid)
-    };
-    let disk = disk_stat_path(&args.tmp);
-    let client = reqwest::Client::builder()
-        .http1_only()
-        .no_proxy()
-        .tcp_nodelay(true)
-        .pool_max_idle_per_host(usize::MAX)
-        .timeout(Duration::from_secs(30))
-        .build()
-        .context("failed to build the HTTP client")?;
+    let perf = args.common.syscall_counter(pid);
+    let disk = disk_stat_path(&args.common.tmp);
     let target = Arc::new(Target {
-        client,
+        client: http_client(Duration::from_secs(30))?,
         url: format!("http://{}/OrderProcessor", server.addr),
         envelopes: Envelopes::new(),
         next: AtomicU64::new(0),
@@ -806,11 +692,8 @@ async fn load(args: &Args) -> anyhow::Result<Value> {
     let window_end = window_start + Duration::from_secs_f64(args.duration);
 
     // Snapshots at the edges of the measured window.
-    let snapshots = tokio::spawn(async move {
-        tokio::time::sleep_until(window_start.into()).await;
-        let first = Counters::take(pid, disk.as_deref());
-        tokio::time::sleep_until(window_end.into()).await;
-        (first, Counters::take(pid, disk.as_deref()))
+    let snapshots = at_window_edges(window_start, window_end, move || {
+        Counters::take(pid, disk.as_deref())
     });
 
     match args.mode {
@@ -841,8 +724,8 @@ async fn load(args: &Args) -> anyhow::Result<Value> {
             .context("failed to list the stored orders")?
             .len() as u64
     };
-    let stdout_lines = server.stdout_lines.load(Ordering::Relaxed);
-    let stderr_lines = server.stderr.lock().unwrap().clone();
+    let stdout_lines = server.process.stdout_lines();
+    let stderr_lines = server.process.stderr.all();
 
     let mut tally = tally.lock().unwrap();
     let window = last.at.duration_since(first.at).as_secs_f64();
@@ -850,7 +733,7 @@ async fn load(args: &Args) -> anyhow::Result<Value> {
     let generator_cores = (last.generator_cpu - first.generator_cpu) / window;
     let machine_cores = if last.machine_total > first.machine_total {
         (last.machine_busy - first.machine_busy) / (last.machine_total - first.machine_total)
-            * std::thread::available_parallelism().map_or(2.0, |n| n.get() as f64)
+            * cores()
     } else {
         f64::NAN
     };
@@ -860,16 +743,16 @@ async fn load(args: &Args) -> anyhow::Result<Value> {
     let mib = |bytes: f64| round3(bytes / (1024.0 * 1024.0));
     let mut result = json!({
         "mode": if args.mode == Mode::Max { "max" } else { "rate" },
-        "label": args.label.clone().unwrap_or_default(),
+        "label": args.common.label(),
         "log": args.log,
         "concurrency": if args.mode == Mode::Max { json!(args.concurrency) } else { Value::Null },
         "target_rate": if args.mode == Mode::Rate { json!(args.rate) } else { Value::Null },
-        "client_threads": args.client_threads,
+        "client_threads": args.common.client_threads,
         "window_s": round3(window),
         "throughput_rps": round3(throughput),
         "latency": tally.latency.summary(),
         "ok_total": tally.ok,
-        "failed": tally.failed,
+        "failed": tally.failures.count,
         "stored_orders": stored,
         "server_cpu_cores": round3(server_cores),
         "server_thread_cores": first.server_thread_cores(&last, window),
@@ -908,17 +791,15 @@ async fn load(args: &Args) -> anyhow::Result<Value> {
         .map(|(us, seq)| json!({"ms": round3(*us as f64 / 1000.0), "order_seq": seq}))
         .collect();
     println!("{}", serde_json::to_string_pretty(&result)?);
-    for why in &tally.first_failures {
-        eprintln!("failure: {why}");
-    }
+    tally.failures.print();
     for line in stderr_lines.iter().take(5) {
         eprintln!("handler stderr: {line}");
     }
     ensure!(
-        tally.failed == 0,
+        tally.failures.count == 0,
         "{} of {} requests failed",
-        tally.failed,
-        tally.failed + tally.ok
+        tally.failures.count,
+        tally.failures.count + tally.ok
     );
     ensure!(
         stored == tally.ok,
@@ -957,7 +838,7 @@ async fn run_closed_loop(
                                 mine.in_window += 1;
                             }
                         }
-                        Err(why) => mine.fail(why),
+                        Err(why) => mine.failures.add(why),
                     }
                 }
                 let mut all = tally.lock().unwrap();
@@ -966,11 +847,7 @@ async fn run_closed_loop(
                 all.latency.0.extend(mine.latency.0);
                 all.slowest.extend(mine.slowest);
                 all.keep_slowest();
-                // `fail` counts each message it is given; add the failures beyond those.
-                all.failed += mine.failed - mine.first_failures.len() as u64;
-                for why in mine.first_failures {
-                    all.fail(why);
-                }
+                all.failures.merge(mine.failures);
             })
         })
         .collect();
@@ -989,24 +866,10 @@ async fn run_open_loop(
     window_end: Instant,
 ) -> anyhow::Result<()> {
     ensure!(args.rate > 0.0, "--rate must be positive");
-    let interval_ns = 1e9 / args.rate;
     let total = ((window_end - start).as_secs_f64() * args.rate).floor() as u64;
-    // A plain thread keeps the schedule: tokio's timer has 1 ms granularity, nanosleep does not.
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Instant>();
-    let scheduler = std::thread::spawn(move || {
-        for i in 0..total {
-            let at = start + Duration::from_nanos((i as f64 * interval_ns) as u64);
-            let now = Instant::now();
-            if at > now {
-                std::thread::sleep(at - now);
-            }
-            if tx.send(at).is_err() {
-                break;
-            }
-        }
-    });
+    let mut schedule = Schedule::start(start, total, args.rate);
     let mut tasks = tokio::task::JoinSet::new();
-    while let Some(scheduled) = rx.recv().await {
+    while let Some((_, scheduled)) = schedule.next().await {
         let target = target.clone();
         let tally = tally.clone();
         tasks.spawn(async move {
@@ -1024,15 +887,12 @@ async fn run_open_loop(
                         all.in_window += 1;
                     }
                 }
-                Err(why) => all.fail(why),
+                Err(why) => all.failures.add(why),
             }
         });
         // Reap finished tasks as we go so the set stays small.
         while tasks.try_join_next().is_some() {}
     }
     while tasks.join_next().await.is_some() {}
-    scheduler
-        .join()
-        .map_err(|_| anyhow::anyhow!("the scheduler thread panicked"))?;
-    Ok(())
+    schedule.finish()
 }

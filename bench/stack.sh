@@ -10,26 +10,23 @@
 # Each run first waits until the machine is idle (another build would be measured too).
 # Results: one JSON line per run in target/bench-tmp/stack-<time>.jsonl, then a summary
 # (median [min – max] across rounds) per configuration.
-set -euo pipefail
-cd "$(dirname "$0")/.."
+# shellcheck source=bench/common.sh
+source "$(dirname "$0")/common.sh"
 
-RUNS="${RUNS:-3}"
 STARTS="${STARTS:-20}"
 SWEEP="${SWEEP-750 1000 1500}"
 
-source bench/common.sh
 RUN_ARGS=(--app .)
 bench_prepare stack stack_load
 
-for round in $(seq "$RUNS"); do
-    echo
-    echo "=== round $round of $RUNS"
+one_round() {
     run --mode startup --runs "$STARTS" --label startup
     run --mode rate --rate 1 --warmup 2 --duration 60 --label rate-1
     run --mode rate --rate 500 --warmup 2 --duration 20 --label rate-500
     for rate in $SWEEP; do
         run --mode rate --rate "$rate" --warmup 2 --duration 10 --label "sweep-$rate"
     done
-done
+}
 
+bench_rounds one_round
 bench_finish

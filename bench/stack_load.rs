@@ -19,40 +19,34 @@
 //! the handler (its child); each one's CPU is reported.
 
 use std::fs;
-use std::io::{BufRead, BufReader};
 use std::mem::MaybeUninit;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, mpsc};
+use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail, ensure};
 use clap::{Parser, ValueEnum};
-use serde_json::{Value, json};
-
-#[path = "measurement.rs"]
-mod measurement;
-
-use measurement::{
-    Latencies, QuietArgs, Snapshot, SyscallCounter, disk_stat_path, measure_with_retries, median,
+use ordergrid_testing::DEV_ON_FREE_PORTS;
+use ordergrid_testing::bench::{
+    Clock, GeneratorArgs, Latencies, Schedule, Snapshot, Stamps, SyscallCounter, Topic,
+    at_window_edges, disk_stat_path, exit_code, http_client, median, merge, nonce, open_loop,
     round3, status_mib, summarize,
 };
+use ordergrid_testing::process::Process;
+use serde_json::{Value, json};
 
 #[derive(Parser, Clone)]
 #[command(about = "Load generator and measurements for `ordergrid dev`")]
 struct Args {
     #[arg(long, value_enum)]
     mode: Mode,
-    /// The ordergrid binary (build it with `cargo build --release`).
-    #[arg(long, default_value = "target/release/ordergrid")]
-    binary: PathBuf,
+    #[command(flatten)]
+    common: GeneratorArgs,
     /// The function app: the repository root (host.json, function folders, infra/).
     #[arg(long, default_value = ".")]
     app: PathBuf,
-    /// Parent of the per-run data folders (on the real disk).
-    #[arg(long, default_value = "target/bench-tmp")]
-    tmp: PathBuf,
     /// `startup`: stacks to start, one after the other.
     #[arg(long, default_value_t = 20)]
     runs: usize,
@@ -70,17 +64,6 @@ struct Args {
     /// `ORDERGRID_LOG` for the stack and its handler; unset means their default (info).
     #[arg(long)]
     log: Option<String>,
-    #[arg(long, default_value_t = 1)]
-    client_threads: usize,
-    #[command(flatten)]
-    quiet: QuietArgs,
-    /// Do not count the handler's fsync/fdatasync calls with `perf stat`.
-    #[arg(long)]
-    no_perf: bool,
-    #[arg(long)]
-    label: Option<String>,
-    #[arg(long)]
-    results: Option<PathBuf>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum, Debug)]
@@ -93,49 +76,26 @@ enum Mode {
 const READY_LINE: &str = "ordergrid local stack is ready";
 
 fn main() -> std::process::ExitCode {
-    let args = Args::parse();
-    match run(&args) {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    exit_code(run(&Args::parse()))
 }
 
 fn run(args: &Args) -> anyhow::Result<()> {
     if args.mode == Mode::Summarize {
-        let path = args
-            .results
-            .as_deref()
-            .context("summarize needs --results")?;
-        return summarize(path);
+        return summarize(args.common.results.as_deref());
     }
-    ensure!(
-        args.binary.is_file(),
-        "no ordergrid binary at {}: run `cargo build --release --bin ordergrid` first",
-        args.binary.display()
-    );
     ensure!(
         args.app.join("host.json").is_file(),
         "{} has no host.json: --app must be the repository root",
         args.app.display()
     );
-    fs::create_dir_all(&args.tmp)
-        .with_context(|| format!("failed to create {}", args.tmp.display()))?;
-    let quiet = args.quiet.options(&args.tmp, None);
-    let result = measure_with_retries(&quiet, args.results.as_deref(), || {
+    args.common.check_binary()?;
+    let result = args.common.measure(None, || {
         let mut result = match args.mode {
             Mode::Startup => startup(args)?,
-            Mode::Rate => tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(args.client_threads.max(1))
-                .enable_all()
-                .build()
-                .context("failed to start the generator's runtime")?
-                .block_on(rate(args))?,
+            Mode::Rate => args.common.runtime()?.block_on(rate(args))?,
             Mode::Summarize => unreachable!(),
         };
-        result["label"] = json!(args.label.clone().unwrap_or_default());
+        result["label"] = json!(args.common.label());
         Ok(result)
     })?;
     println!("{}", serde_json::to_string_pretty(&result)?);
@@ -146,7 +106,7 @@ fn run(args: &Args) -> anyhow::Result<()> {
 // The stack process.
 
 struct Stack {
-    child: Child,
+    process: Process,
     /// When the process was spawned, and when the ready line arrived.
     spawned: Instant,
     ready_at: Instant,
@@ -155,8 +115,6 @@ struct Stack {
     handler_pid: Option<u32>,
     /// `startup_ms` of the host stand-in's "custom handler ready" log line.
     handler_startup_ms: Option<f64>,
-    stdout_lines: Arc<AtomicU64>,
-    stderr: Arc<Mutex<Vec<String>>>,
 }
 
 enum Line {
@@ -167,73 +125,49 @@ enum Line {
 
 impl Stack {
     fn start(args: &Args, data: &Path) -> anyhow::Result<Self> {
-        let mut cmd = Command::new(&args.binary);
+        let binary = &args.common.binary;
+        let mut cmd = Command::new(binary);
         cmd.arg("dev")
             .arg("--data")
             .arg(data)
-            .args([
-                "--emulator-port",
-                "0",
-                "--host-port",
-                "0",
-                "--emulator-https-port",
-                "0",
-                "--app",
-            ])
+            .args(DEV_ON_FREE_PORTS)
+            .arg("--app")
             .arg(&args.app)
             .env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+            .stdin(Stdio::null());
         if let Some(log) = &args.log {
             cmd.env("ORDERGRID_LOG", log);
         }
         let (tx, rx) = mpsc::channel::<Line>();
         let spawned = Instant::now();
-        let mut child = cmd
-            .spawn()
-            .with_context(|| format!("failed to start {}", args.binary.display()))?;
-        let stdout_lines = Arc::new(AtomicU64::new(0));
-        let out = child.stdout.take().context("no stdout pipe")?;
-        let lines = stdout_lines.clone();
-        std::thread::spawn(move || {
-            let mut summary: Option<String> = None;
-            for line in BufReader::new(out).split(b'\n').map_while(Result::ok) {
-                let now = Instant::now();
-                lines.fetch_add(1, Ordering::Relaxed);
-                let text = String::from_utf8_lossy(&line);
-                if text.contains(READY_LINE) {
-                    let _ = tx.send(Line::Ready(now));
-                    summary = Some(String::new());
-                    continue;
-                }
-                if let Some(s) = summary.as_mut() {
-                    if text.contains("Ctrl-C stops everything") {
-                        let _ = tx.send(Line::Summary(std::mem::take(s)));
-                        summary = None;
-                    } else {
-                        s.push_str(&text);
-                        s.push('\n');
-                    }
-                    continue;
-                }
-                if text.contains("custom handler ready")
-                    && let Ok(v) = serde_json::from_str::<Value>(&text)
-                    && let Some(ms) = v["startup_ms"].as_f64()
-                {
-                    let _ = tx.send(Line::HandlerStartup(ms));
-                }
+        let mut summary: Option<String> = None;
+        let mut process = Process::spawn_with_stdout(&mut cmd, move |line| {
+            let now = Instant::now();
+            let text = String::from_utf8_lossy(line);
+            if text.contains(READY_LINE) {
+                let _ = tx.send(Line::Ready(now));
+                summary = Some(String::new());
+                return;
             }
-        });
-        let stderr = Arc::new(Mutex::new(Vec::new()));
-        let err = child.stderr.take().context("no stderr pipe")?;
-        let sink = stderr.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(err).lines().map_while(Result::ok) {
-                sink.lock().unwrap().push(line);
+            if let Some(s) = summary.as_mut() {
+                if text.contains("Ctrl-C stops everything") {
+                    let _ = tx.send(Line::Summary(std::mem::take(s)));
+                    summary = None;
+                } else {
+                    s.push_str(&text);
+                    s.push('\n');
+                }
+                return;
             }
-        });
+            if text.contains("custom handler ready")
+                && let Ok(v) = serde_json::from_str::<Value>(&text)
+                && let Some(ms) = v["startup_ms"].as_f64()
+            {
+                let _ = tx.send(Line::HandlerStartup(ms));
+            }
+        })
+        .with_context(|| format!("failed to start {}", binary.display()))?;
         let deadline = spawned + Duration::from_secs(60);
         let (mut ready_at, mut summary, mut handler_startup_ms) = (None, None, None);
         while summary.is_none() {
@@ -243,11 +177,10 @@ impl Stack {
                 Ok(Line::Summary(s)) => summary = Some(s),
                 Ok(Line::HandlerStartup(ms)) => handler_startup_ms = Some(ms),
                 Err(_) => {
-                    let _ = child.kill();
-                    let _ = child.wait();
+                    let _ = process.kill();
                     bail!(
                         "the stack printed no ready summary within 60 s:\n{}",
-                        stderr.lock().unwrap().join("\n")
+                        process.stderr.text()
                     );
                 }
             }
@@ -271,35 +204,30 @@ impl Stack {
                 .ok()
         });
         Ok(Self {
-            child,
+            process,
             spawned,
             ready_at: ready_at.context("no ready line")?,
             topic_endpoint,
             topic_key,
             handler_pid,
             handler_startup_ms,
-            stdout_lines,
-            stderr,
         })
     }
 
     fn pid(&self) -> u32 {
-        self.child.id()
+        self.process.pid()
     }
 
     /// SIGTERM, as Ctrl-C; SIGKILL after 15 s. Then makes sure the handler is gone too.
     fn stop(&mut self) -> anyhow::Result<Duration> {
         let started = Instant::now();
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.pid().to_string()])
-            .status();
+        let _ = self.process.signal("TERM");
         loop {
-            if self.child.try_wait()?.is_some() {
+            if self.process.child.try_wait()?.is_some() {
                 break;
             }
             if started.elapsed() > Duration::from_secs(15) {
-                let _ = self.child.kill();
-                let _ = self.child.wait();
+                let _ = self.process.kill();
                 eprintln!("warning: the stack ignored SIGTERM for 15 s; killed it");
                 break;
             }
@@ -324,17 +252,10 @@ impl Stack {
 
 impl Drop for Stack {
     fn drop(&mut self) {
-        if matches!(self.child.try_wait(), Ok(None)) {
+        if matches!(self.process.child.try_wait(), Ok(None)) {
             let _ = self.stop();
         }
     }
-}
-
-fn run_dir(args: &Args, prefix: &str) -> anyhow::Result<tempfile::TempDir> {
-    tempfile::Builder::new()
-        .prefix(prefix)
-        .tempdir_in(&args.tmp)
-        .with_context(|| format!("failed to create a run folder in {}", args.tmp.display()))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -347,7 +268,7 @@ fn startup(args: &Args) -> anyhow::Result<Value> {
     let mut rss = Vec::new();
     let mut handler_rss = Vec::new();
     for run in 0..args.runs {
-        let dir = run_dir(args, "stack-startup-")?;
+        let dir = args.common.run_dir("stack-startup-")?;
         let mut stack = Stack::start(args, &dir.path().join(".ordergrid"))
             .with_context(|| format!("run {run}"))?;
         ready.push(stack.ready_at - stack.spawned);
@@ -385,9 +306,9 @@ fn startup(args: &Args) -> anyhow::Result<Value> {
 // rate
 
 /// Watches a folder for `<prefix><seq>.eml` files renamed into it and records, per sequence
-/// number, when the watcher read the event (nanoseconds after `base`, + 1; 0 means not yet).
+/// number, when the watcher read the event (0 means not yet).
 struct OutboxWatcher {
-    arrivals: Arc<Vec<AtomicU64>>,
+    arrivals: Arc<Stamps>,
     seen: Arc<AtomicU64>,
     stop: Arc<AtomicBool>,
     dir: PathBuf,
@@ -395,7 +316,7 @@ struct OutboxWatcher {
 }
 
 impl OutboxWatcher {
-    fn start(dir: &Path, prefix: String, base: Instant, capacity: usize) -> anyhow::Result<Self> {
+    fn start(dir: &Path, prefix: String, clock: Clock, capacity: usize) -> anyhow::Result<Self> {
         use rustix::fs::inotify;
         let fd = inotify::init(inotify::CreateFlags::CLOEXEC).context("inotify_init1 failed")?;
         inotify::add_watch(
@@ -404,8 +325,7 @@ impl OutboxWatcher {
             inotify::WatchFlags::MOVED_TO | inotify::WatchFlags::CREATE,
         )
         .with_context(|| format!("failed to watch {}", dir.display()))?;
-        let arrivals: Arc<Vec<AtomicU64>> =
-            Arc::new((0..capacity).map(|_| AtomicU64::new(0)).collect());
+        let arrivals = Arc::new(Stamps::new(capacity));
         let seen = Arc::new(AtomicU64::new(0));
         let stop = Arc::new(AtomicBool::new(false));
         let thread = {
@@ -417,7 +337,7 @@ impl OutboxWatcher {
                     let mut reader = inotify::Reader::new(&fd, &mut buf);
                     while !stop.load(Ordering::Relaxed) {
                         let Ok(event) = reader.next() else { break };
-                        let now = base.elapsed().as_nanos() as u64 + 1;
+                        let now = clock.ns(Instant::now());
                         if !event.events().contains(inotify::ReadFlags::MOVED_TO) {
                             continue;
                         }
@@ -427,10 +347,9 @@ impl OutboxWatcher {
                         let seq = name
                             .strip_suffix(".eml")
                             .and_then(|n| n.strip_prefix(prefix.as_str()))
-                            .and_then(|n| n.parse::<usize>().ok());
-                        if let Some(slot) = seq.and_then(|s| arrivals.get(s)) {
-                            let _ =
-                                slot.compare_exchange(0, now, Ordering::Relaxed, Ordering::Relaxed);
+                            .and_then(|n| n.parse::<u64>().ok());
+                        if let Some(seq) = seq.filter(|&s| s < arrivals.len() as u64) {
+                            arrivals.set_first(seq, now);
                             seen.fetch_add(1, Ordering::Relaxed);
                         }
                     }
@@ -463,9 +382,7 @@ impl Drop for OutboxWatcher {
 }
 
 struct Orders {
-    client: reqwest::Client,
-    url: String,
-    key: String,
+    topic: Topic,
     prefix: String,
 }
 
@@ -477,140 +394,57 @@ impl Orders {
     /// One NewOrder, its own publish request, as `ordergrid publish` would send it.
     async fn publish(&self, seq: u64) -> Result<(), String> {
         let id = self.order_id(seq);
-        let body = format!(
-            r#"[{{"id":"evt-{id}","subject":"orders/{id}","eventType":"NewOrder","eventTime":"2026-11-22T10:00:00.000Z","dataVersion":"1.0","data":{{"orderId":"{id}","customerId":"67890","orderValue":150.00,"customerEmail":"customer@example.com"}}}}]"#
-        );
-        let response = self
-            .client
-            .post(&self.url)
-            .header("content-type", "application/json")
-            .header("aeg-sas-key", &self.key)
-            .body(body)
-            .send()
+        self.topic
+            .publish(format!(
+                r#"[{{"id":"evt-{id}","subject":"orders/{id}","eventType":"NewOrder","eventTime":"2026-11-22T10:00:00.000Z","dataVersion":"1.0","data":{{"orderId":"{id}","customerId":"67890","orderValue":150.00,"customerEmail":"customer@example.com"}}}}]"#
+            ))
             .await
-            .map_err(|e| format!("publish failed: {e:#}"))?;
-        let status = response.status();
-        if status != reqwest::StatusCode::OK {
-            let text = response.text().await.unwrap_or_default();
-            return Err(format!("publish answered {status}: {text}"));
-        }
-        Ok(())
     }
 }
 
 async fn rate(args: &Args) -> anyhow::Result<Value> {
     ensure!(args.rate > 0.0, "--rate must be positive");
-    let dir = run_dir(args, "stack-rate-")?;
+    let dir = args.common.run_dir("stack-rate-")?;
     let data = dir.path().join(".ordergrid");
     let outbox = data.join("outbox");
     fs::create_dir_all(&outbox)
         .with_context(|| format!("failed to create {}", outbox.display()))?;
-    let base = Instant::now();
+    let clock = Clock(Instant::now());
     let total = ((args.warmup + args.duration) * args.rate).floor() as u64;
-    let nonce = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis())
-        .unwrap_or(0);
-    let prefix = format!("b{nonce}-");
-    let mut watcher = OutboxWatcher::start(&outbox, prefix.clone(), base, total as usize)?;
+    let prefix = format!("{}-", nonce());
+    let mut watcher = OutboxWatcher::start(&outbox, prefix.clone(), clock, total as usize)?;
     let mut stack = Stack::start(args, &data)?;
     let stack_pid = stack.pid();
     let handler_pid = stack
         .handler_pid
         .context("the summary names no handler pid")?;
-    let perf = if args.no_perf {
-        None
-    } else {
-        SyscallCounter::attach(handler_pid)
-    };
-    let client = reqwest::Client::builder()
-        .http1_only()
-        .no_proxy()
-        .tcp_nodelay(true)
-        .pool_max_idle_per_host(usize::MAX)
-        .timeout(Duration::from_secs(60))
-        .build()
-        .context("failed to build the HTTP client")?;
+    let perf = args.common.syscall_counter(handler_pid);
     let orders = Arc::new(Orders {
-        client,
-        url: format!("{}?api-version=2018-01-01", stack.topic_endpoint),
-        key: stack.topic_key.clone(),
+        topic: Topic {
+            client: http_client(Duration::from_secs(60))?,
+            url: format!("{}?api-version=2018-01-01", stack.topic_endpoint),
+            key: stack.topic_key.clone(),
+        },
         prefix,
     });
-    let disk = disk_stat_path(&args.tmp);
-    let sent: Arc<Vec<AtomicU64>> = Arc::new((0..total).map(|_| AtomicU64::new(0)).collect());
-    let scheduled: Arc<Vec<AtomicU64>> = Arc::new((0..total).map(|_| AtomicU64::new(0)).collect());
-    let acked = Arc::new(AtomicU64::new(0));
-    let failures = Arc::new(Mutex::new((0u64, Vec::<String>::new())));
-    let publish_latency = Arc::new(Mutex::new(Latencies::default()));
+    let disk = disk_stat_path(&args.common.tmp);
     let start = Instant::now() + Duration::from_millis(20);
     let window_start = start + Duration::from_secs_f64(args.warmup);
     let window_end = window_start + Duration::from_secs_f64(args.duration);
     let first_measured = (args.warmup * args.rate).ceil() as u64;
-    let interval_ns = 1e9 / args.rate;
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(u64, Instant)>();
-    let scheduler = std::thread::spawn(move || {
-        for i in 0..total {
-            let at = start + Duration::from_nanos((i as f64 * interval_ns) as u64);
-            let now = Instant::now();
-            if at > now {
-                std::thread::sleep(at - now);
-            }
-            if tx.send((i, at)).is_err() {
-                break;
-            }
-        }
-    });
+    let schedule = Schedule::start(start, total, args.rate);
     let watched = [("stack", stack_pid), ("handler", handler_pid)];
-    let snapshots = tokio::spawn({
-        let disk = disk.clone();
-        async move {
-            tokio::time::sleep_until(window_start.into()).await;
-            let first = Snapshot::take(&watched, disk.as_deref());
-            tokio::time::sleep_until(window_end.into()).await;
-            (first, Snapshot::take(&watched, disk.as_deref()))
-        }
+    let snapshots = at_window_edges(window_start, window_end, move || {
+        Snapshot::take(&watched, disk.as_deref())
     });
-    let ns = move |at: Instant| at.duration_since(base).as_nanos() as u64 + 1;
-    let mut tasks = tokio::task::JoinSet::new();
-    while let Some((seq, at)) = rx.recv().await {
-        let (orders, sent, scheduled, acked, failures, publish_latency) = (
-            orders.clone(),
-            sent.clone(),
-            scheduled.clone(),
-            acked.clone(),
-            failures.clone(),
-            publish_latency.clone(),
-        );
-        tasks.spawn(async move {
-            scheduled[seq as usize].store(ns(at), Ordering::Relaxed);
-            let now = Instant::now();
-            sent[seq as usize].store(ns(now), Ordering::Relaxed);
-            match orders.publish(seq).await {
-                Ok(()) => {
-                    acked.fetch_add(1, Ordering::Relaxed);
-                    if seq >= first_measured {
-                        publish_latency.lock().unwrap().push(now.elapsed());
-                    }
-                }
-                Err(why) => {
-                    let mut f = failures.lock().unwrap();
-                    f.0 += 1;
-                    if f.1.len() < 5 {
-                        f.1.push(why);
-                    }
-                }
-            }
-        });
-        while tasks.try_join_next().is_some() {}
-    }
-    while tasks.join_next().await.is_some() {}
-    scheduler
-        .join()
-        .map_err(|_| anyhow::anyhow!("the scheduler thread panicked"))?;
+    let mut run = open_loop(schedule, total, clock, first_measured, move |seq| {
+        let orders = orders.clone();
+        async move { orders.publish(seq).await }
+    })
+    .await?;
     let (first, last) = snapshots.await.context("the snapshot task failed")?;
     // Wait for the emails of every acknowledged order.
-    let acked_total = acked.load(Ordering::Relaxed);
+    let acked_total = run.acked;
     let drain_started = Instant::now();
     while watcher.seen.load(Ordering::Relaxed) < acked_total
         && drain_started.elapsed().as_secs_f64() < args.drain_timeout
@@ -632,9 +466,9 @@ async fn rate(args: &Args) -> anyhow::Result<Value> {
     let mut lag = Latencies::default();
     let mut missing = 0u64;
     for seq in first_measured..total {
-        let s = sent[seq as usize].load(Ordering::Relaxed);
-        let sch = scheduled[seq as usize].load(Ordering::Relaxed);
-        let a = watcher.arrivals[seq as usize].load(Ordering::Relaxed);
+        let s = run.sent.get(seq);
+        let sch = run.scheduled.get(seq);
+        let a = watcher.arrivals.get(seq);
         lag.push_us(s.saturating_sub(sch) / 1000);
         if a == 0 || s == 0 {
             missing += 1;
@@ -644,7 +478,6 @@ async fn rate(args: &Args) -> anyhow::Result<Value> {
         from_scheduled.push_us(a.saturating_sub(sch) / 1000);
     }
     let window = last.at.duration_since(first.at).as_secs_f64();
-    let failures = failures.lock().unwrap().clone();
     let mut result = json!({
         "mode": "rate",
         "target_rate": args.rate,
@@ -653,26 +486,22 @@ async fn rate(args: &Args) -> anyhow::Result<Value> {
         "publish_to_email": from_send.summary(),
         "publish_to_email_from_scheduled": from_scheduled.summary(),
         "send_lag_behind_schedule": lag.summary(),
-        "publish_request_latency": publish_latency.lock().unwrap().summary(),
+        "publish_request_latency": run.request_latency.summary(),
         "acked_total": acked_total,
         "emails_total": emails,
         "missing_in_window": missing,
         "drain_wait_s": round3(last_email_after_window_s),
-        "publish_failures": failures.0,
+        "publish_failures": run.failures.count,
         "stack_rss_peak_mib": round3(stack_rss_peak),
         "handler_rss_peak_mib": round3(handler_rss_peak),
         "handler_threads_at_end": handler_threads,
         "handler_fdatasyncs_total": fdatasyncs,
         "handler_fsyncs_total": fsyncs,
         "ready_ms": round3((stack.ready_at - stack.spawned).as_secs_f64() * 1000.0),
-        "stack_stdout_lines": stack.stdout_lines.load(Ordering::Relaxed),
-        "stack_stderr_lines": stack.stderr.lock().unwrap().len(),
+        "stack_stdout_lines": stack.process.stdout_lines(),
+        "stack_stderr_lines": stack.process.stderr.len(),
     });
-    if let Value::Object(cpu) = first.cpu_report(&last)
-        && let Value::Object(out) = &mut result
-    {
-        out.extend(cpu);
-    }
+    merge(&mut result, first.cpu_report(&last));
     println!(
         "rate {}/s: publish→email p50 {} ms, p99 {} ms, max {} ms; {emails}/{acked_total} emails; stack {} cores, handler {} cores, generator {} cores",
         args.rate,
@@ -683,13 +512,15 @@ async fn rate(args: &Args) -> anyhow::Result<Value> {
         result["handler_cpu_cores"],
         result["generator_cpu_cores"]
     );
-    for why in &failures.1 {
-        eprintln!("failure: {why}");
-    }
-    for line in stack.stderr.lock().unwrap().iter().take(5) {
+    run.failures.print();
+    for line in stack.process.stderr.all().iter().take(5) {
         eprintln!("stack stderr: {line}");
     }
-    ensure!(failures.0 == 0, "{} publish requests failed", failures.0);
+    ensure!(
+        run.failures.count == 0,
+        "{} publish requests failed",
+        run.failures.count
+    );
     ensure!(
         emails >= acked_total,
         "{acked_total} orders acknowledged but only {emails} emails within {} s after the window",

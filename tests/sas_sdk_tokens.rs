@@ -20,10 +20,7 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
 use ordergrid::eventgrid::sas::{self, SasError, TopicKey};
-
-#[path = "shared/mod.rs"]
-mod shared;
-use shared::{repo_root, test_python};
+use ordergrid_testing::{repo_root, test_python};
 use time::{Duration, OffsetDateTime};
 
 const ENDPOINT: &str = "https://orders.westus2-1.eventgrid.azure.net/api/events";

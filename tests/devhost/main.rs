@@ -6,19 +6,17 @@
 //! handler is `tests/support/fake_handler.py`: a handler that misbehaves on purpose (the real one
 //! never does) and records every invocation it receives.
 
-#[path = "../shared/mod.rs"]
-mod shared;
-
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::path::PathBuf;
 use std::time::Duration;
 
-use axum::body::Bytes;
 use ordergrid::devhost::FunctionsHost;
 use ordergrid::eventgrid::sas::TopicKey;
+use ordergrid_testing::receiver::{Receiver, Request};
+use ordergrid_testing::{
+    eventually, eventually_async, get_json, pid_alive, repo_root, test_python,
+};
 use serde_json::{Value, json};
-use shared::{eventually, eventually_async, repo_root, test_python};
 use tokio::sync::oneshot;
 
 const PATIENCE: Duration = Duration::from_secs(15);
@@ -36,28 +34,6 @@ fn function(extra: Vec<Value>, many: bool) -> Value {
 
 fn output(connection: &str) -> Value {
     json!({"type": "eventGrid", "name": "outputEvents", "direction": "out", "connection": connection})
-}
-
-/// A receiver for what output bindings publish: records each body, answers 200.
-async fn topic_receiver() -> (String, Arc<Mutex<Vec<Value>>>) {
-    let received = Arc::new(Mutex::new(Vec::new()));
-    let sink = received.clone();
-    let app = axum::Router::new().fallback(move |body: Bytes| {
-        let sink = sink.clone();
-        async move {
-            sink.lock()
-                .unwrap()
-                .push(serde_json::from_slice(&body).unwrap_or(Value::Null));
-            axum::http::StatusCode::OK
-        }
-    });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!(
-        "http://{}/orders/api/events",
-        listener.local_addr().unwrap()
-    );
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    (url, received)
 }
 
 struct App {
@@ -161,12 +137,7 @@ impl App {
     }
 
     async fn status(&self) -> Value {
-        reqwest::get(format!("{}/admin/host/status", self.base))
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
+        get_json(&format!("{}/admin/host/status", self.base)).await
     }
 
     /// Stops the stand-in (as Ctrl-C does) and returns how it ended.
@@ -180,13 +151,6 @@ fn event(id: &str, data: &str) -> String {
     format!(
         r#"{{"id":"{id}","topic":"/t","subject":"orders/1","eventType":"NewOrder","eventTime":"2026-01-01T00:00:00Z","data":{data},"dataVersion":"1.0","metadataVersion":"1"}}"#
     )
-}
-
-fn pid_alive(pid: u64) -> bool {
-    Path::new(&format!("/proc/{pid}")).exists()
-        && !std::fs::read_to_string(format!("/proc/{pid}/stat"))
-            .unwrap_or_default()
-            .contains(") Z ")
 }
 
 async fn echo_app() -> App {
@@ -418,7 +382,9 @@ async fn answers_the_host_would_not_accept_fail_the_invocation_at_once() {
 
 #[tokio::test]
 async fn outputs_are_published_only_under_the_exact_binding_name() {
-    let (url, received) = topic_receiver().await;
+    // What the output binding publishes arrives here.
+    let topic = Receiver::start().await;
+    let url = topic.url("/orders/api/events");
     let settings = HashMap::from([
         ("OrdersTopic__topicEndpointUri".to_owned(), url),
         (
@@ -445,7 +411,11 @@ async fn outputs_are_published_only_under_the_exact_binding_name() {
     let (status, message) = app.notify("Emit", format!("[{}]", event("e", "{}"))).await;
     assert_eq!(status, 202, "{message}");
     let published = eventually("the output to be published", PATIENCE, || {
-        let got = received.lock().unwrap().clone();
+        let got: Vec<Value> = topic
+            .notifications("/orders/api/events")
+            .iter()
+            .map(Request::json)
+            .collect();
         (!got.is_empty()).then_some(got)
     })
     .await;

@@ -1,12 +1,12 @@
 //! What the emulator shows about itself: `/health`, `/emulator/…` and `ordergrid emulator …`.
 
 use ordergrid::emulator::admin::{DestinationView, PendingAction, Validation};
+use ordergrid_testing::receiver::{Receiver, Reply};
 use serde_json::json;
 
 use crate::harness::{
-    PATIENCE, Setup, dead_lettered, event, eventually, file, ordergrid_cli, topic, webhook,
+    PATIENCE, Setup, dead_lettered, event, eventually_async, file, ordergrid_cli, topic, webhook,
 };
-use crate::receiver::{Receiver, Reply};
 
 #[tokio::test]
 async fn health_reports_healthy_and_counts_topics_and_subscriptions() {
@@ -190,7 +190,7 @@ async fn pending_retries_are_listed_by_the_api_and_the_cli() {
     emulator
         .publish_ok("orders", &[event("p-1", "NewOrder", json!({}))])
         .await;
-    let pending = eventually("a pending retry", PATIENCE, async || {
+    let pending = eventually_async("a pending retry", PATIENCE, async || {
         let pending = emulator.retries().await;
         (!pending.is_empty()).then_some(pending)
     })

@@ -3,14 +3,14 @@
 //! Azure's 401 for everything else.
 
 use ordergrid::eventgrid::sas::{self, TopicKey};
+use ordergrid_testing::receiver::Receiver;
 use serde_json::json;
 use time::{Duration, OffsetDateTime};
 
 use crate::harness::{
-    PATIENCE, Setup, TestEmulator, event, eventually, expect_azure_error, file, sorted, topic,
-    webhook,
+    PATIENCE, Setup, TestEmulator, event, eventually_async, expect_azure_error, file, sorted,
+    topic, webhook,
 };
-use crate::receiver::Receiver;
 
 async fn start() -> (Receiver, TestEmulator) {
     let receiver = Receiver::start().await;
@@ -92,7 +92,7 @@ async fn the_key_and_sas_tokens_are_accepted_in_each_place_azure_takes_them() {
         );
     }
     let expected = sorted(["key-header", "key-query", "sas-token", "sas-authorization"]);
-    eventually("all four events", PATIENCE, async || {
+    eventually_async("all four events", PATIENCE, async || {
         (receiver.delivered_ids("/orders") == expected).then_some(())
     })
     .await;
@@ -195,7 +195,7 @@ async fn a_sas_token_for_another_topic_or_endpoint_is_refused_with_401() {
         .await
         .unwrap();
     assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
-    eventually("the one accepted event", PATIENCE, async || {
+    eventually_async("the one accepted event", PATIENCE, async || {
         (receiver.notifications("/orders").len() == 1).then_some(())
     })
     .await;

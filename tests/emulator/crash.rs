@@ -3,27 +3,24 @@
 //! allowed, and counted), and pending retries keep their attempt count and schedule.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::BufRead;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::StreamExt;
 use ordergrid::emulator::admin::{AdminClient, PendingView, SubscriptionView};
 use ordergrid::eventgrid::sas::TopicKey;
+use ordergrid_testing::process::{Process, ordergrid};
+use ordergrid_testing::receiver::{Receiver, Reply};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use crate::harness::{PATIENCE, dead_lettered, event, eventually, file, topic, webhook};
-use crate::receiver::{Receiver, Reply};
+use crate::harness::{PATIENCE, dead_lettered, event, eventually_async, file, topic, webhook};
 
 /// A running `ordergrid emulator` process.
 struct EmulatorProcess {
-    child: Child,
+    process: Process,
     base: String,
-    stderr: Arc<Mutex<Vec<String>>>,
 }
 
 /// What the process needs to start, and restart on the same data.
@@ -54,67 +51,31 @@ impl Installation {
 
     /// Starts `ordergrid emulator` on port 0 and waits for the log line that names the port.
     async fn start(&self) -> EmulatorProcess {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_ordergrid"))
-            .arg("emulator")
-            .env_clear()
-            .env("ORDERGRID_LOG_FORMAT", "json")
-            .env("ORDERGRID_EMULATOR_PORT", "0")
-            .env("ORDERGRID_EMULATOR_HTTPS_PORT", "0")
-            .env(
-                "ORDERGRID_EMULATOR_SUBSCRIPTIONS",
-                self.dir.path().join("subscriptions.json"),
-            )
-            .env("ORDERGRID_EMULATOR_DATA", self.data())
-            .env("ORDERGRID_EMULATOR_KEY", self.key.expose_secret())
-            .env("ORDERGRID_EMULATOR_TIME_SCALE", self.time_scale.to_string())
-            .env("ORDERGRID_EMULATOR_DEAD_LETTER_DELAY", "0s")
-            .env("ORDERGRID_EMULATOR_DELIVERY_TIMEOUT", "5s")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stdout = Arc::new(Mutex::new(Vec::new()));
-        let stderr = Arc::new(Mutex::new(Vec::new()));
-        for (pipe, sink) in [
-            (
-                Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
-                stdout.clone(),
-            ),
-            (Box::new(child.stderr.take().unwrap()), stderr.clone()),
-        ] {
-            std::thread::spawn(move || {
-                for line in std::io::BufReader::new(pipe).lines().map_while(Result::ok) {
-                    sink.lock().unwrap().push(line);
-                }
-            });
-        }
-        let port = eventually("the emulator to log its port", PATIENCE, async || {
-            if let Ok(Some(status)) = child.try_wait() {
-                panic!(
-                    "the emulator exited ({status}): {}",
-                    stderr.lock().unwrap().join("\n")
-                );
-            }
-            stdout.lock().unwrap().iter().find_map(|line| {
-                let json: Value = serde_json::from_str(line).ok()?;
-                json["port"].as_u64()
-            })
-        })
-        .await;
-        EmulatorProcess {
-            child,
-            base: format!("http://127.0.0.1:{port}"),
-            stderr,
-        }
+        let (process, base) = Process::spawn_listening(
+            ordergrid(env!("CARGO_BIN_EXE_ordergrid"), "emulator")
+                .env("ORDERGRID_EMULATOR_PORT", "0")
+                .env("ORDERGRID_EMULATOR_HTTPS_PORT", "0")
+                .env(
+                    "ORDERGRID_EMULATOR_SUBSCRIPTIONS",
+                    self.dir.path().join("subscriptions.json"),
+                )
+                .env("ORDERGRID_EMULATOR_DATA", self.data())
+                .env("ORDERGRID_EMULATOR_KEY", self.key.expose_secret())
+                .env("ORDERGRID_EMULATOR_TIME_SCALE", self.time_scale.to_string())
+                .env("ORDERGRID_EMULATOR_DEAD_LETTER_DELAY", "0s")
+                .env("ORDERGRID_EMULATOR_DELIVERY_TIMEOUT", "5s"),
+            PATIENCE,
+        )
+        .await
+        .unwrap_or_else(|e| panic!("the emulator: {e:#}"));
+        EmulatorProcess { process, base }
     }
 }
 
 impl EmulatorProcess {
     /// SIGKILL: no shutdown, no final watermark, nothing flushed that was not already.
     fn kill_9(&mut self) {
-        self.child.kill().unwrap();
-        self.child.wait().unwrap();
+        self.process.kill().unwrap();
     }
 
     /// The admin API's retries; a failure shows the process's stderr.
@@ -129,14 +90,7 @@ impl EmulatorProcess {
     }
 
     fn stderr(&self) -> String {
-        self.stderr.lock().unwrap().join("\n")
-    }
-}
-
-impl Drop for EmulatorProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.process.stderr.text()
     }
 }
 
@@ -221,7 +175,7 @@ async fn kill_9_mid_stream_loses_no_acknowledged_event() {
         .flat_map(|&i| &batches[i])
         .map(|e| e["id"].as_str().unwrap().to_owned())
         .collect();
-    eventually(
+    eventually_async(
         "every acknowledged event at the receiver",
         Duration::from_secs(60),
         async || {
@@ -306,7 +260,7 @@ async fn pending_retries_and_their_schedule_survive_kill_9() {
     );
 
     // Two failed attempts each, recorded in the state journal.
-    let before: BTreeMap<String, (u32, String)> = eventually(
+    let before: BTreeMap<String, (u32, String)> = eventually_async(
         "every event pending after its 2nd attempt",
         PATIENCE,
         async || {
@@ -339,7 +293,7 @@ async fn pending_retries_and_their_schedule_survive_kill_9() {
     assert_eq!(after, before, "the pending retries after the restart");
 
     receiver.always("/flaky", Reply::Status(200));
-    eventually(
+    eventually_async(
         "every event delivered after the restart",
         PATIENCE,
         async || (receiver.delivered("/flaky").len() >= EVENTS).then_some(()),
@@ -391,7 +345,7 @@ async fn a_graceful_restart_delivers_nothing_twice_and_keeps_counters_and_retrie
         .collect();
     emulator.publish_ok("orders", &sent).await;
     let counters = emulator.wait_for_counter("hook", "delivered", 3).await;
-    let retries = eventually("three pending retries", PATIENCE, async || {
+    let retries = eventually_async("three pending retries", PATIENCE, async || {
         let pending = emulator.retries().await;
         (pending.len() == 3).then_some(pending)
     })

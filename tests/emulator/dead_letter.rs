@@ -3,14 +3,14 @@
 use std::time::Instant;
 
 use ordergrid::emulator::admin::{PendingAction, RedeliverRequest};
+use ordergrid_testing::receiver::{Receiver, Reply};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 
 use crate::harness::{
-    PATIENCE, Setup, TestEmulator, cloud_event, cloud_topic, dead_lettered, event, eventually,
-    file, ordergrid_cli, topic, webhook,
+    PATIENCE, Setup, TestEmulator, cloud_event, cloud_topic, dead_lettered, event,
+    eventually_async, file, ordergrid_cli, topic, webhook,
 };
-use crate::receiver::{Receiver, Reply};
 
 /// `refusing` dead-letters everything (400), `healthy` takes everything; both on `orders`.
 async fn start() -> (Receiver, TestEmulator) {
@@ -131,12 +131,12 @@ async fn dead_letters_are_written_after_the_dead_letter_delay() {
     emulator
         .publish_ok("orders", &[event("late-1", "NewOrder", json!({}))])
         .await;
-    let refused = eventually("the refused attempt", PATIENCE, async || {
+    let refused = eventually_async("the refused attempt", PATIENCE, async || {
         receiver.notifications("/refusing").into_iter().next()
     })
     .await;
     // Meanwhile it waits as a pending dead letter.
-    eventually("a pending dead-letter write", PATIENCE, async || {
+    eventually_async("a pending dead-letter write", PATIENCE, async || {
         let pending = emulator.retries().await;
         matches!(
             pending.first().map(|p| &p.action),
@@ -209,7 +209,7 @@ async fn redelivery_through_the_api_goes_to_that_subscription_only_and_removes_t
     let answer = emulator.admin.redeliver(&refusing_hook).await.unwrap();
     assert_eq!(answer.redelivered[0].events, 1, "{answer:?}");
 
-    eventually("the redelivered event", PATIENCE, async || {
+    eventually_async("the redelivered event", PATIENCE, async || {
         (receiver.delivered_ids("/refusing") == ["again-1"]).then_some(())
     })
     .await;
@@ -259,7 +259,7 @@ async fn redelivery_through_the_cli_delivers_one_blob_or_a_whole_subscription_an
     ])
     .await;
     assert!(text.contains(blob), "{text}");
-    eventually("cli-1 redelivered", PATIENCE, async || {
+    eventually_async("cli-1 redelivered", PATIENCE, async || {
         (receiver.delivered_ids("/refusing") == ["cli-1"]).then_some(())
     })
     .await;
@@ -282,7 +282,7 @@ async fn redelivery_through_the_cli_delivers_one_blob_or_a_whole_subscription_an
         1,
         "{text}"
     );
-    eventually("cli-2 redelivered", PATIENCE, async || {
+    eventually_async("cli-2 redelivered", PATIENCE, async || {
         (receiver.delivered_ids("/refusing") == ["cli-1", "cli-2"]).then_some(())
     })
     .await;
@@ -347,7 +347,7 @@ async fn cloud_events_dead_letters_use_lower_case_names_and_redeliver_as_cloud_e
         .await
         .unwrap();
     assert_eq!(response.status(), 200);
-    let redelivered = eventually("the redelivered CloudEvent", PATIENCE, async || {
+    let redelivered = eventually_async("the redelivered CloudEvent", PATIENCE, async || {
         receiver
             .notifications("/ce")
             .into_iter()
@@ -416,7 +416,7 @@ async fn redelivery_goes_to_the_subscription_that_dead_lettered_even_if_another_
     ])
     .await;
     assert!(text.contains("billing-dl/AUDIT/"), "{text}");
-    eventually("the redelivery to billing", PATIENCE, async || {
+    eventually_async("the redelivery to billing", PATIENCE, async || {
         (receiver.delivered_ids("/billing") == ["bill-1"]).then_some(())
     })
     .await;
@@ -450,7 +450,7 @@ async fn events_awaiting_a_dead_letter_write_are_dropped_if_the_destination_is_r
     emulator
         .publish_ok("orders", &[event("orphan-1", "NewOrder", json!({}))])
         .await;
-    eventually("a pending dead-letter write", PATIENCE, async || {
+    eventually_async("a pending dead-letter write", PATIENCE, async || {
         let pending = emulator.retries().await;
         matches!(
             pending.first().map(|p| &p.action),

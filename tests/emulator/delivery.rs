@@ -2,18 +2,18 @@
 //! batching, what counts as success, filters, custom delivery properties, and data passed
 //! through byte for byte.
 
+use ordergrid_testing::receiver::{Receiver, Reply, Request};
 use serde_json::{Value, json};
 
 use crate::harness::{
-    PATIENCE, Setup, cloud_event, cloud_topic, event, events, eventually, file, function, sorted,
-    topic, webhook,
+    PATIENCE, Setup, cloud_event, cloud_topic, event, events, eventually_async, file, function,
+    sorted, topic, webhook,
 };
-use crate::receiver::{Receiver, Reply, Request};
 
 /// Waits until `path` has received (with success) events with exactly `ids`.
 async fn wait_for_ids(receiver: &Receiver, path: &str, ids: Vec<String>) {
     let expected = sorted(ids);
-    eventually(
+    eventually_async(
         &format!("{} events at {path}", expected.len()),
         PATIENCE,
         async || (receiver.delivered_ids(path) == expected).then_some(()),
@@ -42,7 +42,7 @@ async fn notifications_carry_azures_headers_and_an_event_grid_array() {
     sent["dataVersion"] = json!("2.5");
     emulator.publish_ok("orders", &[sent]).await;
 
-    let attempts = eventually("a failed and a successful attempt", PATIENCE, async || {
+    let attempts = eventually_async("a failed and a successful attempt", PATIENCE, async || {
         let n = receiver.notifications("/hook");
         (n.len() >= 2).then_some(n)
     })
@@ -98,7 +98,7 @@ async fn an_azure_function_destination_is_posted_to_the_functions_hosts_event_gr
             &[event("f-1", "NewOrder", json!({"orderId": "1"}))],
         )
         .await;
-    let request = eventually("the function invocation", PATIENCE, async || {
+    let request = eventually_async("the function invocation", PATIENCE, async || {
         receiver
             .notifications("/runtime/webhooks/eventgrid")
             .into_iter()
@@ -192,7 +192,7 @@ async fn event_grid_events_are_converted_for_a_cloud_events_subscription() {
     emulator
         .publish_ok("orders", std::slice::from_ref(&sent))
         .await;
-    let request = eventually("the converted event", PATIENCE, async || {
+    let request = eventually_async("the converted event", PATIENCE, async || {
         receiver.notifications("/ce").into_iter().next()
     })
     .await;
@@ -339,7 +339,7 @@ async fn data_is_delivered_byte_for_byte() {
         .await
         .unwrap();
     assert_eq!(response.status(), 200);
-    let request = eventually("the event", PATIENCE, async || {
+    let request = eventually_async("the event", PATIENCE, async || {
         receiver.notifications("/exact").into_iter().next()
     })
     .await;
@@ -407,7 +407,7 @@ async fn custom_delivery_properties_add_static_and_dynamic_headers() {
             )],
         )
         .await;
-    let request = eventually("the delivery", PATIENCE, async || {
+    let request = eventually_async("the delivery", PATIENCE, async || {
         receiver.notifications("/headers").into_iter().next()
     })
     .await;

@@ -7,11 +7,11 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use ordergrid::emulator::entra::EntraMode;
+use ordergrid_testing::receiver::Receiver;
 use serde_json::{Value, json};
 use std::process::Command;
 
 use crate::harness::*;
-use crate::receiver::Receiver;
 
 async fn start(mode: EntraMode) -> (Receiver, TestEmulator) {
     let receiver = Receiver::start().await;
@@ -127,7 +127,7 @@ async fn the_python_sdk_publishes_over_https_with_a_managed_identity_token() {
         "{verdict}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let delivered = eventually("the SDK's event delivered", PATIENCE, async || {
+    let delivered = eventually_async("the SDK's event delivered", PATIENCE, async || {
         let ids = receiver.delivered_ids("/orders");
         (!ids.is_empty()).then_some(ids)
     })
@@ -237,7 +237,7 @@ async fn keys_and_sas_tokens_work_over_https_too() {
         .await
         .unwrap();
     assert_eq!(response.status(), 200);
-    eventually("the event delivered", PATIENCE, async || {
+    eventually_async("the event delivered", PATIENCE, async || {
         (receiver.delivered_ids("/orders") == ["https-key"]).then_some(())
     })
     .await;

@@ -5,11 +5,12 @@
 use serde_json::json;
 
 use ordergrid::emulator::admin::Validation;
+use ordergrid_testing::receiver::{Handshake, Receiver};
 
 use crate::harness::{
-    PATIENCE, Setup, cloud_event, cloud_topic, event, eventually, file, reason, topic, webhook,
+    PATIENCE, Setup, cloud_event, cloud_topic, event, eventually_async, file, reason, topic,
+    webhook,
 };
-use crate::receiver::{Handshake, Receiver};
 
 #[tokio::test]
 async fn an_event_grid_endpoint_is_validated_with_the_validation_code_before_delivery() {
@@ -24,7 +25,7 @@ async fn an_event_grid_endpoint_is_validated_with_the_validation_code_before_del
     emulator
         .publish_ok("orders", &[event("v-1", "NewOrder", json!({}))])
         .await;
-    eventually("the delivery", PATIENCE, async || {
+    eventually_async("the delivery", PATIENCE, async || {
         (receiver.delivered_ids("/hook") == ["v-1"]).then_some(())
     })
     .await;
@@ -87,7 +88,7 @@ async fn a_wrong_validation_code_fails_the_subscription_which_gets_nothing_until
         .publish_ok("orders", &[event("w-1", "NewOrder", json!({}))])
         .await;
     // The healthy subscription on the same topic gets it; the failed one is not even tried.
-    eventually("the witness delivery", PATIENCE, async || {
+    eventually_async("the witness delivery", PATIENCE, async || {
         (receiver.delivered_ids("/witness") == ["w-1"]).then_some(())
     })
     .await;
@@ -115,7 +116,7 @@ async fn a_wrong_validation_code_fails_the_subscription_which_gets_nothing_until
     emulator
         .wait_for_validation("wrong-code", "succeeded")
         .await;
-    eventually("the waiting event", PATIENCE, async || {
+    eventually_async("the waiting event", PATIENCE, async || {
         (receiver.delivered_ids("/wrong") == ["w-1"]).then_some(())
     })
     .await;
@@ -177,7 +178,7 @@ async fn manual_validation_through_the_validation_url_enables_delivery() {
     let response = emulator.client.get(&url).send().await.unwrap();
     assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
     emulator.wait_for_validation("manual", "succeeded").await;
-    eventually("the event after manual validation", PATIENCE, async || {
+    eventually_async("the event after manual validation", PATIENCE, async || {
         (receiver.delivered_ids("/manual") == ["m-1"]).then_some(())
     })
     .await;
@@ -201,7 +202,7 @@ async fn a_cloud_events_endpoint_that_allows_the_origin_is_delivered_to() {
         .await
         .unwrap();
     assert_eq!(response.status(), 200);
-    eventually("the delivery", PATIENCE, async || {
+    eventually_async("the delivery", PATIENCE, async || {
         (receiver.delivered_ids("/allowed") == ["o-1"]).then_some(())
     })
     .await;
@@ -253,7 +254,7 @@ async fn a_cloud_events_endpoint_that_does_not_allow_the_origin_fails_and_gets_n
         .await
         .unwrap();
     assert_eq!(response.status(), 200);
-    eventually("the witness delivery", PATIENCE, async || {
+    eventually_async("the witness delivery", PATIENCE, async || {
         (receiver.delivered_ids("/witness") == ["r-1"]).then_some(())
     })
     .await;
@@ -319,7 +320,7 @@ async fn validation_reaches_the_right_subscription_when_two_topics_share_its_nam
     .time_scale(0.01)
     .start()
     .await;
-    let url = eventually("the billing validation event", PATIENCE, async || {
+    let url = eventually_async("the billing validation event", PATIENCE, async || {
         let sent = receiver.validations("/billing").pop()?.json();
         Some(sent[0]["data"]["validationUrl"].as_str()?.to_owned())
     })
@@ -332,7 +333,7 @@ async fn validation_reaches_the_right_subscription_when_two_topics_share_its_nam
             .validation
             .state()
     };
-    eventually("orders/audit validated", PATIENCE, async || {
+    eventually_async("orders/audit validated", PATIENCE, async || {
         (state("orders").await == "succeeded").then_some(())
     })
     .await;
@@ -353,7 +354,7 @@ async fn validation_reaches_the_right_subscription_when_two_topics_share_its_nam
         .await
         .unwrap();
     assert_eq!(response.status(), 202);
-    eventually("billing/audit validated again", PATIENCE, async || {
+    eventually_async("billing/audit validated again", PATIENCE, async || {
         (receiver.validations("/billing").len() > before && state("billing").await == "succeeded")
             .then_some(())
     })
@@ -403,7 +404,7 @@ async fn a_failed_revalidation_stops_deliveries_until_the_endpoint_validates_aga
     emulator
         .publish_ok("orders", &[event("before", "NewOrder", json!({}))])
         .await;
-    eventually("the first delivery", PATIENCE, async || {
+    eventually_async("the first delivery", PATIENCE, async || {
         (receiver.delivered_ids("/hook") == ["before"]).then_some(())
     })
     .await;
@@ -427,7 +428,7 @@ async fn a_failed_revalidation_stops_deliveries_until_the_endpoint_validates_aga
         .await;
     // The witness subscription receives it; by then the failed one would have too, had it been
     // delivering.
-    eventually("the witness's delivery", PATIENCE, async || {
+    eventually_async("the witness's delivery", PATIENCE, async || {
         receiver
             .delivered_ids("/witness")
             .contains(&"while-failed".to_owned())
@@ -443,7 +444,7 @@ async fn a_failed_revalidation_stops_deliveries_until_the_endpoint_validates_aga
     receiver.handshake("/hook", Handshake::Answer);
     revalidate().await;
     emulator.wait_for_validation("flaky", "succeeded").await;
-    eventually(
+    eventually_async(
         "the waiting event, once validated again",
         PATIENCE,
         async || (receiver.delivered_ids("/hook") == ["before", "while-failed"]).then_some(()),

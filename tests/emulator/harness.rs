@@ -1,5 +1,6 @@
 //! Starting the emulator for a test: its own subscriptions file, data folder and port (0), Azure's
-//! durations scaled down; plus the files, events and polling the tests share.
+//! durations scaled down; plus the events, files and processes the tests share. The
+//! subscriptions-file builders, the receiver and polling come from `ordergrid_testing`.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -13,56 +14,18 @@ use ordergrid::emulator::entra::EntraMode;
 use ordergrid::emulator::settings::DeliverySettings;
 use ordergrid::emulator::{Emulator, EmulatorSettings, TopicKeys};
 use ordergrid::eventgrid::sas::TopicKey;
+use ordergrid_testing::receiver::Receiver;
+pub use ordergrid_testing::subscriptions::{
+    cloud_topic, dead_lettered, file, function, topic, webhook,
+};
+pub use ordergrid_testing::{eventually_async, repo_root, test_python};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use tokio::sync::oneshot;
 
-pub use crate::shared::eventually_async as eventually;
-pub use crate::shared::{repo_root, test_python};
-
 /// How long a test waits for something that should happen in milliseconds.
 pub const PATIENCE: Duration = Duration::from_secs(10);
-
-// ---- the subscriptions file ----
-
-/// `{"topics": [...]}`.
-pub fn file(topics: Vec<Value>) -> Value {
-    json!({ "topics": topics })
-}
-
-/// An Event Grid schema topic.
-pub fn topic(name: &str, subscriptions: Vec<Value>) -> Value {
-    json!({"name": name, "inputSchema": "EventGridSchema", "subscriptions": subscriptions})
-}
-
-/// A CloudEvents 1.0 topic.
-pub fn cloud_topic(name: &str, subscriptions: Vec<Value>) -> Value {
-    json!({"name": name, "inputSchema": "CloudEventSchemaV1_0", "subscriptions": subscriptions})
-}
-
-/// A webhook subscription with Azure's defaults.
-pub fn webhook(name: &str, url: &str) -> Value {
-    json!({
-        "name": name,
-        "destination": {"endpointType": "WebHook", "properties": {"endpointUrl": url}}
-    })
-}
-
-/// An Azure Function subscription.
-pub fn function(name: &str, function_name: &str) -> Value {
-    json!({
-        "name": name,
-        "destination": {"endpointType": "AzureFunction", "properties": {"functionName": function_name}}
-    })
-}
-
-/// `subscription` with `retryPolicy.maxDeliveryAttempts` and a dead-letter container.
-pub fn dead_lettered(mut subscription: Value, container: &str, max_attempts: u32) -> Value {
-    subscription["retryPolicy"] = json!({"maxDeliveryAttempts": max_attempts});
-    subscription["deadLetter"] = json!({"blobContainerName": container});
-    subscription
-}
 
 // ---- events ----
 
@@ -118,6 +81,25 @@ pub async fn closed_port_url() -> String {
 }
 
 // ---- the emulator in-process ----
+
+/// A receiver, and an emulator with `orders` (Event Grid schema, subscription `orders-hook` to
+/// the receiver's `/orders`) and `audit` (CloudEvents, `audit-hook` to `/audit`).
+pub async fn orders_and_audit() -> (Receiver, TestEmulator) {
+    let receiver = Receiver::start().await;
+    let emulator = Setup::new(file(vec![
+        topic(
+            "orders",
+            vec![webhook("orders-hook", &receiver.url("/orders"))],
+        ),
+        cloud_topic(
+            "audit",
+            vec![webhook("audit-hook", &receiver.url("/audit"))],
+        ),
+    ]))
+    .start()
+    .await;
+    (receiver, emulator)
+}
 
 pub struct Setup {
     file: Value,
@@ -404,7 +386,7 @@ impl TestEmulator {
 
     /// Waits until `counter` of subscription `name` reaches `at_least`; returns all counters.
     pub async fn wait_for_counter(&self, name: &str, counter: &str, at_least: u64) -> Counters {
-        eventually(
+        eventually_async(
             &format!("{name}'s {counter} counter to reach {at_least}"),
             PATIENCE,
             async || {
@@ -417,7 +399,7 @@ impl TestEmulator {
 
     /// Waits until the subscription's validation state is `state`; returns the validation.
     pub async fn wait_for_validation(&self, name: &str, state: &str) -> Validation {
-        eventually(
+        eventually_async(
             &format!("{name}'s validation to be {state}"),
             PATIENCE,
             async || {
@@ -442,7 +424,7 @@ impl TestEmulator {
 
     /// Waits for `n` dead-letter files and returns them (relative paths) with their events.
     pub async fn wait_for_dead_letters(&self, n: usize) -> Vec<(PathBuf, Vec<Value>)> {
-        let files = eventually(
+        let files = eventually_async(
             &format!(
                 "{n} dead-letter blobs in {}",
                 self.dead_letter_dir.display()

@@ -1,12 +1,10 @@
 //! Black-box tests of the Event Grid emulator (issue 3): the real emulator on port 0 (in-process,
 //! or the real binary for the crash and CLI tests), real receivers, the official SDKs.
 //!
-//! Every test writes its own subscriptions file pointing at a [`receiver::Receiver`] it controls,
+//! Every test writes its own subscriptions file pointing at an
+//! [`ordergrid_testing::receiver::Receiver`] it controls,
 //! runs with Azure's durations scaled down (`time_scale`), and waits by polling with a deadline,
 //! never by sleeping.
-
-#[path = "../shared/mod.rs"]
-mod shared;
 
 mod admin;
 mod auth;
@@ -19,6 +17,5 @@ mod harness;
 mod no_loss;
 mod publish;
 mod publish_cli;
-mod receiver;
 mod retry;
 mod sdk;

@@ -9,6 +9,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use ordergrid_testing::receiver::{Receiver, Reply};
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
 use proptest::test_runner::TestRunner;
@@ -16,7 +17,6 @@ use serde_json::json;
 use serde_json::value::RawValue;
 
 use crate::harness::*;
-use crate::receiver::{Receiver, Reply};
 
 /// Values a filtered key takes, each with whether the subscription's filter matches it.
 type Pool = &'static [(&'static str, bool)];
@@ -344,7 +344,7 @@ async fn every_acknowledged_event_is_delivered_or_dead_lettered_where_it_matches
     };
     for name in ["all", "flaky", "batched", "typed", "big"] {
         let want = expected(name);
-        let got = eventually(
+        let got = eventually_async(
             &format!("{} events delivered to {name}", want.len()),
             PATIENCE,
             async || {
@@ -364,7 +364,7 @@ async fn every_acknowledged_event_is_delivered_or_dead_lettered_where_it_matches
     }
     for name in ["tier", "flag"] {
         let want = expected(name);
-        let got = eventually(
+        let got = eventually_async(
             &format!("{} events dead-lettered by {name}", want.len()),
             PATIENCE,
             async || {
@@ -381,7 +381,7 @@ async fn every_acknowledged_event_is_delivered_or_dead_lettered_where_it_matches
     }
     for name in &names {
         let want = expected(name).len() as u64;
-        let counters = eventually(
+        let counters = eventually_async(
             &format!("{name}'s counters to settle"),
             PATIENCE,
             async || {

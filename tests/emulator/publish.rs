@@ -1,13 +1,13 @@
 //! The publish API: `POST …/api/events?api-version=2018-01-01`, both schemas, Azure's limits,
 //! errors and headers, host-based routing, and the seed's `POST /publish`.
 
+use ordergrid_testing::receiver::Receiver;
 use serde_json::{Value, json};
 
 use crate::harness::{
-    PATIENCE, Setup, TestEmulator, cloud_event, cloud_topic, event, eventually, expect_azure_error,
-    file, topic, webhook,
+    PATIENCE, Setup, TestEmulator, cloud_event, cloud_topic, event, eventually_async,
+    expect_azure_error, file, topic, webhook,
 };
-use crate::receiver::Receiver;
 
 /// `orders` (Event Grid schema) → `/orders`, `audit` (CloudEvents) → `/audit`, and `quiet`, a
 /// topic nobody subscribes to (for the limits).
@@ -31,7 +31,7 @@ async fn start() -> (Receiver, TestEmulator) {
 
 async fn wait_for_ids(receiver: &Receiver, path: &str, ids: &[&str]) {
     let expected = crate::harness::sorted(ids.iter().copied());
-    eventually(&format!("{ids:?} at {path}"), PATIENCE, async || {
+    eventually_async(&format!("{ids:?} at {path}"), PATIENCE, async || {
         (receiver.delivered_ids(path) == expected).then_some(())
     })
     .await;
@@ -401,7 +401,7 @@ async fn the_seeds_curl_publish_works_without_a_key_and_is_delivered_with_the_en
         .expect("the answer names the id")
         .to_owned();
 
-    let delivered = eventually("the seed event", PATIENCE, async || {
+    let delivered = eventually_async("the seed event", PATIENCE, async || {
         receiver.notifications("/orders").into_iter().next()
     })
     .await;
@@ -442,7 +442,7 @@ async fn the_seeds_publish_endpoint_can_be_turned_off_and_names_a_topic_when_the
     expect_azure_error(post("/publish").await.unwrap(), 404, "NotFound").await;
     let response = post("/publish?topic=orders").await.unwrap();
     assert_eq!(response.status(), 200);
-    eventually("the seed event", PATIENCE, async || {
+    eventually_async("the seed event", PATIENCE, async || {
         receiver.notifications("/orders").into_iter().next()
     })
     .await;

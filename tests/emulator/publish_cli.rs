@@ -4,29 +4,10 @@
 use std::io::Write;
 use std::process::{Command, Stdio};
 
+use ordergrid_testing::receiver::Receiver;
 use serde_json::{Value, json};
 
-use crate::harness::{
-    PATIENCE, Setup, TestEmulator, cloud_topic, eventually, file, topic, webhook,
-};
-use crate::receiver::Receiver;
-
-async fn start() -> (Receiver, TestEmulator) {
-    let receiver = Receiver::start().await;
-    let emulator = Setup::new(file(vec![
-        topic(
-            "orders",
-            vec![webhook("orders-hook", &receiver.url("/orders"))],
-        ),
-        cloud_topic(
-            "audit",
-            vec![webhook("audit-hook", &receiver.url("/audit"))],
-        ),
-    ]))
-    .start()
-    .await;
-    (receiver, emulator)
-}
+use crate::harness::{PATIENCE, eventually_async, orders_and_audit};
 
 /// Runs `ordergrid publish <args>` off the runtime, with `stdin` fed to it.
 async fn publish(args: Vec<String>, stdin: Option<String>) -> std::process::Output {
@@ -67,7 +48,7 @@ fn order_flags(order_id: &str) -> Vec<String> {
 }
 
 async fn delivered(receiver: &Receiver, path: &str, n: usize) -> Vec<Value> {
-    eventually(&format!("{n} deliveries at {path}"), PATIENCE, async || {
+    eventually_async(&format!("{n} deliveries at {path}"), PATIENCE, async || {
         let events = receiver.delivered(path);
         (events.len() >= n).then_some(events)
     })
@@ -76,7 +57,7 @@ async fn delivered(receiver: &Receiver, path: &str, n: usize) -> Vec<Value> {
 
 #[tokio::test]
 async fn the_cli_publishes_a_new_order_with_the_key_and_with_a_sas_token_it_signs() {
-    let (receiver, emulator) = start().await;
+    let (receiver, emulator) = orders_and_audit().await;
     let key = emulator.key("orders").expose_secret().to_owned();
     for (auth, order) in [("key", "K-1"), ("sas", "S-1")] {
         let mut args = vec![
@@ -121,7 +102,7 @@ async fn the_cli_publishes_a_new_order_with_the_key_and_with_a_sas_token_it_sign
 
 #[tokio::test]
 async fn the_cli_publishes_cloud_events_and_events_from_stdin() {
-    let (receiver, emulator) = start().await;
+    let (receiver, emulator) = orders_and_audit().await;
     let key = emulator.key("audit").expose_secret().to_owned();
     let mut args = vec![
         "--endpoint".into(),
@@ -170,7 +151,7 @@ async fn the_cli_publishes_cloud_events_and_events_from_stdin() {
 
 #[tokio::test]
 async fn a_refused_publish_exits_non_zero_with_the_services_message() {
-    let (_receiver, emulator) = start().await;
+    let (_receiver, emulator) = orders_and_audit().await;
     let wrong = ordergrid::eventgrid::sas::TopicKey::generate()
         .expose_secret()
         .to_owned();

@@ -3,16 +3,16 @@
 
 use std::time::Duration;
 
+use ordergrid_testing::receiver::{Receiver, Reply, Request};
 use serde_json::json;
 
 use crate::harness::{
-    PATIENCE, Setup, dead_lettered, event, eventually, file, function, topic, webhook,
+    PATIENCE, Setup, dead_lettered, event, eventually_async, file, function, topic, webhook,
 };
-use crate::receiver::{Receiver, Reply, Request};
 
 /// Waits for at least `n` notifications to `path`.
 async fn attempts(receiver: &Receiver, path: &str, n: usize) -> Vec<Request> {
-    eventually(&format!("{n} attempts at {path}"), PATIENCE, async || {
+    eventually_async(&format!("{n} attempts at {path}"), PATIENCE, async || {
         let seen = receiver.notifications(path);
         (seen.len() >= n).then_some(seen)
     })

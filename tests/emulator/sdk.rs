@@ -11,10 +11,8 @@ use std::process::Command;
 use serde_json::{Value, json};
 
 use crate::harness::{
-    PATIENCE, Setup, TestEmulator, cloud_topic, eventually, file, repo_root, run, sorted,
-    test_python, topic, webhook,
+    PATIENCE, TestEmulator, eventually_async, orders_and_audit, repo_root, run, sorted, test_python,
 };
-use crate::receiver::Receiver;
 
 #[derive(Debug, Clone, Copy)]
 enum Sdk {
@@ -26,23 +24,6 @@ enum Sdk {
 enum Schema {
     EventGrid,
     CloudEvents,
-}
-
-async fn start() -> (Receiver, TestEmulator) {
-    let receiver = Receiver::start().await;
-    let emulator = Setup::new(file(vec![
-        topic(
-            "orders",
-            vec![webhook("orders-hook", &receiver.url("/orders"))],
-        ),
-        cloud_topic(
-            "audit",
-            vec![webhook("audit-hook", &receiver.url("/audit"))],
-        ),
-    ]))
-    .start()
-    .await;
-    (receiver, emulator)
 }
 
 fn events_for(schema: Schema, prefix: &str) -> Value {
@@ -141,7 +122,7 @@ impl Run {
 
 async fn publishes_with_key_and_own_sas_in_both_schemas(sdk: Sdk) {
     let _ = test_python(); // builds the venv and node_modules once, if needed
-    let (receiver, emulator) = start().await;
+    let (receiver, emulator) = orders_and_audit().await;
     let dir = tempfile::tempdir().unwrap();
     let mut runs = vec![];
     for (topic, schema) in [
@@ -178,7 +159,7 @@ async fn publishes_with_key_and_own_sas_in_both_schemas(sdk: Sdk) {
     };
     let (expected_orders, expected_audit) =
         (expected(Schema::EventGrid), expected(Schema::CloudEvents));
-    eventually(&format!("the {sdk:?} SDK's events"), PATIENCE, async || {
+    eventually_async(&format!("the {sdk:?} SDK's events"), PATIENCE, async || {
         (receiver.delivered_ids("/orders") == expected_orders
             && receiver.delivered_ids("/audit") == expected_audit)
             .then_some(())

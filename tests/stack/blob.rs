@@ -5,12 +5,12 @@ use std::process::Command;
 use std::time::Duration;
 
 use futures::TryStreamExt as _;
-use ordergrid::blob::BlobTiming;
+use ordergrid::blob::{BlobAccount, BlobConnection, BlobTiming};
 use ordergrid::store::{BlobStore, Collection, RecordKey, RecordStore};
+use ordergrid_testing::azurite::{Azurite, DEVSTORE_KEY};
 use serde_json::Value;
 
-use crate::azurite::Azurite;
-use crate::helpers::{Stack, binary, free_port};
+use crate::helpers::{Stack, binary, eventually_async, free_port};
 
 /// With the SMTP server down and Event Grid's clock 20,000 times faster, the order is recorded
 /// in Azurite and the EmailNotifier's event is dead-lettered into Azurite once its time to live
@@ -31,7 +31,7 @@ async fn the_stack_keeps_orders_and_dead_letters_in_azurite_when_the_settings_sa
         ("ORDERGRID_SMTP_TIMEOUT", "2s".to_owned()),
     ];
     let stack = Stack::start(dir.path(), &env, &["--time-scale", "0.00005"]).await;
-    let summary = stack.output.lock().unwrap().join("\n");
+    let summary = stack.output.text();
     assert!(
         summary.contains(&format!(
             "store              blob {}",
@@ -43,10 +43,7 @@ async fn the_stack_keeps_orders_and_dead_letters_in_azurite_when_the_settings_sa
         summary.contains("dead letters       blob containers of"),
         "{summary}"
     );
-    assert!(
-        !summary.contains(crate::azurite::DEVSTORE_KEY),
-        "no key in the summary"
-    );
+    assert!(!summary.contains(DEVSTORE_KEY), "no key in the summary");
 
     let published = Command::new(binary())
         .args(["publish", "--endpoint", &stack.topic_endpoint])
@@ -61,21 +58,23 @@ async fn the_stack_keeps_orders_and_dead_letters_in_azurite_when_the_settings_sa
         String::from_utf8_lossy(&published.stderr)
     );
 
-    let store = BlobStore::open(&azurite.connection(), BlobTiming::default())
+    let connection = BlobConnection::parse_connection_string(&storage).unwrap();
+    let store = BlobStore::open(&connection, BlobTiming::default())
         .await
         .unwrap();
     let order = RecordKey::new(Collection::Orders, "30001").unwrap();
-    let record =
-        crate::shared::eventually_async("the order in Azurite", Duration::from_secs(30), || {
-            let (store, order) = (&store, &order);
-            async move { store.get(order).await.ok().flatten() }
-        })
-        .await;
+    let record = eventually_async("the order in Azurite", Duration::from_secs(30), || {
+        let (store, order) = (&store, &order);
+        async move { store.get(order).await.ok().flatten() }
+    })
+    .await;
     let record: Value = serde_json::from_slice(&record.body).unwrap();
     assert_eq!(record["order"]["orderId"], "30001");
 
-    let container = azurite.account().container("dead-letters");
-    let name = crate::shared::eventually_async(
+    let container = BlobAccount::new(&connection, BlobTiming::default())
+        .unwrap()
+        .container("dead-letters");
+    let name = eventually_async(
         "the EmailNotifier's dead letter",
         Duration::from_secs(60),
         || {

@@ -10,7 +10,7 @@ use crate::helpers::{Stack, binary, eventually};
 async fn ordergrid_publish_with_entra_id_reaches_the_local_stack_over_https() {
     let dir = tempfile::tempdir().unwrap();
     let stack = Stack::start(dir.path(), &[], &[]).await;
-    let summary = stack.output.lock().unwrap().join("\n");
+    let summary = stack.output.text();
     let field = |label: &str| {
         summary
             .lines()

@@ -1,11 +1,6 @@
 //! The local stack end to end, started the way the README starts it (`ordergrid dev`), driven by
 //! the README's own commands, the seed's curl payload and an official Event Grid SDK.
 
-#[path = "../shared/mod.rs"]
-mod shared;
-
-#[path = "../api/azurite.rs"]
-mod azurite;
 mod blob;
 mod choreography;
 mod entra;

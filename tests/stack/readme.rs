@@ -5,8 +5,8 @@ use std::time::Duration;
 use serde_json::json;
 
 use crate::helpers::{
-    Observer, Stack, eventually, repo_root, run_readme_section, subscriptions_with_observer,
-    test_python,
+    Observer, Stack, eventually, eventually_async, repo_root, run_readme_section,
+    subscriptions_with_observer, test_python,
 };
 
 /// CLI, the seed's curl payload and the official Python SDK all publish NewOrders; each valid
@@ -96,7 +96,7 @@ async fn the_readme_walkthrough_processes_orders_from_the_cli_curl_and_the_pytho
     assert_eq!(rejected.len(), 1);
     assert_eq!(rejected[0]["data"]["orderId"], "12347");
 
-    let (orders, rejected_orders) = stack.orders();
+    let (orders, rejected_orders) = stack.orders().await;
     for id in valid {
         assert_eq!(
             orders.get(id).map(String::as_str),
@@ -146,13 +146,14 @@ async fn the_failure_walkthrough_dead_letters_and_redelivery_sends_the_email_onc
         .collect();
     let stack = Stack::start(dir.path(), &env, &["--time-scale", "0.0001"]).await;
     run_readme_section("failure-walkthrough", &stack);
-    let dead = eventually(
+    let dead = eventually_async(
         "the email notifier's dead letter",
         Duration::from_secs(60),
-        || {
-            let out = std::process::Command::new(crate::helpers::binary())
+        async || {
+            let out = tokio::process::Command::new(crate::helpers::binary())
                 .args(["emulator", "dead-letters", "--url", &stack.emulator_url])
                 .output()
+                .await
                 .unwrap();
             let text = String::from_utf8_lossy(&out.stdout).into_owned();
             text.contains("EMAIL-NOTIFIER/").then_some(text)
@@ -191,7 +192,7 @@ async fn the_failure_walkthrough_dead_letters_and_redelivery_sends_the_email_onc
     assert!(event["publishTime"].is_string() && event["lastDeliveryAttemptTime"].is_string());
     // The order itself was recorded: only the email failed.
     assert_eq!(
-        stack.orders().0.get("20001").map(String::as_str),
+        stack.orders().await.0.get("20001").map(String::as_str),
         Some("not sent")
     );
     stack.interrupt().await;
@@ -207,7 +208,7 @@ async fn the_failure_walkthrough_dead_letters_and_redelivery_sends_the_email_onc
     .await;
     assert_eq!(stack.outbox(), ["20001.eml"]);
     assert_eq!(
-        stack.orders().0.get("20001").map(String::as_str),
+        stack.orders().await.0.get("20001").map(String::as_str),
         Some("sent")
     );
 }

@@ -4,30 +4,28 @@
 use std::time::Duration;
 
 use futures::future::join_all;
+use ordergrid_testing::smtp::SmtpSink;
 
-use crate::helpers::{SmtpSink, Stack, eml_count, eventually, eventually_async, free_port};
+use crate::helpers::{
+    Stack, eml_count, eventually, eventually_async, free_port, pid_alive, succeeds,
+};
 
 async fn publish(stack: &Stack, order_id: &str) {
-    let out = tokio::process::Command::new(crate::helpers::binary())
-        .args([
-            "publish",
-            "--endpoint",
-            &stack.topic_endpoint,
-            "--order-id",
-            order_id,
-            "--customer-id",
-            "c",
-        ])
-        .args(["--value", "10.00", "--email", "buyer@example.com"])
-        .current_dir(&stack.dir)
-        .output()
-        .await
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeeds(
+        tokio::process::Command::new(crate::helpers::binary())
+            .args([
+                "publish",
+                "--endpoint",
+                &stack.topic_endpoint,
+                "--order-id",
+                order_id,
+                "--customer-id",
+                "c",
+            ])
+            .args(["--value", "10.00", "--email", "buyer@example.com"])
+            .current_dir(&stack.dir),
+    )
+    .await;
 }
 
 /// EmailNotifier fails while the SMTP server is down; Event Grid retries through the host
@@ -72,7 +70,7 @@ async fn a_down_then_recovered_smtp_server_gets_exactly_one_email() {
     .await;
     assert_eq!(eml_count(&maildir), 1);
     assert_eq!(
-        stack.orders().0.get("R-1").map(String::as_str),
+        stack.orders().await.0.get("R-1").map(String::as_str),
         Some("sent")
     );
 }
@@ -108,11 +106,11 @@ async fn a_crashing_handler_is_restarted_and_no_order_is_lost() {
     })
     .await;
     assert!(status["handlerRestarts"].as_u64().unwrap() >= 1, "{status}");
-    let (orders, rejected) = eventually(
+    let (orders, rejected) = eventually_async(
         "every order recorded with its email sent",
         Duration::from_secs(60),
-        || {
-            let (orders, rejected) = stack.orders();
+        async || {
+            let (orders, rejected) = stack.orders().await;
             (orders.len() == ids.len() && orders.values().all(|state| state == "sent"))
                 .then_some((orders, rejected))
         },
@@ -164,7 +162,7 @@ async fn a_restart_resumes_pending_deliveries() {
     )
     .await;
     assert_eq!(
-        stack.orders().0.get("P-1").map(String::as_str),
+        stack.orders().await.0.get("P-1").map(String::as_str),
         Some("sent")
     );
 }
@@ -178,14 +176,8 @@ async fn a_killed_stack_does_not_leave_its_handler_running() {
     let handler_pid = stack.host_status().await["handler"]["pid"]
         .as_u64()
         .unwrap();
-    let alive = |pid: u64| {
-        // A zombie waiting to be reaped has stopped running.
-        std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
-            stat.rsplit(") ")
-                .next()
-                .is_some_and(|s| !s.starts_with('Z'))
-        })
-    };
+    // A zombie waiting to be reaped has stopped running.
+    let alive = pid_alive;
     assert!(alive(handler_pid));
     drop(stack); // SIGKILL, then waits for it
     eventually(

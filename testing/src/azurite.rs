@@ -5,19 +5,16 @@
 //! Azurite runs under a small `sh` wrapper that stops it (SIGTERM, so it saves its metadata,
 //! which it otherwise only writes every 5 s) when the wrapper's stdin closes: when the test drops
 //! the handle, stops it, or dies, so no Azurite outlives its test.
-//!
-//! Shared by `tests/api` and `tests/stack` (`#[path]`), which each use part of it.
-#![allow(dead_code)]
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use ordergrid::blob::{BlobAccount, BlobConnection, BlobTiming, DEVSTORE_ACCOUNT};
+use crate::process::Process;
+use crate::{eventually, repo_root, test_python};
 
-use crate::helpers::{eventually, repo_root, test_python};
+/// Azurite's well-known account (public, documented; `ordergrid::blob::DEVSTORE_ACCOUNT`).
+pub const DEVSTORE_ACCOUNT: &str = "devstoreaccount1";
 
 /// Azurite's well-known key for `devstoreaccount1` (public, documented).
 pub const DEVSTORE_KEY: &str =
@@ -37,10 +34,9 @@ kill "$killer" 2>/dev/null
 "#;
 
 pub struct Azurite {
-    child: Option<Child>,
+    process: Option<Process>,
     port: u16,
     location: PathBuf,
-    output: Arc<Mutex<Vec<String>>>,
     _dir: Option<tempfile::TempDir>,
 }
 
@@ -62,61 +58,45 @@ impl Azurite {
             "{} is missing: run scripts/test-env",
             bin.display()
         );
-        let mut child = Command::new("sh")
-            .arg("-c")
-            .arg(WRAPPER)
-            .arg("sh")
-            .arg(&bin)
-            .args(["--blobHost", "127.0.0.1", "--blobPort"])
-            .arg(port.to_string())
-            .arg("--location")
-            .arg(location)
-            .args(["--silent", "--disableTelemetry"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("failed to start sh for Azurite");
-        let output = Arc::new(Mutex::new(Vec::new()));
-        for pipe in [
-            Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
-            Box::new(child.stderr.take().unwrap()),
-        ] {
-            let output = output.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(pipe).lines().map_while(Result::ok) {
-                    output.lock().unwrap().push(line);
-                }
-            });
-        }
-        let mut azurite = Self {
-            child: Some(child),
-            port: 0,
-            location: location.to_owned(),
-            output: output.clone(),
-            _dir: None,
-        };
+        let process = Process::spawn_merged(
+            Command::new("sh")
+                .arg("-c")
+                .arg(WRAPPER)
+                .arg("sh")
+                .arg(&bin)
+                .args(["--blobHost", "127.0.0.1", "--blobPort"])
+                .arg(port.to_string())
+                .arg("--location")
+                .arg(location)
+                .args(["--silent", "--disableTelemetry"])
+                .stdin(Stdio::piped()),
+        )
+        .expect("failed to start sh for Azurite");
+        let output = process.stdout.clone();
         let listening = eventually("Azurite to listen", Duration::from_secs(60), || {
-            let lines = output.lock().unwrap();
-            if let Some(line) = lines
-                .iter()
-                .find(|l| l.contains("Exit due to") || l.contains("EADDRINUSE"))
-            {
-                return Some(Err(line.clone()));
+            if let Some(line) = output.find_map(|l| {
+                (l.contains("Exit due to") || l.contains("EADDRINUSE")).then(|| l.clone())
+            }) {
+                return Some(Err(line));
             }
-            lines.iter().find_map(|line| {
+            output.find_map(|line| {
                 let (_, url) = line.split_once("successfully listens on http://127.0.0.1:")?;
                 url.trim().parse::<u16>().ok().map(Ok)
             })
         })
         .await;
-        azurite.port = listening.unwrap_or_else(|line| {
+        let port = listening.unwrap_or_else(|line| {
             panic!(
                 "Azurite did not start on port {port}: {line}\n{}",
-                azurite.output()
+                output.text()
             )
         });
-        azurite
+        Self {
+            process: Some(process),
+            port,
+            location: location.to_owned(),
+            _dir: None,
+        }
     }
 
     pub fn port(&self) -> u16 {
@@ -135,29 +115,20 @@ impl Azurite {
         )
     }
 
-    pub fn connection(&self) -> BlobConnection {
-        BlobConnection::parse_connection_string(&self.connection_string()).unwrap()
-    }
-
-    /// A client of the account, to look at what was written.
-    pub fn account(&self) -> BlobAccount {
-        BlobAccount::new(&self.connection(), BlobTiming::default()).unwrap()
-    }
-
     /// What Azurite printed.
     pub fn output(&self) -> String {
-        self.output.lock().unwrap().join("\n")
+        self.process
+            .as_ref()
+            .map(|p| p.stdout.text())
+            .unwrap_or_default()
     }
 
     /// Stops Azurite as `kill <pid>` would (SIGTERM) and waits until it has exited.
     pub async fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            tokio::task::spawn_blocking(move || {
-                drop(child.stdin.take());
-                let _ = child.wait();
-            })
-            .await
-            .unwrap();
+        if let Some(process) = self.process.take() {
+            tokio::task::spawn_blocking(move || stop(process))
+                .await
+                .unwrap();
         }
     }
 
@@ -165,16 +136,20 @@ impl Azurite {
     pub async fn restart(&mut self) {
         self.stop().await;
         let mut restarted = Self::start_at(&self.location, self.port).await;
-        self.child = restarted.child.take();
-        self.output = restarted.output.clone();
+        self.process = restarted.process.take();
     }
+}
+
+/// Closes the wrapper's stdin, which stops Azurite with SIGTERM, and waits for it.
+fn stop(mut process: Process) {
+    drop(process.child.stdin.take());
+    let _ = process.child.wait();
 }
 
 impl Drop for Azurite {
     fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            drop(child.stdin.take());
-            let _ = child.wait();
+        if let Some(process) = self.process.take() {
+            stop(process);
         }
     }
 }

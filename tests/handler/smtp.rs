@@ -2,36 +2,22 @@
 //! AUTH, and the failure classes that decide whether Event Grid retries.
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 
 use ordergrid::functions::HandlerSettings;
 use ordergrid::functions::Services;
 use ordergrid::store::{Collection, RecordKey};
+use ordergrid_testing::smtp::SmtpSink;
 use serde_json::{Value, json};
 
 use crate::events::{accepted_order, envelope, order_accepted};
-use crate::helpers::{TestApp, eml_files, repo_root, serve, test_python};
+use crate::helpers::{TestApp, eml_files, serve};
 
 /// App settings as `(name, value)` pairs.
 type Settings = Vec<(&'static str, String)>;
 
 const USER: &str = "ordergrid";
 const PASSWORD: &str = "s3cret-test-password";
-
-struct SmtpSink {
-    child: Child,
-    port: u16,
-    maildir: PathBuf,
-}
-
-impl Drop for SmtpSink {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// A self-signed certificate for 127.0.0.1 and localhost, as PEM files in `dir`.
 fn certificate(dir: &Path) -> (PathBuf, PathBuf) {
@@ -45,40 +31,22 @@ fn certificate(dir: &Path) -> (PathBuf, PathBuf) {
 }
 
 fn start_sink(dir: &Path, tls_mode: &str, cert: &Path, key: &Path) -> SmtpSink {
-    let maildir = dir.join("received");
-    let mut child = Command::new(test_python())
-        .arg(repo_root().join("tests/support/smtp_sink.py"))
-        .args([
-            "--maildir",
-            maildir.to_str().unwrap(),
+    SmtpSink::start_with(
+        &dir.join("received"),
+        0,
+        &[
             "--tls-mode",
             tls_mode,
-        ])
-        .args([
             "--cert",
             cert.to_str().unwrap(),
             "--key",
             key.to_str().unwrap(),
-        ])
-        .args(["--user", USER, "--password", PASSWORD])
-        .stdin(Stdio::piped()) // the sink stops when this pipe closes
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let port = line
-        .strip_prefix("READY ")
-        .and_then(|p| p.trim().parse().ok())
-        .unwrap_or_else(|| panic!("the SMTP sink did not start: {line:?}"));
-    SmtpSink {
-        child,
-        port,
-        maildir,
-    }
+            "--user",
+            USER,
+            "--password",
+            PASSWORD,
+        ],
+    )
 }
 
 /// The app built from settings, exactly as `ordergrid serve` builds it.

@@ -1,15 +1,17 @@
 //! Starting the app and the real components around it.
 
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use crate::shared::{eml_files, eventually, repo_root, test_python};
+use ordergrid::blob::{BlobAccount, BlobConnection, BlobTiming};
 use ordergrid::domain::OrderLimits;
 use ordergrid::email::{ConfirmationRenderer, EmailTransport, OutboxTransport};
 use ordergrid::functions::{Handler, Services};
 use ordergrid::store::{Collection, FolderStore, FolderStoreOptions, RecordStore};
+use ordergrid_testing::azurite::Azurite;
+use ordergrid_testing::process::{Process, ordergrid};
+pub use ordergrid_testing::{eml_files, eventually, repo_root};
 use serde_json::Value;
 
 pub struct TestApp {
@@ -122,59 +124,22 @@ impl TestApp {
 
 /// The real `ordergrid serve` process, listening on a port it picked (port 0).
 pub struct RunningBinary {
-    pub child: std::process::Child,
+    pub process: Process,
     pub base: String,
-    pub stdout: Arc<std::sync::Mutex<Vec<String>>>,
-    pub stderr: Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 /// Starts `ordergrid serve` with `FUNCTIONS_CUSTOMHANDLER_PORT=0` plus `env`, and waits for the
 /// log line that names its port.
 pub async fn spawn_binary(env: &[(&str, &str)]) -> RunningBinary {
-    use std::io::BufRead;
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ordergrid"))
-        .arg("serve")
-        .env_clear()
-        .env("FUNCTIONS_CUSTOMHANDLER_PORT", "0")
-        .env("ORDERGRID_LOG_FORMAT", "json")
-        .envs(env.iter().copied())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stdout = Arc::new(std::sync::Mutex::new(Vec::new()));
-    let stderr = Arc::new(std::sync::Mutex::new(Vec::new()));
-    for (pipe, sink) in [
-        (
-            Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
-            stdout.clone(),
-        ),
-        (Box::new(child.stderr.take().unwrap()), stderr.clone()),
-    ] {
-        std::thread::spawn(move || {
-            for line in std::io::BufReader::new(pipe).lines().map_while(Result::ok) {
-                sink.lock().unwrap().push(line);
-            }
-        });
-    }
-    let port = eventually(
-        "the handler to log its port",
+    let (process, base) = Process::spawn_listening(
+        ordergrid(env!("CARGO_BIN_EXE_ordergrid"), "serve")
+            .env("FUNCTIONS_CUSTOMHANDLER_PORT", "0")
+            .envs(env.iter().copied()),
         Duration::from_secs(10),
-        || {
-            stdout.lock().unwrap().iter().find_map(|line| {
-                let json: Value = serde_json::from_str(line).ok()?;
-                json["port"].as_u64()
-            })
-        },
     )
-    .await;
-    RunningBinary {
-        child,
-        base: format!("http://127.0.0.1:{port}"),
-        stdout,
-        stderr,
-    }
+    .await
+    .unwrap_or_else(|e| panic!("the handler: {e:#}"));
+    RunningBinary { process, base }
 }
 
 impl RunningBinary {
@@ -197,8 +162,7 @@ impl RunningBinary {
 
     /// Log lines (stdout then stderr) parsed as JSON.
     pub fn log_lines(&self) -> Vec<Value> {
-        let out = self.stdout.lock().unwrap().clone();
-        let err = self.stderr.lock().unwrap().clone();
+        let (out, err) = (self.process.stdout.all(), self.process.stderr.all());
         out.iter()
             .chain(err.iter())
             .filter_map(|l| serde_json::from_str(l).ok())
@@ -206,13 +170,16 @@ impl RunningBinary {
     }
 
     pub fn stderr_text(&self) -> String {
-        self.stderr.lock().unwrap().join("\n")
+        self.process.stderr.text()
     }
 }
 
-impl Drop for RunningBinary {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// Azurite's account, as ordergrid's blob clients take it.
+pub fn blob_connection(azurite: &Azurite) -> BlobConnection {
+    BlobConnection::parse_connection_string(&azurite.connection_string()).unwrap()
+}
+
+/// A client of Azurite's account, to look at what was written.
+pub fn blob_account(azurite: &Azurite) -> BlobAccount {
+    BlobAccount::new(&blob_connection(azurite), BlobTiming::default()).unwrap()
 }

@@ -1,8 +1,4 @@
-//! Black-box tests of ordergrid: the real app (or binary) on port 0, real components around it.
-
-mod azurite;
-#[path = "../shared/mod.rs"]
-mod shared;
+//! Black-box tests of the custom handler (`ordergrid serve`): the real app (or binary) on port 0, real components around it.
 
 mod binary;
 mod blob;

@@ -142,7 +142,7 @@ async fn sigterm_stops_the_handler_cleanly() {
         ),
     ])
     .await;
-    let pid = handler.child.id().to_string();
+    let pid = handler.process.pid().to_string();
     assert!(
         std::process::Command::new("kill")
             .args(["-TERM", &pid])
@@ -151,7 +151,7 @@ async fn sigterm_stops_the_handler_cleanly() {
             .success()
     );
     let status = eventually("the handler to exit", Duration::from_secs(10), || {
-        handler.child.try_wait().unwrap()
+        handler.process.child.try_wait().unwrap()
     })
     .await;
     assert!(status.success(), "{status:?}");

@@ -9,8 +9,9 @@ use ordergrid::store::{
     BlobStore, Collection, Created, Deleted, FolderStore, FolderStoreOptions, MemoryStore,
     RecordKey, RecordStore, Replaced,
 };
+use ordergrid_testing::azurite::Azurite;
 
-use crate::azurite::Azurite;
+use crate::helpers::blob_connection;
 
 fn key(name: &str) -> RecordKey {
     RecordKey::new(Collection::Orders, name).unwrap()
@@ -219,7 +220,7 @@ fn folder() -> (Arc<dyn RecordStore>, tempfile::TempDir) {
 /// The blob store on its own Azurite.
 async fn blob() -> (Arc<dyn RecordStore>, Azurite) {
     let azurite = Azurite::start().await;
-    let store = BlobStore::open(&azurite.connection(), BlobTiming::default())
+    let store = BlobStore::open(&blob_connection(&azurite), BlobTiming::default())
         .await
         .unwrap();
     (Arc::new(store), azurite)

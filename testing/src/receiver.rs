@@ -1,4 +1,6 @@
-//! A real webhook receiver on `127.0.0.1:0` whose answers a test switches at run time.
+//! A real webhook receiver on `127.0.0.1:0` whose answers a test switches at run time: the
+//! subscriber of the emulator's tests, the observer of the stack's, the topic the host stand-in's
+//! output binding publishes to.
 //!
 //! Every request is recorded (method, path and query, headers, body, arrival time, and what it
 //! was answered). Answers are configured per path:
@@ -330,14 +332,17 @@ fn options_answer(handshake: Handshake, headers: &HeaderMap) -> (Option<u16>, Re
     }
 }
 
-fn validation_answer(handshake: Handshake, body: &[u8]) -> (Option<u16>, Response) {
+/// The answer that completes Event Grid's validation handshake: `{"validationResponse": <the
+/// validationCode of the SubscriptionValidationEvent in body>}`.
+pub fn validation_response(body: &[u8]) -> Response {
     let event: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
     let code = event[0]["data"]["validationCode"].clone();
+    axum::Json(json!({"validationResponse": code})).into_response()
+}
+
+fn validation_answer(handshake: Handshake, body: &[u8]) -> (Option<u16>, Response) {
     match handshake {
-        Handshake::Answer => (
-            Some(200),
-            axum::Json(json!({"validationResponse": code})).into_response(),
-        ),
+        Handshake::Answer => (Some(200), validation_response(body)),
         Handshake::Wrong => (
             Some(200),
             axum::Json(json!({"validationResponse": "not-the-code"})).into_response(),

@@ -60,9 +60,10 @@ async fn kill_9_mid_stream_loses_no_acknowledged_order() {
                     answer["Outputs"]["outputEvents"][0].clone(),
                 );
             }
-            if acknowledged.len() == ORDERS / 4 && handler.child.try_wait().unwrap().is_none() {
-                handler.child.kill().unwrap(); // SIGKILL, mid-stream
-                handler.child.wait().unwrap();
+            if acknowledged.len() == ORDERS / 4
+                && handler.process.child.try_wait().unwrap().is_none()
+            {
+                handler.process.kill().unwrap(); // SIGKILL, mid-stream
             }
         }
     }

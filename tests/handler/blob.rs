@@ -6,7 +6,6 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::http::{HeaderMap, StatusCode};
 use futures::TryStreamExt as _;
 use futures::future::join_all;
 use ordergrid::blob::BlobTiming;
@@ -16,12 +15,17 @@ use ordergrid::emulator::settings::DeliverySettings;
 use ordergrid::emulator::{Emulator, EmulatorSettings};
 use ordergrid::eventgrid::sas::TopicKey;
 use ordergrid::store::{BlobStore, Collection, RecordKey, RecordStore};
+use ordergrid_testing::azurite::Azurite;
+use ordergrid_testing::eventually_async;
+use ordergrid_testing::receiver::{Receiver, Reply};
+use ordergrid_testing::subscriptions::{dead_lettered, file, topic, webhook};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 
-use crate::azurite::Azurite;
 use crate::events::{accepted_order, eg_event, envelope, new_order, order_accepted};
-use crate::helpers::{Answer, RunningBinary, eml_files, spawn_binary};
+use crate::helpers::{
+    Answer, RunningBinary, blob_account, blob_connection, eml_files, eventually, spawn_binary,
+};
 
 /// `ordergrid serve` on the blob store of `azurite`, its outbox in `outbox`.
 async fn handler_on(azurite: &Azurite, outbox: &std::path::Path, timeout: &str) -> RunningBinary {
@@ -36,7 +40,7 @@ async fn handler_on(azurite: &Azurite, outbox: &std::path::Path, timeout: &str) 
 }
 
 async fn store_of(azurite: &Azurite) -> BlobStore {
-    BlobStore::open(&azurite.connection(), BlobTiming::default())
+    BlobStore::open(&blob_connection(azurite), BlobTiming::default())
         .await
         .unwrap()
 }
@@ -301,42 +305,15 @@ async fn azurite_stopped_and_restarted_mid_stream_loses_no_order_and_records_non
 }
 
 async fn wait_for(what: &str, deadline: Duration, mut check: impl FnMut() -> bool) {
-    crate::helpers::eventually(what, deadline, || check().then_some(())).await
+    eventually(what, deadline, || check().then_some(())).await
 }
 
 /// A webhook that completes Event Grid's validation handshake and refuses every event with 400,
 /// which Event Grid does not retry: the event is dead-lettered at once.
-async fn refusing_webhook() -> (String, Arc<Mutex<Vec<Value>>>) {
-    let received: Arc<Mutex<Vec<Value>>> = Arc::default();
-    let log = received.clone();
-    let app = axum::Router::new().route(
-        "/hook",
-        axum::routing::post(move |headers: HeaderMap, body: axum::body::Bytes| {
-            let log = log.clone();
-            async move {
-                let events: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-                let validation = headers
-                    .get("aeg-event-type")
-                    .is_some_and(|v| v == "SubscriptionValidation");
-                if validation {
-                    let code = events[0]["data"]["validationCode"].clone();
-                    return (
-                        StatusCode::OK,
-                        axum::Json(json!({"validationResponse": code})),
-                    );
-                }
-                log.lock().unwrap().push(events);
-                (
-                    StatusCode::BAD_REQUEST,
-                    axum::Json(json!({"error": "refused"})),
-                )
-            }
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/hook", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    (url, received)
+async fn refusing_webhook() -> (String, Receiver) {
+    let receiver = Receiver::start().await;
+    receiver.always("/hook", Reply::Status(400));
+    (receiver.url("/hook"), receiver)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -347,16 +324,14 @@ async fn dead_letters_are_blobs_with_azures_names_and_content_in_azurite() {
     let subscriptions = dir.path().join("subscriptions.json");
     std::fs::write(
         &subscriptions,
-        json!({"topics": [{
-            "name": "orders",
-            "inputSchema": "EventGridSchema",
-            "subscriptions": [{
-                "name": "Refusing-Hook",
-                "destination": {"endpointType": "WebHook", "properties": {"endpointUrl": hook}},
-                "retryPolicy": {"maxDeliveryAttempts": 30},
-                "deadLetter": {"blobContainerName": "dead-letters"}
-            }]
-        }]})
+        file(vec![topic(
+            "orders",
+            vec![dead_lettered(
+                webhook("Refusing-Hook", &hook),
+                "dead-letters",
+                30,
+            )],
+        )])
         .to_string(),
     )
     .unwrap();
@@ -365,7 +340,7 @@ async fn dead_letters_are_blobs_with_azures_names_and_content_in_azurite() {
         port: 0,
         subscriptions_file: subscriptions,
         data_dir: dir.path().join("emulator"),
-        dead_letters: DeadLetterStorage::Blob(azurite.connection()),
+        dead_letters: DeadLetterStorage::Blob(blob_connection(&azurite)),
         key: Some(key.clone()),
         delivery: DeliverySettings {
             time_scale: 0.001,
@@ -411,24 +386,23 @@ async fn dead_letters_are_blobs_with_azures_names_and_content_in_azurite() {
     );
 
     // The blob, as the SDK sees it in the container.
-    let container = azurite.account().container("dead-letters");
-    let names =
-        crate::shared::eventually_async("the dead-letter blob", Duration::from_secs(30), || {
-            let container = &container;
-            async move {
-                let names: Vec<String> = container
-                    .list_blobs(None)
-                    .unwrap()
-                    .try_collect::<Vec<_>>()
-                    .await
-                    .ok()?
-                    .into_iter()
-                    .filter_map(|b| b.name)
-                    .collect();
-                (!names.is_empty()).then_some(names)
-            }
-        })
-        .await;
+    let container = blob_account(&azurite).container("dead-letters");
+    let names = eventually_async("the dead-letter blob", Duration::from_secs(30), || {
+        let container = &container;
+        async move {
+            let names: Vec<String> = container
+                .list_blobs(None)
+                .unwrap()
+                .try_collect::<Vec<_>>()
+                .await
+                .ok()?
+                .into_iter()
+                .filter_map(|b| b.name)
+                .collect();
+            (!names.is_empty()).then_some(names)
+        }
+    })
+    .await;
     let after = OffsetDateTime::now_utc();
     assert_eq!(names.len(), 1, "{names:?}");
     let parts: Vec<&str> = names[0].split('/').collect();
@@ -470,7 +444,7 @@ async fn dead_letters_are_blobs_with_azures_names_and_content_in_azurite() {
     assert!(dead["lastDeliveryOutcome"].is_string());
     assert!(dead["publishTime"].is_string() && dead["lastDeliveryAttemptTime"].is_string());
     assert_eq!(
-        received.lock().unwrap().len(),
+        received.notifications("/hook").len(),
         1,
         "one attempt, not retried"
     );
@@ -492,12 +466,15 @@ async fn dead_letters_are_blobs_with_azures_names_and_content_in_azurite() {
         })
         .await
         .unwrap();
-    crate::shared::eventually_async("the redelivery to arrive", Duration::from_secs(30), || {
-        let received = received.clone();
-        async move { (received.lock().unwrap().len() >= 2).then_some(()) }
+    eventually_async("the redelivery to arrive", Duration::from_secs(30), || {
+        let received = &received;
+        async move { (received.notifications("/hook").len() >= 2).then_some(()) }
     })
     .await;
-    assert_eq!(received.lock().unwrap()[1][0]["id"], "dl-blob-1");
+    assert_eq!(
+        received.notifications("/hook")[1].json()[0]["id"],
+        "dl-blob-1"
+    );
     let remaining: Vec<String> = container
         .list_blobs(None)
         .unwrap()

@@ -1,5 +1,4 @@
-//! Measuring on a shared 2-core machine, for the load generators under `bench/` (included with
-//! `#[path]`; each example uses part of it).
+//! Measuring on a shared 2-core machine, for the load generators under `bench/`:
 //!
 //! - a quiet machine before each run ([`wait_for_quiet`]) and a check afterwards that nobody
 //!   else used the CPU or the disk during it ([`measure_with_retries`] repeats disturbed runs);
@@ -10,8 +9,6 @@
 //!
 //! Invariant: every figure is read from the kernel's counters at the edges of a measured window;
 //! nothing is estimated.
-
-#![allow(dead_code)]
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::{self, OpenOptions};
@@ -582,8 +579,10 @@ pub fn median(values: &mut [f64]) -> f64 {
     }
 }
 
-/// For each label: every numeric field as `median [min – max]` over the runs with that label.
-pub fn summarize(path: &Path) -> anyhow::Result<()> {
+/// For each label: every numeric field as `median [min – max]` over the runs with that label in
+/// the `--results` file.
+pub fn summarize(results: Option<&Path>) -> anyhow::Result<()> {
+    let path = results.context("summarize needs --results")?;
     let text =
         fs::read_to_string(path).with_context(|| format!("failed to read {}", path.display()))?;
     let mut order = Vec::new();
