@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The Event Grid emulator's performance targets (issue 3): sustained publish-to-delivery
+# The Event Grid emulator's performance targets: sustained publish-to-delivery
 # throughput with two webhook subscribers (durable acknowledgement included), publish-to-delivery
 # latency at a steady 1,000 events/s, and memory with a backlog of one million undelivered events
 # (held two ways: subscribers that failed validation, and validated subscribers in an outage),

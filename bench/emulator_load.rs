@@ -1,4 +1,4 @@
-//! Load generator and measurements for the Event Grid emulator (`ordergrid emulator`), issue 3.
+//! Load generator and measurements for the Event Grid emulator (`ordergrid emulator`).
 //!
 //! Every mode runs the real release binary as a child process with a fresh data folder under
 //! `target/bench-tmp/` (the real disk, never tmpfs) and a subscriptions file with one topic,

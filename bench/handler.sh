@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The custom handler's performance targets (issue 2): start-up to first answered readiness
+# The custom handler's performance targets: start-up to first answered readiness
 # probe, idle RSS, OrderProcessor throughput with the durable folder store, and latency at a
 # fixed 1,000 requests/s. Also the one-fdatasync-per-order baseline of the disk.
 #

@@ -1,4 +1,4 @@
-//! Load generator and measurements for the custom handler (`ordergrid serve`), issue 2.
+//! Load generator and measurements for the custom handler (`ordergrid serve`).
 //!
 //! Every mode runs the real release binary as a child process, the way the Functions host does,
 //! with a fresh store and outbox folder under `target/bench-tmp/` (the real disk, never tmpfs):

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The local stack's performance targets (issue 4): time from `ordergrid dev` to "local stack is
+# The local stack's performance targets: time from `ordergrid dev` to "local stack is
 # ready", and the time from publishing a NewOrder to its email file existing in the outbox, at 1
 # and at 500 orders/s; then a short sweep of higher rates to find where latency blows up.
 #

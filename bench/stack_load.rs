@@ -1,4 +1,4 @@
-//! Load generator and measurements for the local stack (`ordergrid dev`), issue 4.
+//! Load generator and measurements for the local stack (`ordergrid dev`).
 //!
 //! Every run starts the real release binary as a user would (`ordergrid dev --app <repo>`), with a
 //! fresh data folder under `target/bench-tmp/` (the real disk) and ports picked by the kernel

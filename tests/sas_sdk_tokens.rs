@@ -187,7 +187,7 @@ fn sdk_tokens_are_rejected_once_their_expiry_has_passed() {
     }
 }
 
-/// Issue 10, part 5: a token names its topic's endpoint; presented for another topic (by host or
+/// A token names its topic's endpoint; presented for another topic (by host or
 /// by path) it fails, in every SDK's encoding.
 #[test]
 fn sdk_tokens_for_another_topic_fail_the_resource_check() {

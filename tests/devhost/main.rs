@@ -1,4 +1,4 @@
-//! Issue 10, part 3: the Functions host stand-in does what the real host does (sources in
+//! The Functions host stand-in does what the real host does (sources in
 //! `../shared/reference/functions-host-behaviour.md`): webhook answers, how it reads the handler's
 //! answer, what it does to numbers, timeouts, kills and restarts, and which functions it loads.
 //!

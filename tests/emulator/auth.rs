@@ -160,7 +160,7 @@ async fn a_sas_token_signed_with_another_key_is_refused_with_401() {
     expect_azure_error(response, 401, "Unauthorized").await;
 }
 
-/// Issue 10, part 5: a token signed with this topic's key but naming another topic (or the same
+/// A token signed with this topic's key but naming another topic (or the same
 /// topic on another port) is refused, as Azure scopes `r` to "the path for the Event Grid topic
 /// to which you're sending events"; the same token for this endpoint passes.
 #[tokio::test]

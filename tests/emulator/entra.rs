@@ -1,4 +1,4 @@
-//! Issue 10, part 4: Microsoft Entra ID locally. The emulator serves HTTPS with a development CA
+//! Microsoft Entra ID locally. The emulator serves HTTPS with a development CA
 //! it makes itself, accepts bearer tokens the way Azurite's `--oauth basic` does (form, audience,
 //! expiry; not the signature), and hands them out from a managed-identity endpoint speaking App
 //! Service's protocol, so the official Python SDK with azure-identity's

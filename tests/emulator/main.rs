@@ -1,4 +1,4 @@
-//! Black-box tests of the Event Grid emulator (issue 3): the real emulator on port 0 (in-process,
+//! Black-box tests of the Event Grid emulator: the real emulator on port 0 (in-process,
 //! or the real binary for the crash and CLI tests), real receivers, the official SDKs.
 //!
 //! Every test writes its own subscriptions file pointing at an

@@ -1,4 +1,4 @@
-//! Issue 10, part 1: nothing the emulator acknowledges is dropped. Random and adversarial events
+//! Nothing the emulator acknowledges is dropped. Random and adversarial events
 //! (deep nesting, numbers beyond `f64`, unicode, long strings, odd types in filtered keys) are
 //! published; every event answered 200 must end up delivered to every subscription whose filter
 //! matches it (with its `data` byte for byte as sent) or dead-lettered there, and nowhere else;

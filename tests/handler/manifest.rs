@@ -151,7 +151,7 @@ fn the_readme_settings_tables_are_the_declared_settings() {
     }
 }
 
-/// Issue 10, part 4: with the example's settings every function loads (the output bindings find
+/// With the example's settings every function loads (the output bindings find
 /// their settings, as the host's indexing checks), and the identity-based output binding can get
 /// and send a token: an https endpoint, and the managed identity the emulator serves.
 #[test]

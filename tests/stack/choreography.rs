@@ -1,4 +1,4 @@
-//! Issue 10, part 2: the email always matches the recorded order. The same order id is published
+//! The email always matches the recorded order. The same order id is published
 //! many times at once with different values; through the whole choreography (emulator, host
 //! stand-in, handler: NewOrder → OrderProcessor → OrderAccepted → EmailNotifier →
 //! OrderConfirmationSent) each order gets exactly one email, and it states the recorded order.

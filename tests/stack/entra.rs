@@ -1,4 +1,4 @@
-//! Issue 10, part 4: `ordergrid publish --auth entra` against the local stack, over its HTTPS
+//! `ordergrid publish --auth entra` against the local stack, over its HTTPS
 //! endpoint, with a token from the stack's managed-identity endpoint (the environment the stack
 //! prints), trusting the stack's development CA; the order goes all the way to its email.
 
