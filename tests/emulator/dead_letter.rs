@@ -136,15 +136,7 @@ async fn dead_letters_are_written_after_the_dead_letter_delay() {
     })
     .await;
     // Meanwhile it waits as a pending dead letter.
-    eventually_async("a pending dead-letter write", PATIENCE, async || {
-        let pending = emulator.retries().await;
-        matches!(
-            pending.first().map(|p| &p.action),
-            Some(PendingAction::DeadLetter { .. })
-        )
-        .then_some(())
-    })
-    .await;
+    wait_for_pending_dead_letter(&emulator).await;
     emulator.wait_for_dead_letters(1).await;
     let waited = Instant::now() - refused.at;
     assert!(
@@ -450,15 +442,7 @@ async fn events_awaiting_a_dead_letter_write_are_dropped_if_the_destination_is_r
     emulator
         .publish_ok("orders", &[event("orphan-1", "NewOrder", json!({}))])
         .await;
-    eventually_async("a pending dead-letter write", PATIENCE, async || {
-        let pending = emulator.retries().await;
-        matches!(
-            pending.first().map(|p| &p.action),
-            Some(PendingAction::DeadLetter { .. })
-        )
-        .then_some(())
-    })
-    .await;
+    wait_for_pending_dead_letter(&emulator).await;
 
     let emulator = emulator.restart_with(&with(false)).await;
     let counters = emulator.wait_for_counter("refusing", "dropped", 1).await;
@@ -468,4 +452,14 @@ async fn events_awaiting_a_dead_letter_write_are_dropped_if_the_destination_is_r
         "nothing stays pending for a destination that is gone"
     );
     assert!(emulator.dead_letter_files().is_empty());
+}
+
+/// Waits until the first pending event waits for its dead-letter write.
+async fn wait_for_pending_dead_letter(emulator: &TestEmulator) {
+    eventually_async("a pending dead-letter write", PATIENCE, async || {
+        let pending = emulator.retries().await;
+        let first = pending.first().map(|p| &p.action);
+        matches!(first, Some(PendingAction::DeadLetter { .. })).then_some(())
+    })
+    .await;
 }
