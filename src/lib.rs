@@ -43,3 +43,4 @@ pub mod shutdown;
 pub mod stack;
 pub mod store;
 pub mod telemetry;
+pub mod webpubsub;
