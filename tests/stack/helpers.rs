@@ -45,18 +45,6 @@ impl Stack {
         )
         .unwrap();
         let output = process.stdout.clone();
-        let ready = ordergrid_testing::poll(Duration::from_secs(60), async || {
-            if output.contains("local stack is ready") {
-                return Some(Ok(()));
-            }
-            let exited = process.child.try_wait().unwrap();
-            exited.map(|status| Err(format!("ordergrid dev exited with {status}")))
-        })
-        .await
-        .unwrap_or_else(|| Err("the stack did not start".to_owned()));
-        if let Err(why) = ready {
-            panic!("{why}:\n{}", output.text());
-        }
         let find = |label: &str| {
             output.find_map(|l| {
                 l.trim()
@@ -64,9 +52,18 @@ impl Stack {
                     .map(|rest| rest.trim().split(' ').next().unwrap().to_owned())
             })
         };
-        let topic_endpoint =
-            find("Event Grid topic").expect("the summary names the topic endpoint");
-        let host_url = find("Functions host").expect("the summary names the Functions host");
+        // The summary's lines are read one by one: "ready" can be seen before the lines after it.
+        let ready = ordergrid_testing::poll(Duration::from_secs(60), async || {
+            if let (Some(topic), Some(host)) = (find("Event Grid topic"), find("Functions host")) {
+                return Some(Ok((topic, host)));
+            }
+            let exited = process.child.try_wait().unwrap();
+            exited.map(|status| Err(format!("ordergrid dev exited with {status}")))
+        })
+        .await
+        .unwrap_or_else(|| Err("the stack did not print its summary".to_owned()));
+        let (topic_endpoint, host_url) =
+            ready.unwrap_or_else(|why| panic!("{why}:\n{}", output.text()));
         let emulator_url = topic_endpoint
             .trim_end_matches("/orders/api/events")
             .to_owned();
