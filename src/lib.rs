@@ -44,3 +44,4 @@ pub mod stack;
 pub mod store;
 pub mod telemetry;
 pub mod webpubsub;
+pub mod webpubsub_service;

@@ -25,6 +25,8 @@ use crate::settings::Layered;
 use crate::stack::{LocalStack, StackSettings};
 use crate::store::settings::StoreSettings;
 use crate::store::{BlobStore, FolderStore, RecordStore};
+use crate::webpubsub_service::settings as webpubsub_settings;
+use crate::webpubsub_service::{ServiceSettings, WebPubSubService};
 
 #[derive(Parser)]
 #[command(
@@ -60,6 +62,13 @@ enum Command {
         action: Option<EmulatorAction>,
         #[command(flatten)]
         run: EmulatorArgs,
+    },
+    /// Run the local Azure Web PubSub service and print its connection string.
+    Webpubsub {
+        #[arg(long, help = webpubsub_settings::PORT.help())]
+        port: Option<u16>,
+        #[arg(long, help = webpubsub_settings::DATA.help())]
+        data: Option<PathBuf>,
     },
 }
 
@@ -363,6 +372,22 @@ async fn run(cli: Cli, env: HashMap<String, String>) -> anyhow::Result<()> {
                 );
             }
             emulator.run_until_stopped(crate::shutdown::signal()).await
+        }
+        Command::Webpubsub { port, data } => {
+            let env = Layered::over(&env)
+                .set_some(&webpubsub_settings::PORT, port)
+                .set_some(
+                    &webpubsub_settings::DATA,
+                    data.as_ref().map(|p| p.display()),
+                );
+            let service = WebPubSubService::build(ServiceSettings::from_env(env.env())?).await?;
+            tracing::info!(
+                port = service.port(),
+                "Web PubSub service listening on 127.0.0.1; its connection string is on stdout"
+            );
+            // Stdout, not the log: the connection string holds the key.
+            println!("{}", service.connection_string());
+            service.run_until_stopped(crate::shutdown::signal()).await
         }
         Command::Emulator {
             action: Some(action),
