@@ -109,6 +109,8 @@ pub struct HostAnswer {
     pub outputs: BTreeMap<String, Box<RawValue>>,
     /// Log lines, as the host logs them (numbers and booleans as their text, `null` as `[null]`).
     pub logs: Vec<String>,
+    /// `ReturnValue`, for a binding named `$return`; `None` when absent or `null`.
+    pub return_value: Option<Box<RawValue>>,
 }
 
 /// Why the host fails an invocation whose answer was 2xx.
@@ -136,6 +138,8 @@ struct RawAnswer<'a> {
     outputs: Option<&'a RawValue>,
     #[serde(rename = "Logs", default, borrow)]
     logs: Option<&'a RawValue>,
+    #[serde(rename = "ReturnValue", default, borrow)]
+    return_value: Option<&'a RawValue>,
 }
 
 impl HostAnswer {
@@ -193,7 +197,15 @@ impl HostAnswer {
                     .collect::<Result<_, _>>()?
             }
         };
-        Ok(Self { outputs, logs })
+        let return_value = raw
+            .return_value
+            .filter(|v| v.get().trim() != "null")
+            .map(ToOwned::to_owned);
+        Ok(Self {
+            outputs,
+            logs,
+            return_value,
+        })
     }
 }
 

@@ -9,45 +9,69 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use serde_json::Value;
 
-/// Where an `eventGrid` output binding publishes.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum OutputTarget {
-    /// Identity-based: app setting `<prefix>__topicEndpointUri`. The stand-in publishes to the
-    /// local emulator with the key in `<prefix>__topicKey` (a stand-in-only setting: the real host
-    /// would use a managed identity here).
-    Connection { prefix: String },
-    /// Key-based: the names of the app settings holding the endpoint and the key.
-    Settings {
-        endpoint_setting: String,
-        key_setting: String,
-    },
-}
+pub use super::bindings::{
+    HttpTrigger, InputBinding, InputKind, OutputBinding, OutputKind, OutputTarget, TriggerKind,
+    WebPubSubBinding,
+};
+use super::http::route::RouteTemplate;
+use crate::webpubsub::{DEFAULT_CONNECTION_SETTING, WebPubSubConnection};
 
-#[derive(Debug, Clone)]
-pub struct OutputBinding {
-    pub name: String,
-    pub target: OutputTarget,
-}
+/// The app setting the Web PubSub extension reads a hub from when a binding names none
+/// (`Constants.cs` of Microsoft.Azure.WebJobs.Extensions.WebPubSub).
+pub const WEBPUBSUB_HUB_SETTING: &str = "WebPubSubHub";
 
 #[derive(Debug, Clone)]
 pub struct FunctionManifest {
     /// The folder name; the handler route and Event Grid's `functionName` (case-sensitive).
     pub name: String,
-    /// The `eventGridTrigger` binding's name: the key of the event in `Data`.
+    /// The trigger binding's name: the key of the event (or request) in `Data`.
     pub trigger: String,
+    pub kind: TriggerKind,
     /// `"cardinality": "many"`: one invocation gets every event of a delivery.
     pub many: bool,
+    pub inputs: Vec<InputBinding>,
     pub outputs: Vec<OutputBinding>,
+    /// The HTTP route template (prefix included) of an HTTP-triggered function, or why it cannot
+    /// be served.
+    pub route: Option<Result<RouteTemplate, String>>,
+    /// Bindings the stand-in cannot serve.
+    pub unsupported: Vec<String>,
 }
 
 impl FunctionManifest {
     /// What keeps the function from loading with these app settings, as the host's indexing
     /// finds it: every output binding's settings must exist, and an endpoint must be an absolute
-    /// URL (the Event Grid extension's validators; a function whose binding fails them is not
-    /// loaded).
+    /// URL (the Event Grid extension's validators); a Web PubSub binding needs a connection
+    /// (`<connection>` or `<connection>__serviceUri`) and a hub (the Web PubSub extension's
+    /// `ValidateWebPubSubConnectionCore`); a route must be one the stand-in can serve. A function
+    /// whose bindings fail them is not loaded.
     pub fn load_error(&self, settings: &HashMap<String, String>) -> Option<String> {
+        if let Some(why) = self.unsupported.first() {
+            return Some(why.clone());
+        }
+        if let Some(Err(why)) = &self.route {
+            return Some(why.clone());
+        }
+        let web_pubsub = self
+            .inputs
+            .iter()
+            .map(|b| match &b.kind {
+                InputKind::WebPubSubConnection { service, .. } => (service, "WebPubSubConnection"),
+            })
+            .chain(self.outputs.iter().filter_map(|b| match &b.kind {
+                OutputKind::WebPubSub(service) => Some((service, "WebPubSub")),
+                _ => None,
+            }));
+        for (service, extension) in web_pubsub {
+            if let Err(why) = web_pubsub_service(service, extension, settings) {
+                return Some(why);
+            }
+        }
         for binding in &self.outputs {
-            let (endpoint, key) = match &binding.target {
+            let OutputKind::EventGrid(target) = &binding.kind else {
+                continue;
+            };
+            let (endpoint, key) = match target {
                 OutputTarget::Connection { prefix } => {
                     (format!("{prefix}__topicEndpointUri"), None)
                 }
@@ -74,6 +98,69 @@ impl FunctionManifest {
         }
         None
     }
+
+    /// The `http` output binding, if the function has one.
+    pub fn http_output(&self) -> Option<&str> {
+        self.outputs
+            .iter()
+            .find(|b| b.kind == OutputKind::Http)
+            .map(|b| b.name.as_str())
+    }
+}
+
+/// The service and hub a Web PubSub binding resolves to with `settings`, or the extension's
+/// validation message. `%name%` in the hub is an app setting, as the host's name resolver reads it.
+pub fn web_pubsub_service(
+    binding: &WebPubSubBinding,
+    extension: &str,
+    settings: &HashMap<String, String>,
+) -> Result<(WebPubSubConnection, String), String> {
+    let setting = binding
+        .connection
+        .as_deref()
+        .unwrap_or(DEFAULT_CONNECTION_SETTING);
+    let connection = match WebPubSubConnection::from_settings(settings, setting) {
+        Ok(Some(connection)) => connection,
+        Ok(None) => {
+            return Err(format!(
+                "Connection must be specified through one of the following: \
+                 * Set '{extension}.Connection' property to the name of a config section that contains a Web PubSub connection. \
+                 * Set a Web PubSub connection under '{DEFAULT_CONNECTION_SETTING}'. (looked for '{setting}' and '{setting}__serviceUri')"
+            ));
+        }
+        Err(why) => return Err(format!("{extension}: {why}")),
+    };
+    let hub = match &binding.hub {
+        Some(hub) => resolve_settings(hub, settings)?,
+        None => settings
+            .get(WEBPUBSUB_HUB_SETTING)
+            .filter(|h| !h.trim().is_empty())
+            .cloned()
+            .ok_or_else(|| format!("Resolved 'Hub' value is null for extension '{extension}'."))?,
+    };
+    Ok((connection, hub))
+}
+
+/// `%name%` replaced by the app setting `name`; an unknown one fails, as the host's
+/// `INameResolver` fails indexing ("'%name%' does not resolve to a value").
+pub fn resolve_settings(text: &str, settings: &HashMap<String, String>) -> Result<String, String> {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(start) = rest.find('%') {
+        let Some(len) = rest[start + 1..].find('%') else {
+            break;
+        };
+        let name = &rest[start + 1..start + 1 + len];
+        out.push_str(&rest[..start]);
+        out.push_str(
+            settings
+                .get(name)
+                .ok_or_else(|| format!("'%{name}%' does not resolve to a value."))?,
+        );
+        rest = &rest[start + len + 2..];
+    }
+    out.push_str(rest);
+    Ok(out)
 }
 
 #[derive(Debug, Clone)]
@@ -85,8 +172,14 @@ pub struct AppManifest {
     pub working_dir: PathBuf,
     /// `functionTimeout`; `None` for `-1` (no limit).
     pub function_timeout: Option<Duration>,
+    /// host.json `extensions.http.routePrefix` (default `api`; may be empty).
+    pub route_prefix: String,
     pub functions: Vec<FunctionManifest>,
 }
+
+/// The route prefix unless host.json sets `extensions.http.routePrefix`
+/// (`WebFunctionsManager.GetRoutePrefix`, `HttpOptions`).
+pub const DEFAULT_ROUTE_PREFIX: &str = "api";
 
 /// The host's `functionTimeout` default locally and on Flex Consumption
 /// (`ScriptJobHostOptionsSetup`: 30 minutes everywhere but the Consumption plan).
@@ -140,7 +233,8 @@ fn read_json(path: &Path) -> anyhow::Result<Value> {
 
 impl AppManifest {
     /// Reads `host.json` and every `*/function.json` under `root`. Functions without an
-    /// `eventGridTrigger` are skipped with a warning: the stand-in serves Event Grid triggers only.
+    /// `eventGridTrigger` or `httpTrigger` are skipped with a warning: the stand-in serves those
+    /// triggers only.
     pub fn load(root: &Path) -> anyhow::Result<Self> {
         let host = read_json(&root.join("host.json"))?;
         let description = host
@@ -167,6 +261,18 @@ impl AppManifest {
             Some(dir) => root.join(dir),
             None => root.to_owned(),
         };
+        let route_prefix = match host.pointer("/extensions/http/routePrefix") {
+            None | Some(Value::Null) => DEFAULT_ROUTE_PREFIX.to_owned(),
+            Some(Value::String(prefix)) => prefix.trim_matches('/').to_owned(),
+            Some(other) => {
+                bail!("host.json: extensions.http.routePrefix must be a string, got {other}")
+            }
+        };
+        // Forwarding hands an HTTP-in-and-out function the raw request instead of the envelope
+        // (`DefaultHttpWorkerService.InvokeAsync`); the stand-in only builds envelopes.
+        let forwarding = ["enableForwardingHttpRequest", "enableProxyingHttpRequest"]
+            .into_iter()
+            .find(|flag| host["customHandler"][flag] == true);
         let mut functions = Vec::new();
         let mut entries: Vec<PathBuf> = std::fs::read_dir(root)
             .with_context(|| format!("failed to list {}", root.display()))?
@@ -183,75 +289,39 @@ impl AppManifest {
             let path = dir.join("function.json");
             let manifest = read_json(&path)?;
             let bindings = manifest["bindings"].as_array().cloned().unwrap_or_default();
-            let Some(trigger) = bindings.iter().find(|b| {
-                b["type"]
-                    .as_str()
-                    .is_some_and(|t| t.eq_ignore_ascii_case("eventGridTrigger"))
-            }) else {
-                tracing::warn!(function = %name, "skipped: the host stand-in serves eventGridTrigger functions only");
+            let Some(mut read) = super::bindings::read(&path, &bindings)? else {
+                tracing::warn!(function = %name, "skipped: the host stand-in serves eventGridTrigger and httpTrigger functions only");
                 continue;
             };
-            let many = trigger["cardinality"]
-                .as_str()
-                .is_some_and(|c| c.eq_ignore_ascii_case("many"));
-            let trigger = trigger["name"]
-                .as_str()
-                .with_context(|| {
-                    format!(
-                        "{}: the eventGridTrigger binding has no name",
-                        path.display()
-                    )
-                })?
-                .to_owned();
-            let mut outputs = Vec::new();
-            for binding in bindings.iter().filter(|b| {
-                b["type"]
-                    .as_str()
-                    .is_some_and(|t| t.eq_ignore_ascii_case("eventGrid"))
-                    && b["direction"] == "out"
-            }) {
-                let binding_name = binding["name"].as_str().with_context(|| {
-                    format!(
-                        "{}: an eventGrid output binding has no name",
-                        path.display()
-                    )
-                })?;
-                let target = match (
-                    binding["connection"].as_str(),
-                    binding["topicEndpointUri"].as_str(),
-                    binding["topicKeySetting"].as_str(),
-                ) {
-                    (Some(prefix), None, None) => OutputTarget::Connection {
-                        prefix: prefix.to_owned(),
-                    },
-                    (None, Some(endpoint), Some(key)) => OutputTarget::Settings {
-                        endpoint_setting: endpoint.to_owned(),
-                        key_setting: key.to_owned(),
-                    },
-                    (Some(_), _, _) => bail!(
-                        "{}: output {binding_name:?} sets both connection and topicEndpointUri/topicKeySetting; the host refuses that",
-                        path.display()
-                    ),
-                    _ => bail!(
-                        "{}: output {binding_name:?} needs either connection or topicEndpointUri and topicKeySetting",
-                        path.display()
-                    ),
-                };
-                outputs.push(OutputBinding {
-                    name: binding_name.to_owned(),
-                    target,
-                });
+            let route = match &read.trigger {
+                TriggerKind::Http(http) => Some(RouteTemplate::parse(
+                    &route_prefix,
+                    http.route.as_deref().unwrap_or(&name),
+                )),
+                TriggerKind::EventGrid { .. } => None,
+            };
+            let http_in_and_out = route.is_some()
+                && read.inputs.is_empty()
+                && read.outputs.iter().all(|o| o.kind == OutputKind::Http);
+            if let (true, Some(flag)) = (http_in_and_out, forwarding) {
+                read.unsupported.push(format!(
+                    "host.json sets customHandler.{flag}, so the host would forward this HTTP-only function's request as it is; the stand-in does not"
+                ));
             }
             functions.push(FunctionManifest {
                 name,
-                trigger,
-                many,
-                outputs,
+                trigger: read.trigger_name,
+                many: matches!(read.trigger, TriggerKind::EventGrid { many: true }),
+                kind: read.trigger,
+                inputs: read.inputs,
+                outputs: read.outputs,
+                route,
+                unsupported: read.unsupported,
             });
         }
         if functions.is_empty() {
             bail!(
-                "no Event Grid triggered function (*/function.json) under {}",
+                "no Event Grid or HTTP triggered function (*/function.json) under {}",
                 root.display()
             );
         }
@@ -261,6 +331,7 @@ impl AppManifest {
             arguments,
             working_dir,
             function_timeout: function_timeout(&host)?,
+            route_prefix,
             functions,
         })
     }
@@ -339,10 +410,10 @@ mod tests {
         assert_eq!(processor.trigger, "event");
         assert_eq!(processor.outputs[0].name, "outputEvents");
         assert_eq!(
-            processor.outputs[0].target,
-            OutputTarget::Connection {
+            processor.outputs[0].kind,
+            OutputKind::EventGrid(OutputTarget::Connection {
                 prefix: "OrdersTopic".into()
-            }
+            })
         );
         assert!(
             app.function("orderprocessor").is_none(),
@@ -380,12 +451,16 @@ mod tests {
             name: "F".into(),
             trigger: "event".into(),
             many: false,
+            kind: TriggerKind::EventGrid { many: false },
+            inputs: vec![],
             outputs: vec![OutputBinding {
                 name: "outputEvents".into(),
-                target: OutputTarget::Connection {
+                kind: OutputKind::EventGrid(OutputTarget::Connection {
                     prefix: "OrdersTopic".into(),
-                },
+                }),
             }],
+            route: None,
+            unsupported: vec![],
         };
         let settings = |pairs: &[(&str, &str)]| -> HashMap<String, String> {
             pairs
@@ -427,6 +502,7 @@ mod tests {
             ],
             working_dir: PathBuf::new(),
             function_timeout: None,
+            route_prefix: DEFAULT_ROUTE_PREFIX.into(),
             functions: vec![],
         };
         let settings = HashMap::from([

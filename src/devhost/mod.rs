@@ -4,15 +4,24 @@
 //! way the host does (`worker`: timeouts, kills, restarts, stopping after three errors), and
 //! serves the Event Grid extension's webhook (`webhook`) that Event Grid (or the local emulator)
 //! delivers to, handing the handler events as the host's JSON library rewrites them
-//! (`newtonsoft`).
+//! (`newtonsoft`), and HTTP-triggered functions under the route prefix (`http`). It carries out
+//! the bindings the functions declare (`bindings`): the `webPubSubConnection` input
+//! (`webpubsub`), and the `eventGrid` and `webPubSub` outputs (`outputs`).
 //!
-//! What it does not do: other trigger types, HTTP-triggered functions, keys on the webhook (as
-//! Core Tools, it does not enforce them locally), or identity-based output publishing (it uses
-//! `<connection>__topicKey` against the local emulator instead of a managed identity).
+//! What it does not do: other trigger and binding types (a function using one does not load,
+//! saying why), keys on the webhook or on HTTP functions (as Core Tools, it does not enforce them
+//! locally), forwarding HTTP requests as they are (`enableForwardingHttpRequest`), or
+//! identity-based Event Grid output publishing (it uses `<connection>__topicKey` against the local
+//! emulator instead of a managed identity).
 
+pub mod binding_data;
+pub mod bindings;
+pub mod http;
 pub mod manifest;
 pub mod newtonsoft;
+pub mod outputs;
 pub mod webhook;
+pub mod webpubsub;
 pub mod worker;
 
 use std::collections::HashMap;
@@ -43,6 +52,10 @@ pub struct HostState {
     /// One publisher per output target (endpoint setting), so connections are reused.
     pub publishers:
         std::sync::Mutex<HashMap<String, Arc<crate::eventgrid::publisher::PublisherClient>>>,
+    /// One Web PubSub client per connection setting.
+    pub web_pubsub: std::sync::Mutex<HashMap<String, crate::webpubsub::WebPubSubClient>>,
+    /// The HTTP-triggered functions' routes.
+    pub http: http::Routes,
 }
 
 impl HostState {
@@ -96,6 +109,13 @@ impl FunctionsHost {
             stop.clone(),
         )
         .await?;
+        let http = http::Routes::new(
+            manifest
+                .functions
+                .iter()
+                .filter(|f| !not_loaded.iter().any(|(n, _)| *n == f.name)),
+            &settings,
+        );
         Ok(Self {
             listener,
             state: Arc::new(HostState {
@@ -104,6 +124,8 @@ impl FunctionsHost {
                 settings,
                 worker,
                 publishers: Default::default(),
+                web_pubsub: Default::default(),
+                http,
             }),
             supervisor,
             stop,
@@ -148,6 +170,9 @@ impl FunctionsHost {
             .route("/runtime/webhooks/{extension}", any(webhook::eventgrid))
             .route("/admin/host/status", get(status))
             .route("/", get(|| async { "ordergrid Functions host stand-in\n" }))
+            .fallback(http::serve)
+            // The HTTP front enforces the host's own body limit.
+            .layer(axum::extract::DefaultBodyLimit::disable())
             .with_state(self.state.clone());
         let mut states = self.state.worker.subscribe();
         let failed = async move {

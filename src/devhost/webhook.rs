@@ -32,12 +32,11 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use super::HostState;
-use super::manifest::{FunctionManifest, OutputTarget};
+use super::binding_data::BindingData;
+use super::manifest::FunctionManifest;
 use super::newtonsoft;
 use super::worker::InvokeError;
-use crate::eventgrid::publisher::{PublishAuth, PublishError, PublisherClient};
-use crate::eventgrid::sas::TopicKey;
-use crate::eventgrid::{RawObject, Schema, protocol};
+use crate::eventgrid::protocol;
 use crate::invocation::{HostAnswer, InvocationRequest};
 use crate::json::Json;
 
@@ -222,7 +221,11 @@ enum Trigger<'a> {
 /// as an object; `Metadata.data` the event's `data` when it is an object, otherwise its JSON text
 /// as a string (omitted when absent); `Metadata.sys`. A batch's events, and their `data`s, are
 /// both JSON text in strings (the host cannot make an object of an array).
-fn envelope(function: &FunctionManifest, trigger: &Trigger<'_>) -> Result<Vec<u8>, String> {
+fn envelope(
+    function: &FunctionManifest,
+    trigger: &Trigger<'_>,
+    inputs: &[(String, Box<RawValue>)],
+) -> Result<Vec<u8>, String> {
     let (event, data): (Json, Option<Json>) = match trigger {
         Trigger::One(event) => {
             if !matches!(event, Json::Object(_)) {
@@ -272,7 +275,11 @@ fn envelope(function: &FunctionManifest, trigger: &Trigger<'_>) -> Result<Vec<u8
     let event = raw(&event)?;
     let metadata = raw(&Json::Object(metadata))?;
     let request = InvocationRequest {
-        data: [(function.trigger.clone(), &*event)].into_iter().collect(),
+        data: inputs
+            .iter()
+            .map(|(name, value)| (name.clone(), &**value))
+            .chain([(function.trigger.clone(), &*event)])
+            .collect(),
         metadata: Some(&metadata),
     };
     Ok(request.to_vec())
@@ -284,7 +291,7 @@ fn raw(value: &Json) -> Result<Box<RawValue>, String> {
 
 /// A UTC time as .NET's `DateTime` serializes (`2024-10-24T21:32:17.4478136Z`: up to seven
 /// fractional digits, trailing zeros dropped).
-fn dotnet_utc(t: OffsetDateTime) -> String {
+pub(super) fn dotnet_utc(t: OffsetDateTime) -> String {
     let text = t.format(&Rfc3339).unwrap_or_default();
     let Some((seconds, fraction)) = text.trim_end_matches('Z').split_once('.') else {
         return text;
@@ -319,7 +326,22 @@ async fn invoke(
             .to_owned(),
         Trigger::Batch(events) => format!("{} events", events.len()),
     };
-    let envelope = envelope(function, &trigger)?;
+    // Binding expressions of an Event Grid function see the event's `data` (the trigger's
+    // binding data contract).
+    let mut binding_data = BindingData::default();
+    if let Trigger::One(event) = &trigger
+        && let Some(data) = event.get("data")
+        && let Ok(data) = serde_json::from_str(&data.to_string())
+    {
+        binding_data.insert("data", data);
+    }
+    let inputs = super::webpubsub::input_values(host, function, &binding_data)
+        .await
+        .map_err(|e| {
+            tracing::error!(function = %function.name, event_id, error = %e, "an input binding failed, so the invocation fails");
+            failed()
+        })?;
+    let envelope = envelope(function, &trigger, &inputs)?;
     let invocation_id = uuid::Uuid::new_v4().to_string();
     let answered = host
         .worker
@@ -348,177 +370,18 @@ async fn invoke(
     for line in &answer.logs {
         tracing::info!(function = %function.name, invocation_id, event_id, "{line}");
     }
-    for name in answer.outputs.keys() {
-        if !function.outputs.iter().any(|b| &b.name == name) {
-            tracing::warn!(
-                function = %function.name,
-                invocation_id,
-                "Outputs has {name:?}, which names no output binding of {} (names are case-sensitive); the host drops it",
-                function.name
-            );
-        }
-    }
-    for binding in &function.outputs {
-        if let Some(value) = answer.outputs.get(&binding.name) {
-            publish_output(host, &function.name, &binding.target, value)
-                .await
-                .map_err(|e| {
-                    tracing::error!(function = %function.name, invocation_id, event_id, error = %e, transient = e.is_transient(), "the output binding failed, so the invocation fails");
-                    failed()
-                })?;
-        }
-    }
-    Ok(())
-}
-
-/// Why an output binding failed; either way the invocation fails and Event Grid retries it, as
-/// the real host does.
-#[derive(Debug, thiserror::Error)]
-enum OutputError {
-    /// The handler's output or the binding's settings cannot work: a retry fails the same way
-    /// until the handler or the settings change.
-    #[error("{function}: {message}")]
-    Unusable { function: String, message: String },
-    /// The topic refused the events or did not answer; a retry may succeed.
-    #[error("{function}: publishing its output failed: {message}")]
-    Publish { function: String, message: String },
-}
-
-impl OutputError {
-    fn unusable(function: &str, message: impl Into<String>) -> Self {
-        Self::Unusable {
-            function: function.to_owned(),
-            message: message.into(),
-        }
-    }
-
-    fn is_transient(&self) -> bool {
-        matches!(self, Self::Publish { .. })
-    }
-}
-
-/// The events an `eventGrid` output holds: an object, an array of them, or JSON text of either.
-/// `Err` says why they are not events.
-fn output_events(value: &RawValue) -> Result<Vec<RawObject>, String> {
-    let text = value.get().trim();
-    let text = if text.starts_with('"') {
-        serde_json::from_str::<String>(text)
-            .map_err(|e| format!("the output is a string that is not JSON: {e}"))?
-    } else {
-        text.to_owned()
-    };
-    let items: Vec<Box<RawValue>> = match text.trim_start().as_bytes().first() {
-        Some(b'[') => serde_json::from_str(&text).map_err(|e| e.to_string())?,
-        Some(b'n') if text.trim() == "null" => vec![],
-        _ => vec![RawValue::from_string(text).map_err(|e| e.to_string())?],
-    };
-    items
-        .iter()
-        .map(|item| {
-            serde_json::from_str(item.get())
-                .map_err(|e| format!("an output event is not a JSON object: {e}"))
-        })
-        .collect()
-}
-
-async fn publish_output(
-    host: &HostState,
-    function: &str,
-    target: &OutputTarget,
-    value: &RawValue,
-) -> Result<(), OutputError> {
-    let events = output_events(value).map_err(|e| OutputError::unusable(function, e))?;
-    if events.is_empty() {
-        return Ok(());
-    }
-    let (endpoint_setting, key_setting) = match target {
-        OutputTarget::Connection { prefix } => (
-            format!("{prefix}__topicEndpointUri"),
-            format!("{prefix}__topicKey"),
-        ),
-        OutputTarget::Settings {
-            endpoint_setting,
-            key_setting,
-        } => (endpoint_setting.clone(), key_setting.clone()),
-    };
-    // Checked when the function loaded.
-    let endpoint = host
-        .settings
-        .get(&endpoint_setting)
-        .cloned()
-        .unwrap_or_default();
-    let key = host
-        .settings
-        .get(&key_setting)
-        .ok_or_else(|| OutputError::unusable(function, format!("the output binding needs the topic key in {key_setting} (the local stand-in publishes with a key)")))?;
-    let key = TopicKey::parse(key)
-        .map_err(|e| OutputError::unusable(function, format!("{key_setting}: {e}")))?;
-    // The extension picks the schema from the first event, as the real one does.
-    let schema = if events[0].contains_key("eventType") {
-        Schema::EventGrid
-    } else {
-        Schema::CloudEvents
-    };
-    let client = cached_publisher(host, &endpoint_setting, &endpoint, key)
-        .map_err(|e| OutputError::unusable(function, e.to_string()))?;
-    client
-        .publish(schema, &events)
+    super::outputs::apply(host, function, &answer.outputs, &invocation_id)
         .await
-        .map_err(|e| OutputError::Publish {
-            function: function.to_owned(),
-            message: e.to_string(),
+        .map_err(|e| {
+            tracing::error!(function = %function.name, invocation_id, event_id, error = %e, transient = e.is_transient(), "an output binding failed, so the invocation fails");
+            failed()
         })?;
-    tracing::info!(function, events = events.len(), endpoint = %endpoint, "output binding published");
     Ok(())
-}
-
-/// The publisher for one output target, built on first use and kept: building one loads the
-/// platform's root certificates, far too slow to repeat per invocation. Keyed by the endpoint
-/// setting: the host's settings are fixed for its lifetime, as the real host's are.
-fn cached_publisher(
-    host: &HostState,
-    endpoint_setting: &str,
-    endpoint: &str,
-    key: TopicKey,
-) -> Result<Arc<PublisherClient>, PublishError> {
-    let mut publishers = host
-        .publishers
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    if let Some(client) = publishers.get(endpoint_setting) {
-        return Ok(client.clone());
-    }
-    let client = Arc::new(PublisherClient::new(endpoint, PublishAuth::Key(key))?);
-    publishers.insert(endpoint_setting.to_owned(), client.clone());
-    Ok(client)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn raw_value(text: &str) -> Box<RawValue> {
-        RawValue::from_string(text.to_owned()).unwrap()
-    }
-
-    #[test]
-    fn outputs_may_be_objects_arrays_or_json_text() {
-        assert_eq!(output_events(&raw_value(r#"{"id":"1"}"#)).unwrap().len(), 1);
-        assert_eq!(
-            output_events(&raw_value(r#"[{"id":"1"},{"id":"2"}]"#))
-                .unwrap()
-                .len(),
-            2
-        );
-        assert_eq!(
-            output_events(&raw_value(r#""[{\"id\":\"1\"}]""#))
-                .unwrap()
-                .len(),
-            1
-        );
-        assert!(output_events(&raw_value("null")).unwrap().is_empty());
-        assert!(output_events(&raw_value("[1]")).is_err());
-    }
 
     #[test]
     fn validation_codes_are_read_from_either_shape() {
@@ -548,11 +411,15 @@ mod tests {
             name: "F".into(),
             trigger: "event".into(),
             many: false,
+            kind: crate::devhost::manifest::TriggerKind::EventGrid { many: false },
+            inputs: vec![],
             outputs: vec![],
+            route: None,
+            unsupported: vec![],
         };
         let envelope_of = |event: &str| {
             let event = Json::parse(event.as_bytes(), 64).unwrap();
-            let bytes = envelope(&function, &Trigger::One(&event)).unwrap();
+            let bytes = envelope(&function, &Trigger::One(&event), &[]).unwrap();
             serde_json::from_slice::<serde_json::Value>(&bytes).unwrap()
         };
         let object = envelope_of(r#"{"id":"1","data":{"a":1}}"#);
@@ -574,7 +441,8 @@ mod tests {
             Json::parse(br#"{"id":"2"}"#, 64).unwrap(),
         ];
         let batch: serde_json::Value =
-            serde_json::from_slice(&envelope(&many, &Trigger::Batch(&events)).unwrap()).unwrap();
+            serde_json::from_slice(&envelope(&many, &Trigger::Batch(&events), &[]).unwrap())
+                .unwrap();
         assert_eq!(
             batch["Data"]["event"],
             r#"[{"id":"1","data":{"a":1}},{"id":"2"}]"#

@@ -5,6 +5,12 @@
 //! The stand-in runs in-process on port 0 over a function app written per test, whose custom
 //! handler is `tests/support/fake_handler.py`: a handler that misbehaves on purpose (the real one
 //! never does) and records every invocation it receives.
+//!
+//! `http` covers HTTP-triggered functions; `webpubsub` the Web PubSub input and output bindings,
+//! against a recording receiver standing in for the service's REST API.
+
+mod http;
+mod webpubsub;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -125,6 +131,26 @@ impl App {
             )
             .await;
         (response.status().as_u16(), response.text().await.unwrap())
+    }
+
+    /// A request to the stand-in's HTTP front.
+    async fn http(
+        &self,
+        method: reqwest::Method,
+        path_and_query: &str,
+        headers: &[(&str, &str)],
+        body: Option<&str>,
+    ) -> reqwest::Response {
+        let mut request = self
+            .client
+            .request(method, format!("{}{path_and_query}", self.base));
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        if let Some(body) = body {
+            request = request.body(body.to_owned());
+        }
+        request.send().await.unwrap()
     }
 
     /// The invocations the handler recorded.

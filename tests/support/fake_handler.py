@@ -13,6 +13,15 @@ real Functions host does. Each function (URL path) behaves one way:
   OutputsArray answers Outputs as an array
   Hang         never answers
   Crash        exits the process
+  HttpEcho     (HTTP) answers res = 201, headers X-Echo and Content-Type, body = Data.req as JSON text
+  HttpObject   (HTTP) answers res with a JSON object body and no headers
+  HttpMissing  (HTTP) answers no res at all
+  HttpBadRes   (HTTP) answers res as a bare string
+  HttpFails    (HTTP) answers 500
+  HttpReturn   (HTTP, $return) answers ReturnValue {"status": 202, "body": "returned"}
+  Negotiate    (HTTP) answers res with Data.connection as the body
+  Feed         (Event Grid) answers the actions binding: sendToGroup json + sendToAll text
+  BadAction    answers an actions binding with an unknown actionName
 
 Every invocation is appended to $FAKE_HANDLER_LOG as one JSON line: function, pid, headers and
 the raw body text. A SIGTERM is recorded there too before exiting (the host kills, never asks).
@@ -87,6 +96,32 @@ class Handler(BaseHTTPRequestHandler):
             self.answer(200, "application/json", json.dumps({"Outputs": {}, "Logs": [{"a": 1}]}))
         elif function == "OutputsArray":
             self.answer(200, "application/json", json.dumps({"Outputs": [1], "Logs": []}))
+        elif function == "HttpEcho":
+            req = json.loads(raw)["Data"]["req"]
+            res = {"statusCode": 201, "headers": {"X-Echo": "yes", "Content-Type": "application/json"}, "body": json.dumps(req)}
+            self.answer(200, "application/json", result({"res": res}, []))
+        elif function == "HttpObject":
+            self.answer(200, "application/json", result({"res": {"statusCode": "202", "body": {"a": [1]}}}, []))
+        elif function == "HttpMissing":
+            self.answer(200, "application/json", result({}, []))
+        elif function == "HttpBadRes":
+            self.answer(200, "application/json", result({"res": "not a response"}, []))
+        elif function == "HttpFails":
+            self.answer(500, "application/json", json.dumps({"error": {"message": "broken"}}))
+        elif function == "HttpReturn":
+            self.answer(200, "application/json", json.dumps({"Outputs": {}, "Logs": [], "ReturnValue": {"status": 202, "body": "returned"}}))
+        elif function == "Negotiate":
+            connection = json.loads(raw)["Data"]["connection"]
+            res = {"statusCode": 200, "headers": {"Content-Type": "application/json"}, "body": json.dumps(connection)}
+            self.answer(200, "application/json", result({"res": res}, []))
+        elif function == "Feed":
+            actions = [
+                {"actionName": "sendToGroup", "group": "order-1", "dataType": "json", "data": json.dumps({"orderId": "1", "status": "accepted"})},
+                {"actionName": "SENDTOALL", "dataType": "text", "data": "hello all", "excluded": ["c1"]},
+            ]
+            self.answer(200, "application/json", result({"actions": actions}, []))
+        elif function == "BadAction":
+            self.answer(200, "application/json", result({"actions": {"actionName": "nope"}}, []))
         else:
             self.answer(200, "application/json; charset=utf-8", result({}, ["echo"]))
 
