@@ -599,6 +599,9 @@ output topicId string = eventGrid[ordersTopicIndex].outputs.id
 @description('Function App name (az functionapp ... -n <this>).')
 output functionAppName string = functionApp.name
 
+@description('Default host name of the Function App (<app>.azurewebsites.net): the pages of the live feed are https://<this>/api/web/tracker and /api/web/board.')
+output functionAppHostName string = functionApp.properties.defaultHostName
+
 @description('Object id of the Function App system identity (scripts/deploy.sh waits for its role assignments).')
 output functionAppPrincipalId string = functionApp.identity.principalId
 
