@@ -1,10 +1,12 @@
 // ordergrid on Azure: the custom handler on a Flex Consumption Function App, fed by an Event Grid
 // custom topic whose subscriptions come from infra/subscriptions.json (the file the local emulator
-// reads too). Deploy with scripts/deploy.sh; see infra/README.md.
+// reads too), and an Azure Web PubSub hub that carries the live order feed to browsers. Deploy with
+// scripts/deploy.sh; see infra/README.md.
 //
 // Everything authenticates with Entra ID: no storage keys (shared key access is off), no Event Grid
-// keys (unless topicLocalAuthEnabled), no App Insights instrumentation key, and the only secret (the
-// SMTP password) lives in Key Vault and reaches the app through a Key Vault reference.
+// keys (unless topicLocalAuthEnabled), no App Insights instrumentation key, no Web PubSub access key
+// (local auth is off), and the only secret (the SMTP password) lives in Key Vault and reaches the
+// app through a Key Vault reference.
 //
 // Deployed twice by scripts/deploy.sh: first with deploySubscriptions=false (an AzureFunction event
 // subscription can only be created once the function exists), then, after the code is deployed
@@ -74,6 +76,17 @@ param appliedAppSettingsFingerprint string = ''
 @maxLength(64)
 param deployedPackageSha256 string = ''
 
+@description('SKU of the Azure Web PubSub service behind the live order feed. Free_F1 (default) costs nothing but has no SLA and small quotas (Microsoft lists 20 concurrent connections and 20,000 messages a day per unit); Standard_S1 is the cheapest tier with an SLA (1,000 connections per unit, billed per unit and day); Premium_P1 adds autoscale and availability zones.')
+@allowed([
+  'Free_F1'
+  'Standard_S1'
+  'Premium_P1'
+])
+param webPubSubSku string = 'Free_F1'
+
+@description('ORDERGRID_OPERATORS: comma-separated principal names allowed to open the live board of the operators (GET /api/negotiate?board=true). Each is matched against the X-MS-CLIENT-PRINCIPAL-NAME request header, which App Service Authentication sets (and strips from client requests) only when it is enabled on the Function App; this template does not enable it. Empty (the default) lets nobody in; * lets anyone who can reach the app in.')
+param operators string = ''
+
 // ------------------------------------------------------------------------------------------------
 // Names and shared constants
 // ------------------------------------------------------------------------------------------------
@@ -87,6 +100,7 @@ var storageAccountName = take('${compactPrefix}st${suffix}', 24)
 var keyVaultName = take('${compactPrefix}kv${suffix}', 24)
 var planName = '${namePrefix}-plan-${suffix}'
 var functionAppName = '${namePrefix}-func-${suffix}'
+var webPubSubName = '${namePrefix}-wps-${suffix}'
 
 // Blob containers. `orders` and `email-ledger` are the handler's (ORDERGRID_STORE=blob);
 // `dead-letters` is the one subscriptions.json dead-letters to; `app-package` holds the zip that
@@ -97,6 +111,11 @@ var emailLedgerContainerName = 'email-ledger'
 var deadLetterContainerName = 'dead-letters'
 
 var smtpPasswordSecretName = 'smtp-password'
+
+// The live order feed: the Web PubSub hub the OrderStatusFeed and negotiate functions name in their
+// function.json ("hub": "orders"), and the app setting prefix of their binding connection
+// ("connection": "WebPubSubConnectionString").
+var webPubSubHubName = 'orders'
 
 // The topic the OrderProcessor's eventGrid output binding publishes to (connection "OrdersTopic").
 var ordersTopicName = 'orders'
@@ -112,6 +131,8 @@ var roles = {
   storageTableDataContributor: '0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3'
   monitoringMetricsPublisher: '3913510d-42f4-4e42-8a64-420c390055eb'
   keyVaultSecretsUser: '4633458b-17de-408a-b874-0445c86b69e6'
+  // Web PubSub Service Owner: dataActions Microsoft.SignalRService/WebPubSub/* (see appWebPubSubServiceOwner).
+  webPubSubServiceOwner: '12cf5a90-567b-43ae-8102-96cf46c7d9b4'
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -266,6 +287,61 @@ resource smtpPasswordSecret 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = if 
 }
 
 // ------------------------------------------------------------------------------------------------
+// Azure Web PubSub: the live order feed. OrderStatusFeed's webPubSub output binding sends each status
+// update to the groups order-<id> and operators; negotiate hands browsers a client URL whose token
+// comes from the service's :generateToken API. Both authenticate with the app's identity
+// (WebPubSubConnectionString__serviceUri below, Web PubSub Service Owner on this resource): no keys.
+//
+// API 2024-03-01 is the newest stable version of Microsoft.SignalRService/webPubSub (the stable/
+// folders of specification/webpubsub/resource-manager/Microsoft.SignalRService in
+// Azure/azure-rest-api-specs hold 2021-10-01, 2023-02-01 and 2024-03-01; everything newer, up to
+// 2025-12-01-preview, is a preview). Properties as in Azure/bicep-types-az
+// generated/webpubsub/microsoft.signalrservice/2024-03-01/types.md and
+// https://learn.microsoft.com/azure/templates/microsoft.signalrservice/webpubsub.
+// ------------------------------------------------------------------------------------------------
+
+resource webPubSub 'Microsoft.SignalRService/webPubSub@2024-03-01' = {
+  // checkov:skip=CKV_AZURE_175: the SKU is the webPubSubSku parameter; its default Free_F1 (no SLA) keeps an idle deployment free. Deploy with webPubSubSku=Standard_S1 or Premium_P1 for an SLA
+  // checkov:skip=CKV_AZURE_176: the service calls nothing: no event handlers or listeners (the functions only send) and no custom certificate from Key Vault, so an identity of its own would have nothing to authenticate to
+  name: webPubSubName
+  location: location
+  kind: 'WebPubSub'
+  sku: {
+    name: webPubSubSku
+    capacity: 1
+  }
+  properties: {
+    // Access keys and connection strings stop working ("When set as true, connection with
+    // AccessKey=xxx won't work"): the data plane accepts only Entra tokens, and client tokens come
+    // from :generateToken, called with the app's identity.
+    disableLocalAuth: true
+    disableAadAuth: false
+    // Browsers connect from anywhere (wss://<hostName>/client/hubs/orders with a token only
+    // negotiate hands out) and the Function App, which has no VNet, calls the REST API over the
+    // same public endpoint. Every connection needs a token signed by the service.
+    publicNetworkAccess: 'Enabled'
+    tls: {
+      // Request no client certificate during the TLS handshake: browsers present none (and the
+      // Free tier ignores the setting).
+      clientCertEnabled: false
+    }
+  }
+}
+
+// The one hub of the feed. No event handlers or listeners: nothing flows from browsers back to the
+// app (clients join the groups their token names at connect and send nothing). Clients without a
+// token are refused.
+resource webPubSubHub 'Microsoft.SignalRService/webPubSub/hubs@2024-03-01' = {
+  parent: webPubSub
+  name: webPubSubHubName
+  properties: {
+    anonymousConnectPolicy: 'deny'
+    eventHandlers: []
+    eventListeners: []
+  }
+}
+
+// ------------------------------------------------------------------------------------------------
 // Flex Consumption plan and the Function App (custom handler runtime)
 // ------------------------------------------------------------------------------------------------
 
@@ -284,10 +360,10 @@ resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
 }
 
 resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
-  // checkov:skip=CKV_AZURE_222: Event Grid delivers to the Functions host's webhook over the public endpoint (no VNet); the webhook requires the eventgrid_extension system key
-  // checkov:skip=CKV_AZURE_17: client certificates do not apply: Event Grid delivery cannot present one
+  // checkov:skip=CKV_AZURE_222: Event Grid delivers to the Functions host's webhook over the public endpoint (no VNet; the webhook requires the eventgrid_extension system key), and browsers load the live feed's pages and tokens (web, negotiate, orderStatus) from it
+  // checkov:skip=CKV_AZURE_17: client certificates do not apply: neither Event Grid delivery nor the browsers of the live feed present one
   // checkov:skip=CKV_AZURE_212: numberOfWorkers is a dedicated-plan setting; Flex Consumption scales instances on demand (maximumInstanceCount)
-  // checkov:skip=CKV_AZURE_213: no HTTP health-check path: the app serves only Event Grid triggers through the Functions host
+  // checkov:skip=CKV_AZURE_213: no HTTP health-check path: Flex Consumption starts instances on demand, and no function is a health probe (Event Grid triggers, and the live feed's web, negotiate and orderStatus)
   // checkov:skip=CKV_AZURE_78: siteConfig.ftpsState is not set: Flex Consumption deploys through One Deploy, and FTP basic-auth publishing is off (ftpBasicAuth below)
   name: functionAppName
   location: location
@@ -379,6 +455,14 @@ module appSettings 'modules/app-settings.bicep' = {
       // A Key Vault reference, resolved by the platform with the app identity: never the password.
       ORDERGRID_SMTP_PASSWORD: '@Microsoft.KeyVault(SecretUri=${keyVault.properties.vaultUri}secrets/${smtpPasswordSecretName}/)'
       ORDERGRID_LOG_FORMAT: 'json'
+      // The live feed's bindings ("connection": "WebPubSubConnectionString") and the handler's
+      // :generateToken calls, identity-based: a section with serviceUri is an identity connection
+      // (WebPubSubServiceAccessUtil, WebPubSub extension 1.10.0+, bundle 4.33.0+: see host.json),
+      // its credential the system identity, as for OrdersTopic. (pycep: at most 4 comment lines here.)
+      WebPubSubConnectionString__serviceUri: 'https://${webPubSub.properties.hostName}'
+      WebPubSubConnectionString__credential: 'managedidentity'
+      // Who may open the operators' board (matched against X-MS-CLIENT-PRINCIPAL-NAME); empty: nobody.
+      ORDERGRID_OPERATORS: operators
     }
   }
   // The roles first: the app (re)starts on this write and should find its identity's roles.
@@ -387,6 +471,8 @@ module appSettings 'modules/app-settings.bicep' = {
     appStorageTableDataContributor
     appMonitoringMetricsPublisher
     appKeyVaultSecretsUser
+    appWebPubSubServiceOwner
+    webPubSubHub
     ordersContainer
     emailLedgerContainer
   ]
@@ -453,6 +539,30 @@ resource appKeyVaultSecretsUser 'Microsoft.Authorization/roleAssignments@2022-04
   }
 }
 
+// Web PubSub Service Owner on the Web PubSub resource only, which holds nothing but the orders hub.
+// The app sends to groups (OrderStatusFeed's output binding: .../groups/{group}/:send, data action
+// Microsoft.SignalRService/WebPubSub/group/send/action) and makes client tokens (negotiate:
+// :generateToken). A client token made with :generateToken connects only if the identity also holds
+// Microsoft.SignalRService/WebPubSub/clientConnection/write; Microsoft: "The built-in Web PubSub
+// Service Owner role includes both permissions ... No narrower built-in role includes both"
+// (https://learn.microsoft.com/azure/azure-web-pubsub/howto-use-azure-identity). Its definition is
+// dataActions Microsoft.SignalRService/WebPubSub/* and no control-plane actions
+// (https://learn.microsoft.com/azure/role-based-access-control/built-in-roles/web-and-mobile#web-pubsub-service-owner).
+// The only built-in alternative, Web PubSub Service Reader (*/read), can neither send nor make
+// tokens. A custom role with just those data actions would be narrower, but creating one needs
+// Microsoft.Authorization/roleDefinitions/write, which the documented deployer (Contributor + Role
+// Based Access Control Administrator) lacks; see infra/README.md.
+resource appWebPubSubServiceOwner 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(webPubSub.id, functionApp.id, roles.webPubSubServiceOwner)
+  scope: webPubSub
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.webPubSubServiceOwner)
+    principalId: functionApp.identity.principalId
+    principalType: 'ServicePrincipal'
+    description: 'ordergrid Function App: send the live order feed to groups and make client tokens (:generateToken)'
+  }
+}
+
 // ------------------------------------------------------------------------------------------------
 // Event Grid: one custom topic per entry of subscriptions.json, with its subscriptions, the topic
 // identity's dead-letter role and the app's EventGrid Data Sender role (on the orders topic only)
@@ -489,6 +599,9 @@ output topicId string = eventGrid[ordersTopicIndex].outputs.id
 @description('Function App name (az functionapp ... -n <this>).')
 output functionAppName string = functionApp.name
 
+@description('Default host name of the Function App (<app>.azurewebsites.net): the pages of the live feed are https://<this>/api/web/tracker and /api/web/board.')
+output functionAppHostName string = functionApp.properties.defaultHostName
+
 @description('Object id of the Function App system identity (scripts/deploy.sh waits for its role assignments).')
 output functionAppPrincipalId string = functionApp.identity.principalId
 
@@ -503,6 +616,9 @@ output storageAccountName string = storage.name
 
 @description('Key Vault holding the smtp-password secret.')
 output keyVaultName string = keyVault.name
+
+@description('Host name of the Web PubSub service of the live order feed (<name>.webpubsub.azure.com); browsers connect to wss://<this>/client/hubs/orders.')
+output webPubSubHostName string = webPubSub.properties.hostName
 
 @description('Whether this deployment created the event subscriptions.')
 output subscriptionsDeployed bool = deploySubscriptions

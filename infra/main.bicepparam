@@ -39,6 +39,18 @@ param maximumInstanceCount = 100
 // `ordergrid publish --auth entra`, the caller needs EventGrid Data Sender on the topic).
 param topicLocalAuthEnabled = false
 
+// The live order feed. SKU of the Azure Web PubSub service: Free_F1 costs nothing but has no SLA
+// and small quotas (20 concurrent connections, 20,000 messages a day); Standard_S1 is the cheapest
+// tier with an SLA, billed per unit and day whether used or not.
+param webPubSubSku = 'Free_F1'
+
+// Principal names allowed to open the operators' live board (/api/web/board), comma-separated,
+// e.g. 'alice@contoso.com,bob@contoso.com'. Each is matched against the X-MS-CLIENT-PRINCIPAL-NAME
+// request header, which App Service Authentication sets (and removes from client requests) only
+// when it is enabled on the Function App, which this template does not do: enable it (with an
+// Entra app registration) before naming anyone here. Empty: nobody; '*': anyone who reaches the app.
+param operators = ''
+
 // Create the event subscriptions. Keep false here: deploy.sh deploys with false, deploys the code,
 // waits for the functions to be indexed, then deploys again with -p deploySubscriptions=true.
 param deploySubscriptions = false

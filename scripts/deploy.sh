@@ -20,7 +20,8 @@
 #   6. az deployment group create    infra/main.bicep, deploySubscriptions=true, recording the
 #      package hash in the tag (an AzureFunction event subscription can only be created once its
 #      function exists; retried)
-#   7. print how to publish a test order with `ordergrid publish` and Entra ID
+#   7. print how to publish a test order with `ordergrid publish` and Entra ID, and the live
+#      feed's pages (the order tracker and the operators' board)
 #
 # A second run with nothing changed changes nothing in Azure that the script controls: names are
 # deterministic, the app settings are not written (same fingerprint), the package is not uploaded
@@ -540,11 +541,15 @@ until deploy_infra "$SUBSCRIPTIONS_DEPLOYMENT" true "$SETTINGS_FINGERPRINT" "$PA
     sleep 60
 done
 
-final_outputs="$(deployment_outputs "$SUBSCRIPTIONS_DEPLOYMENT" '{"topicEndpoint": {"value": "<topicEndpoint>"}, "topicId": {"value": "<topicId>"}, "storageAccountName": {"value": "<storageAccountName>"}}')" \
+final_outputs="$(deployment_outputs "$SUBSCRIPTIONS_DEPLOYMENT" '{"topicEndpoint": {"value": "<topicEndpoint>"}, "topicId": {"value": "<topicId>"}, "storageAccountName": {"value": "<storageAccountName>"}, "functionAppHostName": {"value": "<functionAppHostName>"}, "webPubSubHostName": {"value": "<webPubSubHostName>"}}')" \
     || die "cannot read the outputs of deployment $SUBSCRIPTIONS_DEPLOYMENT"
 ENDPOINT="$(output_of "$final_outputs" topicEndpoint)"
 TOPIC_ID="$(output_of "$final_outputs" topicId)"
 STORAGE="$(output_of "$final_outputs" storageAccountName)"
+# The app's default host name is <app>.azurewebsites.net; the output says so for certain (an app
+# created with a unique default host name gets another one).
+APP_HOST="$(output_of "$final_outputs" functionAppHostName 2>/dev/null)" || APP_HOST="$APP.azurewebsites.net"
+WEB_PUBSUB_HOST="$(output_of "$final_outputs" webPubSubHostName 2>/dev/null)" || WEB_PUBSUB_HOST="(see the Web PubSub resource)"
 
 done_line="ordergrid is deployed to resource group $RESOURCE_GROUP:"
 [[ "$DRY_RUN" -eq 0 ]] || done_line="(dry run: nothing was deployed; values in <> come from the deployment outputs)"
@@ -556,6 +561,7 @@ $done_line
   code package      $PACKAGE_STATE
   orders topic      $ENDPOINT
   storage account   $STORAGE (containers: orders, email-ledger, dead-letters, app-package)
+  live feed         Web PubSub $WEB_PUBSUB_HOST, hub orders (Entra ID only, no anonymous clients)
 
 Publish a test order with Entra ID (the topic accepts no keys unless topicLocalAuthEnabled=true).
 Your identity needs the EventGrid Data Sender role on the topic, once:
@@ -569,6 +575,15 @@ then (role assignments can take a few minutes to apply):
   ordergrid publish --endpoint "$ENDPOINT" --auth entra \\
     --order-id ord-0001 --customer-id cust-42 --value 19.99 --email you@example.com
 
-Follow it in Application Insights (traces of OrderProcessor and EmailNotifier); undeliverable
-events land in the dead-letters container of $STORAGE.
+Follow it in Application Insights (traces of OrderProcessor, EmailNotifier and OrderStatusFeed);
+undeliverable events land in the dead-letters container of $STORAGE.
+
+Watch it live:
+
+  order tracker     https://$APP_HOST/api/web/tracker?orderId=ord-0001
+  operators' board  https://$APP_HOST/api/web/board
+
+The board is for the principal names in the parameter operators (ORDERGRID_OPERATORS, default
+empty: nobody), matched against the X-MS-CLIENT-PRINCIPAL-NAME header that App Service
+Authentication sets; enable App Service Authentication on $APP before naming anyone there.
 EOF

@@ -26,6 +26,10 @@ ROLE_STORAGE_BLOB_DATA_OWNER = "b7e6dc6d-f1e8-4753-8033-0f276bb0955b"
 ROLE_STORAGE_TABLE_DATA_CONTRIBUTOR = "0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3"
 ROLE_MONITORING_METRICS_PUBLISHER = "3913510d-42f4-4e42-8a64-420c390055eb"
 ROLE_KEY_VAULT_SECRETS_USER = "4633458b-17de-408a-b874-0445c86b69e6"
+# Web PubSub Service Owner (dataActions Microsoft.SignalRService/WebPubSub/*): the least built-in role
+# that can both send to groups and make client tokens with :generateToken; see main.bicep and
+# test_web_pubsub.py.
+ROLE_WEB_PUBSUB_SERVICE_OWNER = "12cf5a90-567b-43ae-8102-96cf46c7d9b4"
 
 # role definition id -> the resource type of the one scope it is granted on (in main.bicep). The
 # EventGrid Data Sender role on the orders topic lives in the topic module and is checked by
@@ -35,6 +39,7 @@ APP_ROLES = {
     ROLE_STORAGE_TABLE_DATA_CONTRIBUTOR: "Microsoft.Storage/storageAccounts",
     ROLE_MONITORING_METRICS_PUBLISHER: "Microsoft.Insights/components",
     ROLE_KEY_VAULT_SECRETS_USER: "Microsoft.KeyVault/vaults",
+    ROLE_WEB_PUBSUB_SERVICE_OWNER: "Microsoft.SignalRService/webPubSub",
 }
 
 APP_PRINCIPAL = Opaque("functionApp.identity.principalId")

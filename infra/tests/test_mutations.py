@@ -1,7 +1,8 @@
 """The subscription, role and app-settings checks fail when the Bicep drops or hard-codes a property.
 
 Each mutation below edits a temporary copy of infra/ (never the real files) the way a careless
-change would, and the checks of test_subscriptions.py and test_app_identity.py must then fail. Several
+change would, and the checks of test_subscriptions.py, test_app_identity.py and test_web_pubsub.py
+must then fail. Several
 mutations hard-code exactly today's value (maxEventsPerBatch 1, 64 KB, the retry policy, the
 dead-letter container): those pass on the real file and are caught only by the edited copies of
 the file (test_subscriptions.VARIANTS), which is the point of having them.
@@ -19,6 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import test_app_identity as ta  # noqa: E402
 import test_subscriptions as ts  # noqa: E402
+import test_web_pubsub as tw  # noqa: E402
 from bicep_eval import Unsupported  # noqa: E402
 
 MODULE = "modules/event-grid-topic.bicep"
@@ -150,6 +152,45 @@ MUTATIONS = [
         "    'ordergrid-package-sha256': deployedPackageSha256\n",
         "    'ordergrid-package-sha256': ''\n",
     ),
+    # Issue 12: the live feed's Web PubSub service, hub, role and settings.
+    (
+        "enable Web PubSub access keys",
+        MAIN,
+        "    disableLocalAuth: true\n    disableAadAuth: false\n",
+        "    disableLocalAuth: false\n    disableAadAuth: false\n",
+    ),
+    ("let anonymous clients connect to the hub", MAIN, "anonymousConnectPolicy: 'deny'", "anonymousConnectPolicy: 'allow'"),
+    ("hard-code the Web PubSub SKU", MAIN, "    name: webPubSubSku\n", "    name: 'Free_F1'\n"),
+    (
+        "grant Web PubSub Service Reader instead of Owner",
+        MAIN,
+        "  webPubSubServiceOwner: '12cf5a90-567b-43ae-8102-96cf46c7d9b4'\n",
+        "  webPubSubServiceOwner: 'bfb1c7d2-fb1a-466b-b2ba-aee63b92deaf'\n",
+    ),
+    (
+        "grant the Web PubSub role on the resource group",
+        MAIN,
+        "  name: guid(webPubSub.id, functionApp.id, roles.webPubSubServiceOwner)\n  scope: webPubSub\n",
+        "  name: guid(webPubSub.id, functionApp.id, roles.webPubSubServiceOwner)\n  scope: resourceGroup()\n",
+    ),
+    (
+        "drop the identity-based connection setting",
+        MAIN,
+        "      WebPubSubConnectionString__serviceUri: 'https://${webPubSub.properties.hostName}'\n",
+        "",
+    ),
+    (
+        "hard-code the operators",
+        MAIN,
+        "      ORDERGRID_OPERATORS: operators\n",
+        "      ORDERGRID_OPERATORS: ''\n",
+    ),
+    (
+        "write the settings before the Web PubSub role exists",
+        MAIN,
+        "    appWebPubSubServiceOwner\n    webPubSubHub\n",
+        "    webPubSubHub\n",
+    ),
 ]
 
 
@@ -166,6 +207,7 @@ def _check_all(case: unittest.TestCase, infra: Path) -> None:
         for rt in ts.render(doc, infra=infra).topics:
             case.assertIs(rt.data_sender_enabled, rt.file_topic["name"] == "orders")
     ta.check_all(case, infra)
+    tw.check_all(case, infra)
 
 
 class MutationsAreDetected(unittest.TestCase):

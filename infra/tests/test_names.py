@@ -27,6 +27,8 @@ RULES = {
     "Microsoft.OperationalInsights/workspaces": (r"[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9]", 4, 63),
     "Microsoft.Insights/components": (r"[^%&\\?/]+", 1, 260),
     "Microsoft.EventGrid/topics": (r"[a-zA-Z0-9-]+", 3, 50),
+    # bicep-types-az webpubsub 2024-03-01: ^[a-zA-Z][a-zA-Z0-9-]{1,61}[a-zA-Z0-9]$, 3-63 characters.
+    "Microsoft.SignalRService/webPubSub": (r"[a-zA-Z][a-zA-Z0-9-]{1,61}[a-zA-Z0-9]", 3, 63),
     "Microsoft.Storage/storageAccounts/blobServices/containers": (r"[a-z0-9](?!.*--)[a-z0-9-]*[a-z0-9]", 3, 63),
 }
 

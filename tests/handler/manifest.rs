@@ -90,7 +90,9 @@ fn host_json_starts_the_binary_cargo_builds_with_serve() {
         host["extensionBundle"]["id"],
         "Microsoft.Azure.Functions.ExtensionBundle"
     );
-    assert_eq!(host["extensionBundle"]["version"], "[4.*, 5.0.0)");
+    // 4.33.0 is the first bundle whose Web PubSub extension (1.10.0) takes identity-based
+    // connections, which the live feed uses on Azure (infra/tests/test_web_pubsub.py).
+    assert_eq!(host["extensionBundle"]["version"], "[4.33.0, 5.0.0)");
     let description = &host["customHandler"]["description"];
     let executable = description["defaultExecutablePath"].as_str().unwrap();
     let built = Path::new(env!("CARGO_BIN_EXE_ordergrid"));
