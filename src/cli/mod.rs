@@ -89,6 +89,8 @@ struct DevArgs {
     host_port: u16,
     #[arg(long, help = emulator_settings::TIME_SCALE.help())]
     time_scale: Option<f64>,
+    #[arg(long, help = webpubsub_settings::PORT.help())]
+    webpubsub_port: Option<u16>,
 }
 
 #[derive(Args)]
@@ -298,7 +300,8 @@ async fn run(cli: Cli, env: HashMap<String, String>) -> anyhow::Result<()> {
                     &emulator_settings::HTTPS_PORT,
                     args.emulator_https_port.map(|p| p.0),
                 )
-                .set_some(&emulator_settings::TIME_SCALE, args.time_scale);
+                .set_some(&emulator_settings::TIME_SCALE, args.time_scale)
+                .set_some(&webpubsub_settings::PORT, args.webpubsub_port);
             let stack = LocalStack::build(settings, env.env()).await?;
             println!("{}", stack.summary());
             stack.run_until_stopped(crate::shutdown::signal()).await

@@ -171,8 +171,11 @@ impl FunctionsHost {
             .route("/admin/host/status", get(status))
             .route("/", get(|| async { "ordergrid Functions host stand-in\n" }))
             .fallback(http::serve)
-            // The HTTP front enforces the host's own body limit.
-            .layer(axum::extract::DefaultBodyLimit::disable())
+            // The host's body limit applies to every request, the Event Grid webhook's too
+            // (`HttpRequestBodySizeMiddleware` runs before any route).
+            .layer(axum::extract::DefaultBodyLimit::max(
+                usize::try_from(self.state.http.body_limit).unwrap_or(usize::MAX),
+            ))
             .with_state(self.state.clone());
         let mut states = self.state.worker.subscribe();
         let failed = async move {

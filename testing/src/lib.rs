@@ -64,7 +64,9 @@ pub fn test_python() -> PathBuf {
 }
 
 /// `ordergrid dev`'s options for ports the kernel picks (the stack prints where it listens).
-pub const DEV_ON_FREE_PORTS: [&str; 6] = [
+pub const DEV_ON_FREE_PORTS: [&str; 8] = [
+    "--webpubsub-port",
+    "0",
     "--emulator-port",
     "0",
     "--host-port",

@@ -50,7 +50,7 @@ pub const BODY_LIMIT_SETTING: &str = "FUNCTIONS_REQUEST_BODY_SIZE_LIMIT";
 #[derive(Debug, Default)]
 pub struct Routes {
     routes: Vec<(RouteTemplate, String)>,
-    body_limit: u64,
+    pub body_limit: u64,
 }
 
 impl Routes {
