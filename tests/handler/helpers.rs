@@ -7,7 +7,7 @@ use std::time::Duration;
 use ordergrid::blob::{BlobAccount, BlobConnection, BlobTiming};
 use ordergrid::domain::OrderLimits;
 use ordergrid::email::{ConfirmationRenderer, EmailTransport, OutboxTransport};
-use ordergrid::functions::{Handler, Services};
+use ordergrid::functions::{Handler, Operators, Services};
 use ordergrid::store::{Collection, FolderStore, FolderStoreOptions, RecordStore};
 use ordergrid_testing::azurite::Azurite;
 use ordergrid_testing::process::{Process, ordergrid};
@@ -66,6 +66,8 @@ pub async fn spawn_app_with(
         limits: OrderLimits::default(),
         email_claim_timeout,
         max_body_bytes: 4 * 1024 * 1024,
+        client_tokens: None,
+        operators: Operators::default(),
     };
     serve(services, store, outbox, dir).await
 }
