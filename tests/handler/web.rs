@@ -196,3 +196,17 @@ fn the_committed_bundle_is_what_build_sh_produces() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[tokio::test]
+async fn without_web_pubsub_the_pages_may_connect_to_their_own_origin_only() {
+    let app = crate::helpers::spawn_app_where(
+        std::sync::Arc::new(ordergrid::store::MemoryStore::new()),
+        std::sync::Arc::new(ordergrid::email::MemoryTransport::new()),
+        |_| {},
+    )
+    .await;
+    let res = get(&app, "tracker").await;
+    assert_eq!(res.status_code, 200);
+    let csp = res.header("Content-Security-Policy").unwrap();
+    assert!(csp.contains("connect-src 'self';"), "{csp}");
+}
