@@ -12,7 +12,11 @@
 //!   a log line that is an object or array) fails here too, with the host's message; an empty or
 //!   `null` answer, which the real host never completes, is failed at once and says so.
 //!
+//! [`http`] models the `httpTrigger` request (`Data.<name>`) and the `http` output (`Outputs.<name>`).
+//!
 //! This module imports nothing else of ordergrid's.
+
+pub mod http;
 
 use std::collections::BTreeMap;
 

@@ -3,7 +3,8 @@
 //! One binary, three wings, none of which imports another:
 //! - [`functions`]: the Azure Functions custom handler serving `OrderProcessor` and
 //!   `EmailNotifier` (Event Grid triggers), the choreography `NewOrder` → `OrderAccepted` |
-//!   `OrderRejected` → `OrderConfirmationSent` | `OrderConfirmationFailed`;
+//!   `OrderRejected` → `OrderConfirmationSent` | `OrderConfirmationFailed`, and the live feed of
+//!   it through Web PubSub (`OrderStatusFeed`, `negotiate`, `orderStatus`, the `web` pages);
 //! - [`emulator`]: a local Azure Event Grid: the publish API, a durable spool, delivery with
 //!   Azure's retries and dead letters, validation handshakes, the admin API;
 //! - [`devhost`]: a stand-in for the Functions host that reads the real `host.json` and

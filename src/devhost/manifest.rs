@@ -405,7 +405,10 @@ mod tests {
         assert_eq!(app.executable, "ordergrid");
         assert_eq!(app.arguments, ["serve"]);
         let names: Vec<&str> = app.functions.iter().map(|f| f.name.as_str()).collect();
-        assert_eq!(names, ["EmailNotifier", "OrderProcessor"]);
+        assert_eq!(
+            names,
+            ["EmailNotifier", "OrderProcessor", "OrderStatusFeed"]
+        );
         let processor = app.function("OrderProcessor").unwrap();
         assert_eq!(processor.trigger, "event");
         assert_eq!(processor.outputs[0].name, "outputEvents");

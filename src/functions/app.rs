@@ -15,12 +15,18 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use tracing::Instrument;
 
+use super::client_tokens::ClientTokens;
+use super::operators::Operators;
 use super::settings::HandlerSettings;
-use super::{EMAIL_NOTIFIER, FUNCTIONS, InvocationError, ORDER_PROCESSOR};
-use super::{email_notifier, order_processor};
+use super::{
+    EMAIL_NOTIFIER, FUNCTIONS, FunctionSpec, InvocationError, NEGOTIATE, ORDER_PROCESSOR,
+    ORDER_STATUS, ORDER_STATUS_FEED, Trigger, WEB,
+};
+use super::{email_notifier, negotiate, order_processor, order_status, order_status_feed, web};
 use crate::domain::OrderLimits;
 use crate::email::{ConfirmationRenderer, EmailTransport};
 use crate::eventgrid::InboundEvent;
+use crate::invocation::http::HttpRequestData;
 use crate::invocation::{InvocationRequest, InvocationResponse};
 use crate::store::RecordStore;
 
@@ -32,6 +38,11 @@ pub struct Services {
     pub limits: OrderLimits,
     pub email_claim_timeout: Duration,
     pub max_body_bytes: usize,
+    /// Client tokens for the live feed; `None` when no Web PubSub is configured (negotiate
+    /// answers 503).
+    pub client_tokens: Option<ClientTokens>,
+    /// Who may open the operators' board.
+    pub operators: Operators,
 }
 
 impl Services {
@@ -41,6 +52,22 @@ impl Services {
     pub async fn from_settings(settings: &HandlerSettings) -> anyhow::Result<Self> {
         let store = settings.store.open().await?;
         tracing::info!(store = %store.describe(), "store ready");
+        let client_tokens = settings
+            .web_pubsub
+            .clone()
+            .map(ClientTokens::new)
+            .transpose()?;
+        match &client_tokens {
+            Some(tokens) => tracing::info!(
+                web_pubsub = %tokens.connection().endpoint(),
+                signing = if tokens.connection().key().is_some() { "access key" } else { "managed identity, token API" },
+                operators = %settings.operators.describe(),
+                "live feed ready"
+            ),
+            None => {
+                tracing::info!("live feed off: no WebPubSubConnectionString; negotiate answers 503")
+            }
+        }
         Ok(Self {
             store,
             email: settings.email.open()?,
@@ -48,6 +75,8 @@ impl Services {
             limits: settings.limits.clone(),
             email_claim_timeout: settings.email_claim_timeout,
             max_body_bytes: settings.max_body_bytes,
+            client_tokens,
+            operators: settings.operators.clone(),
         })
     }
 }
@@ -127,16 +156,38 @@ async fn dispatch(
     })?;
     let request =
         InvocationRequest::parse(&body).map_err(|e| InvocationError::of_request(spec.name, e))?;
+    match spec.trigger {
+        Trigger::EventGrid { binding, events } => {
+            on_event(services, spec, &request, binding, events).await
+        }
+        Trigger::Http {
+            binding, response, ..
+        } => on_request(services, spec, &request, binding, response).await,
+    }
+}
+
+async fn on_event(
+    services: &Services,
+    spec: &FunctionSpec,
+    request: &InvocationRequest<'_>,
+    binding: &str,
+    events: &[&str],
+) -> Result<InvocationResponse, InvocationError> {
     let trigger = request
-        .binding(spec.trigger_binding)
+        .binding(binding)
         .map_err(|e| InvocationError::of_request(spec.name, e))?;
     let event =
         InboundEvent::parse(trigger.get()).map_err(|e| InvocationError::BadEvent(e.to_string()))?;
     tracing::Span::current().record("event_id", event.id.as_str());
-    if !event.event_type.eq_ignore_ascii_case(spec.trigger_event) {
+    if !events
+        .iter()
+        .any(|handled| event.event_type.eq_ignore_ascii_case(handled))
+    {
         let summary = format!(
             "ignored event type {:?}: {} handles {} only (the subscription's filter should exclude it)",
-            event.event_type, spec.name, spec.trigger_event
+            event.event_type,
+            spec.name,
+            events.join(", ")
         );
         tracing::warn!(outcome = "ignored", "{summary}");
         return Ok(InvocationResponse::log(summary));
@@ -144,8 +195,51 @@ async fn dispatch(
     match spec.name {
         name if name == ORDER_PROCESSOR.name => order_processor::handle(services, &event).await,
         name if name == EMAIL_NOTIFIER.name => email_notifier::handle(services, &event).await,
+        name if name == ORDER_STATUS_FEED.name => order_status_feed::handle(&event),
         other => Err(InvocationError::UnknownFunction(other.to_owned())),
     }
+}
+
+/// An HTTP function: its answer (whatever its status) goes to the caller in `Outputs.<response>`
+/// of a 2xx invocation; only a request that is not the host's `Data.req` fails the invocation.
+async fn on_request(
+    services: &Services,
+    spec: &FunctionSpec,
+    request: &InvocationRequest<'_>,
+    binding: &str,
+    response: &str,
+) -> Result<InvocationResponse, InvocationError> {
+    let trigger = request
+        .binding(binding)
+        .map_err(|e| InvocationError::of_request(spec.name, e))?;
+    let req: HttpRequestData = serde_json::from_str(trigger.get()).map_err(|e| {
+        InvocationError::BadEnvelope(format!(
+            "{}: Data.{binding} is not an HTTP request ({{\"Url\", \"Method\", \"Query\", \"Headers\", \"Params\", \"Body\"}}): {e}",
+            spec.name
+        ))
+    })?;
+    let answer = match spec.name {
+        name if name == NEGOTIATE.name => {
+            let connection = NEGOTIATE
+                .bindings
+                .first()
+                .and_then(|b| request.data.get(b.name).copied());
+            negotiate::handle(services, &req, connection).await
+        }
+        name if name == WEB.name => web::handle(services, &req),
+        name if name == ORDER_STATUS.name => order_status::handle(services, &req).await,
+        other => return Err(InvocationError::UnknownFunction(other.to_owned())),
+    };
+    let res = answer.unwrap_or_else(|e| e.into_response());
+    let mut invocation = InvocationResponse::log(format!(
+        "{} {} answered {}",
+        req.method, req.url, res.status_code
+    ));
+    invocation.outputs.insert(
+        response.to_owned(),
+        serde_json::value::to_raw_value(&res).map_err(|e| InvocationError::Internal(e.into()))?,
+    );
+    Ok(invocation)
 }
 
 /// The custom handler server, bound and ready to run.

@@ -65,8 +65,9 @@ pub fn emit(
     let events: Box<RawValue> =
         to_raw_value(&[event]).map_err(|e| InvocationError::Internal(e.into()))?;
     let mut response = InvocationResponse::log(summary);
-    response
-        .outputs
-        .insert(spec.output_bindings[0].to_owned(), events);
+    let binding = spec.output("eventGrid").ok_or_else(|| {
+        InvocationError::Internal(anyhow::anyhow!("{} has no eventGrid output", spec.name))
+    })?;
+    response.outputs.insert(binding.to_owned(), events);
     Ok(response)
 }

@@ -1,5 +1,5 @@
 //! Everything `ordergrid serve` reads: the port the host gives it, the store, email, the order
-//! limits and logging. Each part's `SETTINGS` list joins in [`handler_settings`], which
+//! limits, the live feed (Web PubSub and who the operators are) and logging. Each part's `SETTINGS` list joins in [`handler_settings`], which
 //! `local.settings.json.example` and the README's table must match (tests check both).
 
 use std::collections::HashMap;
@@ -12,6 +12,9 @@ use crate::email::settings::{self as email, EmailSettings};
 use crate::settings::{Reader, Setting, SettingsError};
 use crate::store::settings::{self as store, StoreSettings};
 use crate::telemetry;
+use crate::webpubsub::{DEFAULT_CONNECTION_SETTING, WebPubSubConnection};
+
+use super::operators::{Operators, PRINCIPAL_NAME_HEADER};
 
 /// Set by the Functions host: the port the custom handler listens on.
 pub const PORT: Setting = Setting::new(
@@ -40,6 +43,22 @@ pub const MAX_BODY_BYTES: Setting = Setting::new(
     "largest invocation accepted",
 );
 
+pub const WEBPUBSUB: Setting = Setting::secret(
+    DEFAULT_CONNECTION_SETTING,
+    "",
+    "the live feed's Web PubSub: `Endpoint=…;AccessKey=…;Version=1.0;`; negotiate signs browsers' tokens with the key (unset: negotiate answers 503)",
+);
+pub const WEBPUBSUB_SERVICE_URI: Setting = Setting::new(
+    "WebPubSubConnectionString__serviceUri",
+    "",
+    "the live feed's Web PubSub, identity-based instead (Azure, local auth off): `https://<name>.webpubsub.azure.com`; tokens come from its token API with the managed identity",
+);
+pub const OPERATORS: Setting = Setting::new(
+    "ORDERGRID_OPERATORS",
+    "",
+    "who may open the operators' board: `*` anyone, empty nobody, else comma-separated principal names matched ignoring case against `X-MS-CLIENT-PRINCIPAL-NAME` (needs App Service Authentication)",
+);
+
 /// Every setting the handler reads, in the README's order.
 pub fn handler_settings() -> Vec<Setting> {
     let mut all = vec![PORT];
@@ -50,6 +69,9 @@ pub fn handler_settings() -> Vec<Setting> {
         MAX_ORDER_VALUE,
         DEFAULT_CURRENCY,
         MAX_BODY_BYTES,
+        WEBPUBSUB,
+        WEBPUBSUB_SERVICE_URI,
+        OPERATORS,
     ]);
     all.extend_from_slice(telemetry::SETTINGS);
     all
@@ -64,6 +86,9 @@ pub struct HandlerSettings {
     pub email_claim_timeout: Duration,
     pub limits: OrderLimits,
     pub max_body_bytes: usize,
+    /// The live feed's Web PubSub service; `None` when neither form of the setting is set.
+    pub web_pubsub: Option<WebPubSubConnection>,
+    pub operators: Operators,
 }
 
 impl HandlerSettings {
@@ -122,6 +147,24 @@ impl HandlerSettings {
                 },
             )
             .unwrap_or_default();
+        let web_pubsub = WebPubSubConnection::from_settings(r.env(), WEBPUBSUB.name)
+            .unwrap_or_else(|e| {
+                r.error(e);
+                None
+            });
+        let operators = r
+            .raw(&OPERATORS)
+            .map(|text| {
+                Operators::parse(text).unwrap_or_else(|e| {
+                    r.problem(
+                        &OPERATORS,
+                        text,
+                        &format!("{e} (names are matched against {PRINCIPAL_NAME_HEADER})"),
+                    );
+                    Operators::default()
+                })
+            })
+            .unwrap_or_default();
         r.finish(Self {
             port,
             store,
@@ -129,6 +172,8 @@ impl HandlerSettings {
             email_claim_timeout,
             limits,
             max_body_bytes,
+            web_pubsub,
+            operators,
         })
     }
 }
@@ -209,6 +254,51 @@ mod tests {
         ]))
         .unwrap();
         assert!(!format!("{ok:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn the_live_feed_is_off_without_web_pubsub_and_nobody_is_an_operator_by_default() {
+        let s = HandlerSettings::from_env(&env(&[(PORT.name, "1")])).unwrap();
+        assert!(s.web_pubsub.is_none());
+        assert_eq!(s.operators, Operators::default());
+        assert!(!s.operators.admits(Some("anyone")));
+    }
+
+    #[test]
+    fn the_live_feed_settings_are_read_and_their_errors_named_without_the_key() {
+        let s = HandlerSettings::from_env(&env(&[
+            (PORT.name, "1"),
+            (
+                WEBPUBSUB.name,
+                "Endpoint=http://127.0.0.1;Port=7090;AccessKey=hunter2;Version=1.0;",
+            ),
+            (OPERATORS.name, "*"),
+        ]))
+        .unwrap();
+        assert_eq!(
+            s.web_pubsub.unwrap().endpoint().as_str(),
+            "http://127.0.0.1:7090/"
+        );
+        assert_eq!(s.operators, Operators::Anyone);
+        let err = HandlerSettings::from_env(&env(&[
+            (PORT.name, "1"),
+            (
+                WEBPUBSUB.name,
+                "Endpoint=http://x;AccessKey=hunter2;Port=abc",
+            ),
+            (OPERATORS.name, "ops@shop.example, *"),
+        ]))
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("WebPubSubConnectionString: Port=\"abc\""),
+            "{err}"
+        );
+        assert!(
+            err.contains("ORDERGRID_OPERATORS=\"ops@shop.example, *\""),
+            "{err}"
+        );
+        assert!(!err.contains("hunter2"), "{err}");
     }
 
     #[test]

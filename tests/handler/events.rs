@@ -85,3 +85,33 @@ pub fn string_envelope(function: &str, event: Value) -> Value {
     env["Data"]["event"] = Value::String(event.to_string());
     env
 }
+
+/// The host's invocation envelope for an `httpTrigger` bound as `req` (GET `url`), as the custom
+/// handler docs show it: `Query` {name: value}, `Headers` {name: [values]}, `Params` {name: value}.
+pub fn http_envelope(
+    function: &str,
+    url: &str,
+    query: Value,
+    headers: Value,
+    params: Value,
+) -> Value {
+    json!({
+        "Data": {
+            "req": {
+                "Url": url,
+                "Method": "GET",
+                "Query": query,
+                "Headers": headers,
+                "Params": params,
+                "Body": null
+            }
+        },
+        "Metadata": {
+            "sys": {
+                "MethodName": function,
+                "UtcNow": "2026-11-22T10:00:00.123Z",
+                "RandGuid": "35e6e68c-5583-436c-a277-5aec2b416ba8"
+            }
+        }
+    })
+}

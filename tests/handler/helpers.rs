@@ -6,9 +6,12 @@ use std::time::Duration;
 
 use ordergrid::blob::{BlobAccount, BlobConnection, BlobTiming};
 use ordergrid::domain::OrderLimits;
-use ordergrid::email::{ConfirmationRenderer, EmailTransport, OutboxTransport};
-use ordergrid::functions::{Handler, Services};
-use ordergrid::store::{Collection, FolderStore, FolderStoreOptions, RecordStore};
+use ordergrid::email::{ConfirmationRenderer, EmailTransport, MemoryTransport, OutboxTransport};
+use ordergrid::functions::{ClientTokens, Handler, Operators, Services};
+use ordergrid::invocation::http::HttpResponseData;
+use ordergrid::store::{Collection, FolderStore, FolderStoreOptions, MemoryStore, RecordStore};
+use ordergrid::webpubsub::WebPubSubConnection;
+use ordergrid::webpubsub::actions::Action;
 use ordergrid_testing::azurite::Azurite;
 use ordergrid_testing::process::{Process, ordergrid};
 pub use ordergrid_testing::{eml_files, eventually, repo_root};
@@ -39,6 +42,87 @@ impl Answer {
     pub fn log(&self) -> String {
         self.json["Logs"].to_string()
     }
+
+    /// The `webPubSub` actions in the `actions` binding, parsed as the extension parses them.
+    pub fn actions(&self) -> Vec<Action> {
+        ordergrid::webpubsub::actions::parse(&self.json["Outputs"]["actions"])
+            .unwrap_or_else(|e| panic!("the extension would refuse {}: {e}", self.json))
+    }
+
+    /// The HTTP answer in the `res` binding.
+    pub fn res(&self) -> HttpResponseData {
+        assert_eq!(
+            self.status, 200,
+            "the invocation itself succeeds: {}",
+            self.json
+        );
+        serde_json::from_value(self.json["Outputs"]["res"].clone())
+            .unwrap_or_else(|e| panic!("Outputs.res is not an HTTP response ({e}): {}", self.json))
+    }
+}
+
+/// The HTTP answer's body as JSON.
+pub fn body_json(res: &HttpResponseData) -> Value {
+    serde_json::from_str(&res.body)
+        .unwrap_or_else(|e| panic!("the body is not JSON ({e}): {}", res.body))
+}
+
+/// The access key of the live feed's Web PubSub in [`spawn_feed_app`].
+pub const FEED_KEY: &str = "test-access-key-of-the-local-web-pubsub-0000";
+
+/// The local Web PubSub service as `ordergrid dev` names it, with [`FEED_KEY`].
+pub fn feed_connection() -> WebPubSubConnection {
+    WebPubSubConnection::parse_connection_string(&format!(
+        "Endpoint=http://127.0.0.1;Port=7090;AccessKey={FEED_KEY};Version=1.0;"
+    ))
+    .unwrap()
+}
+
+/// The app with a memory store and email transport (returned, so a test can fail sends), the
+/// live feed signing with [`FEED_KEY`], and `operators`.
+pub async fn spawn_feed_app(operators: Operators) -> (TestApp, Arc<MemoryTransport>) {
+    let email = Arc::new(MemoryTransport::new());
+    let app = spawn_app_where(Arc::new(MemoryStore::new()), email.clone(), |services| {
+        services.client_tokens =
+            Some(ClientTokens::with_credential(feed_connection(), None).unwrap());
+        services.operators = operators;
+    })
+    .await;
+    (app, email)
+}
+
+/// The app with `store` and `email`, its services adjusted by `configure`.
+pub async fn spawn_app_where(
+    store: Arc<dyn RecordStore>,
+    email: Arc<dyn EmailTransport>,
+    configure: impl FnOnce(&mut Services),
+) -> TestApp {
+    let mut services = services(store.clone(), email, Duration::from_secs(120));
+    configure(&mut services);
+    serve(
+        services,
+        store,
+        PathBuf::new(),
+        tempfile::tempdir().unwrap(),
+    )
+    .await
+}
+
+fn services(
+    store: Arc<dyn RecordStore>,
+    email: Arc<dyn EmailTransport>,
+    email_claim_timeout: Duration,
+) -> Services {
+    Services {
+        store,
+        email,
+        renderer: ConfirmationRenderer::new("Shop <orders@shop.example>".parse().unwrap()),
+        limits: OrderLimits::default(),
+        email_claim_timeout,
+        max_body_bytes: 4 * 1024 * 1024,
+        client_tokens: None,
+        operators: Operators::default(),
+    }
 }
 
 /// The app on port 0 with the folder store and the file outbox in a temporary folder.
@@ -59,14 +143,7 @@ pub async fn spawn_app_with(
     outbox: PathBuf,
     email_claim_timeout: Duration,
 ) -> TestApp {
-    let services = Services {
-        store: store.clone(),
-        email,
-        renderer: ConfirmationRenderer::new("Shop <orders@shop.example>".parse().unwrap()),
-        limits: OrderLimits::default(),
-        email_claim_timeout,
-        max_body_bytes: 4 * 1024 * 1024,
-    };
+    let services = services(store.clone(), email, email_claim_timeout);
     serve(services, store, outbox, dir).await
 }
 

@@ -3,9 +3,9 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use ordergrid::functions::FUNCTIONS;
-use ordergrid::functions::settings::{PORT, handler_settings};
-use serde_json::Value;
+use ordergrid::functions::settings::{PORT, WEBPUBSUB, handler_settings};
+use ordergrid::functions::{FUNCTIONS, Trigger, feed};
+use serde_json::{Value, json};
 
 use crate::helpers::repo_root;
 
@@ -46,39 +46,75 @@ fn every_function_json_matches_a_route_and_binding_the_handler_serves() {
         let bindings = manifest["bindings"]
             .as_array()
             .unwrap_or_else(|| panic!("{name}: no bindings array"));
-        let triggers: Vec<&Value> = bindings.iter().filter(|b| b["direction"] == "in").collect();
-        assert_eq!(
-            triggers.len(),
-            1,
-            "{name}: exactly one input binding (the trigger)"
-        );
-        assert_eq!(triggers[0]["type"], "eventGridTrigger", "{name}");
-        assert_eq!(
-            triggers[0]["name"], spec.trigger_binding,
-            "{name}: trigger binding name"
-        );
-
-        let outputs: BTreeSet<&str> = bindings
+        let triggers: Vec<&Value> = bindings
             .iter()
-            .filter(|b| b["direction"] == "out")
-            .map(|b| {
+            .filter(|b| b["type"].as_str().is_some_and(|t| t.ends_with("Trigger")))
+            .collect();
+        assert_eq!(triggers.len(), 1, "{name}: exactly one trigger");
+        let trigger = triggers[0];
+        assert_eq!(trigger["direction"], "in", "{name}");
+        // The bindings besides the trigger (and an HTTP trigger's http output): (type, name, out).
+        let mut expected: BTreeSet<(String, String, bool)> = spec
+            .bindings
+            .iter()
+            .map(|b| (b.kind.to_owned(), b.name.to_owned(), b.output))
+            .collect();
+        match spec.trigger {
+            Trigger::EventGrid { binding, .. } => {
+                assert_eq!(trigger["type"], "eventGridTrigger", "{name}");
+                assert_eq!(trigger["name"], binding, "{name}: trigger binding name");
+            }
+            Trigger::Http {
+                binding,
+                route,
+                response,
+            } => {
+                assert_eq!(trigger["type"], "httpTrigger", "{name}");
+                assert_eq!(trigger["name"], binding, "{name}: trigger binding name");
+                assert_eq!(trigger["route"], route, "{name}: route");
+                assert_eq!(trigger["methods"], json!(["get"]), "{name}: GET only");
                 assert_eq!(
-                    b["type"], "eventGrid",
-                    "{name}: only eventGrid outputs are produced"
+                    trigger["authLevel"], "anonymous",
+                    "{name}: a browser calls it"
                 );
-                // Identity-based connection: a setting prefix, never a literal URI or key.
-                let connection = b["connection"]
-                    .as_str()
-                    .unwrap_or_else(|| panic!("{name}: output needs `connection`"));
-                assert!(
-                    !connection.contains("://"),
-                    "{name}: connection names a setting prefix"
-                );
-                b["name"].as_str().unwrap()
+                expected.insert(("http".to_owned(), response.to_owned(), true));
+            }
+        }
+        let declared: BTreeSet<(String, String, bool)> = bindings
+            .iter()
+            .filter(|b| !std::ptr::eq(*b, trigger))
+            .map(|b| {
+                (
+                    b["type"].as_str().unwrap_or_default().to_owned(),
+                    b["name"].as_str().unwrap_or_default().to_owned(),
+                    b["direction"] == "out",
+                )
             })
             .collect();
-        let expected: BTreeSet<&str> = spec.output_bindings.iter().copied().collect();
-        assert_eq!(outputs, expected, "{name}: output bindings");
+        assert_eq!(declared, expected, "{name}: bindings");
+
+        for binding in bindings {
+            match binding["type"].as_str().unwrap_or_default() {
+                "eventGrid" => {
+                    // Identity-based connection: a setting prefix, never a literal URI or key.
+                    let connection = binding["connection"]
+                        .as_str()
+                        .unwrap_or_else(|| panic!("{name}: output needs `connection`"));
+                    assert!(
+                        !connection.contains("://"),
+                        "{name}: connection names a setting prefix"
+                    );
+                }
+                "webPubSub" | "webPubSubConnection" => {
+                    assert_eq!(binding["hub"], feed::HUB, "{name}: the feed's hub");
+                    assert_eq!(
+                        binding["connection"], WEBPUBSUB.name,
+                        "{name}: the connection setting negotiate signs with"
+                    );
+                }
+                _ => {}
+            }
+        }
     }
 }
 
@@ -168,8 +204,10 @@ fn local_settings_example_lets_every_function_load_with_an_identity() {
     let app = ordergrid::devhost::manifest::AppManifest::load(repo_root()).unwrap();
     for function in &app.functions {
         assert_eq!(function.load_error(&settings), None, "{}", function.name);
-        assert!(
-            !function.outputs.is_empty(),
+        let spec = FUNCTIONS.iter().find(|f| f.name == function.name).unwrap();
+        assert_eq!(
+            function.outputs.is_empty(),
+            spec.output("eventGrid").is_none(),
             "{} emits its events",
             function.name
         );

@@ -46,7 +46,7 @@ fn one_line(json: &str) -> String {
 const SUB: &str = "infra/subscriptions.json: topic \"orders\", subscription \"order-processor\": ";
 
 #[test]
-fn the_repository_file_loads_with_both_subscriptions() {
+fn the_repository_file_loads_with_every_subscription() {
     let file = repo_file();
     assert_eq!(file.topics.len(), 1);
     let orders = file.topic("orders").expect("topic orders");
@@ -56,7 +56,10 @@ fn the_repository_file_loads_with_both_subscriptions() {
         .iter()
         .map(|s| s.name.as_str())
         .collect();
-    assert_eq!(names, ["order-processor", "email-notifier"]);
+    assert_eq!(
+        names,
+        ["order-processor", "email-notifier", "order-status-feed"]
+    );
 
     let functions: Vec<&Destination> = orders
         .subscriptions
@@ -72,9 +75,13 @@ fn the_repository_file_loads_with_both_subscriptions() {
             &Destination::AzureFunction {
                 function_name: "EmailNotifier".into()
             },
+            &Destination::AzureFunction {
+                function_name: "OrderStatusFeed".into()
+            },
         ]
     );
-    // The choreography: each function gets its trigger's type only.
+    // The choreography: each function gets its trigger's type only; the status feed gets every
+    // status event.
     let types: Vec<&[String]> = orders
         .subscriptions
         .iter()
@@ -84,7 +91,14 @@ fn the_repository_file_loads_with_both_subscriptions() {
         types,
         [
             &["NewOrder".to_owned()][..],
-            &["OrderAccepted".to_owned()][..]
+            &["OrderAccepted".to_owned()][..],
+            &[
+                "NewOrder".to_owned(),
+                "OrderAccepted".to_owned(),
+                "OrderRejected".to_owned(),
+                "OrderConfirmationSent".to_owned(),
+                "OrderConfirmationFailed".to_owned()
+            ][..],
         ]
     );
     for subscription in &orders.subscriptions {
@@ -96,9 +110,16 @@ fn the_repository_file_loads_with_both_subscriptions() {
             })
         );
         assert_eq!(subscription.retry.max_delivery_attempts, 30);
+        // A live update an hour late is of no use to a page (it reads the stored status when
+        // it reconnects), so the feed's events live one hour, not the default day.
+        let ttl_minutes = if subscription.name.as_str() == "order-status-feed" {
+            60
+        } else {
+            24 * 60
+        };
         assert_eq!(
             subscription.retry.event_time_to_live,
-            Duration::from_secs(24 * 60 * 60)
+            Duration::from_secs(ttl_minutes * 60)
         );
         assert_eq!(
             subscription.batching,
