@@ -5,7 +5,9 @@
 //!
 //! Wiring: the emulator delivers AzureFunction subscriptions to the host stand-in; the
 //! OrderProcessor's `eventGrid` output binding (`OrdersTopic`) publishes back to the emulator's
-//! `orders` topic with the topic's key. Everything listens on 127.0.0.1 and keeps its state
+//! `orders` topic with the topic's key; the live feed's `webPubSub` output and the negotiate
+//! function reach the local Web PubSub service through `WebPubSubConnectionString`, and anyone
+//! who can reach 127.0.0.1 may open the operators' board (`ORDERGRID_OPERATORS=*`). Everything listens on 127.0.0.1 and keeps its state
 //! under one data folder, so a restart resumes pending deliveries.
 //!
 //! By a settings change the records and dead letters go to Blob Storage (Azurite) instead:
@@ -26,6 +28,9 @@ use crate::emulator::settings as emulator;
 use crate::emulator::{Emulator, EmulatorSettings};
 use crate::settings::{Layered, Reader};
 use crate::store::settings::{self as store, StoreSettings};
+use crate::webpubsub::DEFAULT_CONNECTION_SETTING;
+use crate::webpubsub_service::settings as webpubsub;
+use crate::webpubsub_service::{ServiceSettings, WebPubSubService};
 
 /// Where the stack runs; everything else is a setting of the part it configures, read from the
 /// environment (with `ordergrid dev`'s flags layered over it).
@@ -42,6 +47,7 @@ pub struct StackSettings {
 pub struct LocalStack {
     emulator: Emulator,
     host: FunctionsHost,
+    webpubsub: WebPubSubService,
     data_dir: PathBuf,
     /// The email transport, for people.
     email: String,
@@ -76,6 +82,10 @@ impl LocalStack {
             )
             .or(&emulator::DEAD_LETTERS, data.join("dead-letters").display());
         let emulator = Emulator::build(EmulatorSettings::from_env(emulator_env.env())?).await?;
+        let webpubsub_env =
+            Layered::over(env).set(&webpubsub::DATA, data.join("webpubsub").display());
+        let webpubsub =
+            WebPubSubService::build(ServiceSettings::from_env(webpubsub_env.env())?).await?;
         let orders = emulator.keys().iter().find(|k| k.topic == "orders").context(
             "the subscriptions file has no `orders` topic, which the OrderProcessor's output binding publishes to",
         )?;
@@ -111,11 +121,22 @@ impl LocalStack {
                 Reader::new(handler_env.env()).string(setting),
             );
         }
+        app_settings.insert(
+            DEFAULT_CONNECTION_SETTING.into(),
+            webpubsub.connection_string(),
+        );
+        // On 127.0.0.1 every caller is the developer; on Azure the setting defaults to nobody.
+        let operators = &crate::functions::settings::OPERATORS;
+        app_settings.insert(
+            operators.name.into(),
+            Reader::new(env).raw(operators).unwrap_or("*").to_owned(),
+        );
         let host =
             FunctionsHost::with_listener(&settings.app_root, app_settings, host_listener).await?;
         Ok(Self {
             emulator,
             host,
+            webpubsub,
             data_dir: data.clone(),
             email,
             store,
@@ -172,6 +193,19 @@ impl LocalStack {
             self.host.base_url(),
             self.host.function_names().join(", ")
         );
+        let _ = writeln!(
+            out,
+            "  Web PubSub         {} (hub orders; {}={})",
+            self.webpubsub.base_url(),
+            DEFAULT_CONNECTION_SETTING,
+            self.webpubsub.connection_string()
+        );
+        let _ = writeln!(
+            out,
+            "  order tracker      {}/api/web/tracker?orderId=<id>   operators' board {}/api/web/board",
+            self.host.base_url(),
+            self.host.base_url()
+        );
         for (function, why) in self.host.not_loaded() {
             let _ = writeln!(out, "  NOT LOADED         {function}: {why}");
         }
@@ -208,7 +242,11 @@ impl LocalStack {
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let stop = CancellationToken::new();
-        let (emulator_stop, host_stop) = (stop.clone(), stop.clone());
+        let (emulator_stop, host_stop, webpubsub_stop) = (stop.clone(), stop.clone(), stop.clone());
+        let webpubsub = tokio::spawn(
+            self.webpubsub
+                .run_until_stopped(async move { webpubsub_stop.cancelled().await }),
+        );
         let mut emulator = tokio::spawn(
             self.emulator
                 .run_until_stopped(async move { emulator_stop.cancelled().await }),
@@ -234,6 +272,9 @@ impl LocalStack {
         };
         emulator.context("the emulator task failed")??;
         host.context("the host task failed")??;
+        webpubsub
+            .await
+            .context("the Web PubSub service's task failed")??;
         Ok(())
     }
 }

@@ -350,7 +350,7 @@ fn handle(
             if !valid_group(&group) =>
         {
             Err((
-                AckError::InternalServerError,
+                AckError::BadRequest,
                 format!("{group:?} is not a valid group name"),
             ))
         }

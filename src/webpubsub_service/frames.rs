@@ -107,16 +107,17 @@ impl<'a> Request<'a> {
         let flat: Flat<'a> =
             serde_json::from_str(text).map_err(|e| FrameError::Unreadable(e.to_string()))?;
         let missing = |field: &str| FrameError::Unreadable(format!("{} needs {field}", flat.kind));
-        Ok(match flat.kind.as_str() {
-            "joinGroup" => Request::JoinGroup {
+        // Types are matched ignoring case, as Microsoft's emulator reads them.
+        Ok(match flat.kind.to_ascii_lowercase().as_str() {
+            "joingroup" => Request::JoinGroup {
                 group: flat.group.clone().ok_or_else(|| missing("group"))?,
                 ack_id: flat.ack_id,
             },
-            "leaveGroup" => Request::LeaveGroup {
+            "leavegroup" => Request::LeaveGroup {
                 group: flat.group.clone().ok_or_else(|| missing("group"))?,
                 ack_id: flat.ack_id,
             },
-            "sendToGroup" => Request::SendToGroup {
+            "sendtogroup" => Request::SendToGroup {
                 group: flat.group.clone().ok_or_else(|| missing("group"))?,
                 ack_id: flat.ack_id,
                 no_echo: flat.no_echo,
@@ -129,7 +130,7 @@ impl<'a> Request<'a> {
                 data_type: flat.data_type,
                 data: flat.data,
             },
-            "sequenceAck" => Request::SequenceAck {
+            "sequenceack" => Request::SequenceAck {
                 sequence_id: flat.sequence_id.ok_or_else(|| missing("sequenceId"))?,
             },
             "ping" => Request::Ping,
@@ -165,7 +166,11 @@ pub fn client_message(
     Ok((bytes, data_type))
 }
 
-/// Who a message comes from, as the `message` frame says it.
+/// Who a message comes from, as the `message` frame says it. A REST send to a group arrives as
+/// a group message with `fromUserId` null, as Microsoft's emulator writes it
+/// (`ConnectionManager.SendToGroup` with no sender, `WebPubSubJsonV1Protocol.WriteGroupData`), so
+/// the official client raises `group-message` for it; sends to the hub, a user or a connection
+/// arrive `from: "server"`.
 #[derive(Debug, Clone)]
 pub enum Origin<'a> {
     Server,
@@ -196,9 +201,10 @@ impl Prepared {
             Origin::Group { group, from_user } => {
                 tail.push_str(r#""group","group":"#);
                 tail.push_str(&quote(group));
-                if let Some(user) = from_user {
-                    tail.push_str(r#","fromUserId":"#);
-                    tail.push_str(&quote(user));
+                tail.push_str(r#","fromUserId":"#);
+                match from_user {
+                    Some(user) => tail.push_str(&quote(user)),
+                    None => tail.push_str("null"),
                 }
             }
         }
@@ -288,20 +294,21 @@ pub fn disconnected(message: &str) -> Utf8Bytes {
         .into()
 }
 
-/// The error names an `ack` carries (documented: Forbidden, InternalServerError, Duplicate).
+/// The error names an `ack` carries (documented: Forbidden, InternalServerError, Duplicate;
+/// Microsoft's emulator also answers BadRequest for a request it cannot carry out as sent).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AckError {
+    BadRequest,
     Forbidden,
     Duplicate,
-    InternalServerError,
 }
 
 impl AckError {
     fn name(self) -> &'static str {
         match self {
+            AckError::BadRequest => "BadRequest",
             AckError::Forbidden => "Forbidden",
             AckError::Duplicate => "Duplicate",
-            AckError::InternalServerError => "InternalServerError",
         }
     }
 }

@@ -205,6 +205,11 @@ fn route(
             done(StatusCode::NO_CONTENT)
         }
         (Method::POST, ["connections", id, ":send"]) => {
+            if h.connection(id).is_none() {
+                return Err(RestError::not_found(format!(
+                    "connection {id:?} does not exist"
+                )));
+            }
             send(&h, Target::Connection(id), &[], headers, &body)
         }
         (Method::HEAD, ["groups", group]) => {
@@ -241,6 +246,11 @@ fn route(
         }
         (Method::DELETE, ["groups", group, "connections", id]) => {
             check_group(group)?;
+            if h.connection(id).is_none() {
+                return Err(RestError::not_found(format!(
+                    "connection {id:?} does not exist"
+                )));
+            }
             h.leave(id, group);
             done(StatusCode::NO_CONTENT)
         }
@@ -259,6 +269,11 @@ fn route(
         }
         (Method::PUT, ["users", user, "groups", group]) => {
             check_group(group)?;
+            if !h.has_user(user) {
+                return Err(RestError::not_found(format!(
+                    "user {user:?} has no connection"
+                )));
+            }
             h.add_user_to_group(user, group);
             done(StatusCode::OK)
         }
@@ -404,7 +419,14 @@ fn send(
         }
         _ => {}
     }
-    let message = Prepared::new(Origin::Server, body, data_type);
+    let origin = match target {
+        Target::Group(group) => Origin::Group {
+            group,
+            from_user: None,
+        },
+        _ => Origin::Server,
+    };
+    let message = Prepared::new(origin, body, data_type);
     hub.send(target, excluded, &message);
     Ok(StatusCode::ACCEPTED.into_response())
 }

@@ -106,10 +106,11 @@ async fn the_json_subprotocol_answers_as_documented() {
         .apply(HUB, &to_group("order-7", json!({"status": "accepted"})))
         .await
         .unwrap();
+    // A REST send to a group arrives as a group message with no sender.
     let message = reader.json().await;
     assert_eq!(
         message,
-        json!({"type": "message", "from": "server", "dataType": "json", "data": {"status": "accepted"}})
+        json!({"type": "message", "from": "group", "group": "order-7", "fromUserId": null, "dataType": "json", "data": {"status": "accepted"}})
     );
 
     reader.send_json(json!({"type": "ping"})).await;
