@@ -407,7 +407,14 @@ mod tests {
         let names: Vec<&str> = app.functions.iter().map(|f| f.name.as_str()).collect();
         assert_eq!(
             names,
-            ["EmailNotifier", "OrderProcessor", "OrderStatusFeed"]
+            [
+                "EmailNotifier",
+                "OrderProcessor",
+                "OrderStatusFeed",
+                "negotiate",
+                "orderStatus",
+                "web"
+            ]
         );
         let processor = app.function("OrderProcessor").unwrap();
         assert_eq!(processor.trigger, "event");
