@@ -1,6 +1,6 @@
 //! ordergrid: the event-driven order pipeline of seed 004, made real on Azure.
 //!
-//! One binary, three wings, none of which imports another:
+//! One binary, four wings, none of which imports another:
 //! - [`functions`]: the Azure Functions custom handler serving `OrderProcessor` and
 //!   `EmailNotifier` (Event Grid triggers), the choreography `NewOrder` → `OrderAccepted` |
 //!   `OrderRejected` → `OrderConfirmationSent` | `OrderConfirmationFailed`, and the live feed of
@@ -8,14 +8,19 @@
 //! - [`emulator`]: a local Azure Event Grid: the publish API, a durable spool, delivery with
 //!   Azure's retries and dead letters, validation handshakes, the admin API;
 //! - [`devhost`]: a stand-in for the Functions host that reads the real `host.json` and
-//!   `function.json` and runs the handler as the host does.
+//!   `function.json` and runs the handler as the host does, its HTTP triggers and Web PubSub
+//!   bindings too;
+//! - [`webpubsub_service`]: a local Azure Web PubSub service: the client endpoint with its
+//!   subprotocols and the REST data plane.
 //!
-//! Above them, what composes them: [`stack`] (`ordergrid dev`: all three, wired) and [`cli`]
-//! (the command line, including `publish` and the read-only `orders` and `emulator …`).
+//! Above them, what composes them: [`stack`] (`ordergrid dev`: all four, wired) and [`cli`]
+//! (the command line, including `publish`, `webpubsub` and the read-only `orders` and
+//! `emulator …`).
 //!
 //! Below them, a ground floor that imports nothing of the wings:
 //! - wire formats, each modelled once: [`eventgrid`] (Event Grid and CloudEvents events, protocol
-//!   names, SAS tokens, the publisher client), [`invocation`] (the custom handler's request and
+//!   names, SAS tokens, the publisher client), [`webpubsub`] (connection strings, access tokens,
+//!   output-binding actions, the REST client), [`invocation`] (the custom handler's request and
 //!   answer), [`json`] (JSON whose numbers stay text);
 //! - the domain: [`domain`] (orders, money, ids, email addresses);
 //! - side effects behind interfaces with in-memory twins: [`store`] (records with conditional

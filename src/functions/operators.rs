@@ -8,14 +8,20 @@
 //!   ignoring case.
 //!
 //! Invariant: a named principal is trusted only because App Service Authentication sets the
-//! header and strips it from client requests; without it, anyone can send the header, so name
-//! operators only on an app with App Service Authentication turned on (Azure's docs:
-//! "configure-authentication-user-identities", *Access user claims in app code*).
+//! header and strips it from client requests ("External requests aren't allowed to set these
+//! headers", configure-authentication-user-identities); without it, anyone can send the header.
+//! So names count only where the platform says authentication is on: App Service injects
+//! `WEBSITE_AUTH_ENABLED=True` then (the variable Microsoft.Identity.Web's
+//! `AppServicesAuthenticationInformation` reads). Elsewhere named operators mean nobody, with a
+//! warning; `*` is unaffected.
 
 use std::collections::BTreeSet;
 
 /// The request header that names the signed-in principal.
 pub const PRINCIPAL_NAME_HEADER: &str = "X-MS-CLIENT-PRINCIPAL-NAME";
+
+/// What App Service sets when its authentication is on (`True`).
+pub const AUTH_ENABLED_VARIABLE: &str = "WEBSITE_AUTH_ENABLED";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Operators {
@@ -53,6 +59,22 @@ impl Operators {
         Ok(Self::Named(names))
     }
 
+    /// The operators as they can be trusted: named principals only when App Service
+    /// Authentication is on (`auth_enabled`, from [`AUTH_ENABLED_VARIABLE`]).
+    pub fn trusted(self, auth_enabled: bool) -> Self {
+        match self {
+            Self::Named(names) if !names.is_empty() && !auth_enabled => {
+                tracing::warn!(
+                    "ORDERGRID_OPERATORS names principals, but App Service Authentication is off \
+                     ({AUTH_ENABLED_VARIABLE} is not True): anyone could send {PRINCIPAL_NAME_HEADER}, \
+                     so nobody may open the operators' board"
+                );
+                Self::default()
+            }
+            other => other,
+        }
+    }
+
     /// Whether the request's principal (`None` when the header is absent) is an operator.
     pub fn admits(&self, principal: Option<&str>) -> bool {
         match self {
@@ -76,6 +98,19 @@ impl Operators {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_count_only_where_app_service_authentication_strips_the_header() {
+        let named = Operators::parse("ops@shop.example").unwrap();
+        assert!(
+            !named
+                .clone()
+                .trusted(false)
+                .admits(Some("ops@shop.example"))
+        );
+        assert!(named.trusted(true).admits(Some("ops@shop.example")));
+        assert_eq!(Operators::Anyone.trusted(false), Operators::Anyone);
+    }
 
     #[test]
     fn star_admits_anyone_even_without_a_header() {

@@ -14,7 +14,7 @@ use crate::store::settings::{self as store, StoreSettings};
 use crate::telemetry;
 use crate::webpubsub::{DEFAULT_CONNECTION_SETTING, WebPubSubConnection};
 
-use super::operators::{Operators, PRINCIPAL_NAME_HEADER};
+use super::operators::{AUTH_ENABLED_VARIABLE, Operators, PRINCIPAL_NAME_HEADER};
 
 /// Set by the Functions host: the port the custom handler listens on.
 pub const PORT: Setting = Setting::new(
@@ -56,7 +56,7 @@ pub const WEBPUBSUB_SERVICE_URI: Setting = Setting::new(
 pub const OPERATORS: Setting = Setting::new(
     "ORDERGRID_OPERATORS",
     "",
-    "who may open the operators' board: `*` anyone, empty nobody, else comma-separated principal names matched ignoring case against `X-MS-CLIENT-PRINCIPAL-NAME` (needs App Service Authentication)",
+    "who may open the operators' board: `*` anyone, empty nobody, else comma-separated principal names matched ignoring case against `X-MS-CLIENT-PRINCIPAL-NAME`, trusted only with App Service Authentication on (`WEBSITE_AUTH_ENABLED=True`)",
 );
 
 /// Every setting the handler reads, in the README's order.
@@ -164,7 +164,12 @@ impl HandlerSettings {
                     Operators::default()
                 })
             })
-            .unwrap_or_default();
+            .unwrap_or_default()
+            .trusted(
+                r.env()
+                    .get(AUTH_ENABLED_VARIABLE)
+                    .is_some_and(|v| v.trim().eq_ignore_ascii_case("true")),
+            );
         r.finish(Self {
             port,
             store,
@@ -262,6 +267,17 @@ mod tests {
         assert!(s.web_pubsub.is_none());
         assert_eq!(s.operators, Operators::default());
         assert!(!s.operators.admits(Some("anyone")));
+    }
+
+    #[test]
+    fn named_operators_count_only_with_app_service_authentication_on() {
+        let named = [(PORT.name, "1"), (OPERATORS.name, "ops@shop.example")];
+        let off = HandlerSettings::from_env(&env(&named)).unwrap();
+        assert!(!off.operators.admits(Some("ops@shop.example")));
+        let on =
+            HandlerSettings::from_env(&env(&[named[0], named[1], (AUTH_ENABLED_VARIABLE, "True")]))
+                .unwrap();
+        assert!(on.operators.admits(Some("ops@shop.example")));
     }
 
     #[test]

@@ -26,6 +26,8 @@ pub const KEY: Setting = Setting::secret(
     "generated",
     "use this access key instead of the one generated into the data folder",
 );
+/// How long Azure keeps a dropped reliable session is not documented; the official client
+/// (`webPubSubClient.ts`) gives up recovering after 30 s, so waiting longer would help nobody.
 pub const RECOVERY_WINDOW: Setting = Setting::new(
     "ORDERGRID_WEBPUBSUB_RECOVERY_WINDOW",
     "30s",

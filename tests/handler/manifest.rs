@@ -174,6 +174,10 @@ fn the_readme_settings_tables_are_the_declared_settings() {
     for (name, settings) in [
         ("handler", handler_settings()),
         ("emulator", ordergrid::emulator::settings::SETTINGS.to_vec()),
+        (
+            "webpubsub",
+            ordergrid::webpubsub_service::settings::SETTINGS.to_vec(),
+        ),
     ] {
         let start = format!("<!-- settings: {name} -->\n");
         let table = readme
