@@ -26,6 +26,8 @@ pub struct Stack {
     pub topic_endpoint: String,
     pub emulator_url: String,
     pub host_url: String,
+    /// The local Web PubSub service's connection string (`WebPubSubConnectionString`).
+    pub webpubsub_connection_string: String,
     /// What it printed, stdout and stderr, in order.
     pub output: Lines,
 }
@@ -54,15 +56,21 @@ impl Stack {
         };
         // The summary's lines are read one by one: "ready" can be seen before the lines after it.
         let ready = ordergrid_testing::poll(Duration::from_secs(60), async || {
-            if let (Some(topic), Some(host)) = (find("Event Grid topic"), find("Functions host")) {
-                return Some(Ok((topic, host)));
+            let webpubsub = output.find_map(|l| {
+                let (_, rest) = l.split_once("WebPubSubConnectionString=")?;
+                Some(rest.trim_end().trim_end_matches(')').to_owned())
+            });
+            if let (Some(topic), Some(host), Some(webpubsub)) =
+                (find("Event Grid topic"), find("Functions host"), webpubsub)
+            {
+                return Some(Ok((topic, host, webpubsub)));
             }
             let exited = process.child.try_wait().unwrap();
             exited.map(|status| Err(format!("ordergrid dev exited with {status}")))
         })
         .await
         .unwrap_or_else(|| Err("the stack did not print its summary".to_owned()));
-        let (topic_endpoint, host_url) =
+        let (topic_endpoint, host_url, webpubsub_connection_string) =
             ready.unwrap_or_else(|why| panic!("{why}:\n{}", output.text()));
         let emulator_url = topic_endpoint
             .trim_end_matches("/orders/api/events")
@@ -73,6 +81,7 @@ impl Stack {
             topic_endpoint,
             emulator_url,
             host_url,
+            webpubsub_connection_string,
             output,
         }
     }

@@ -5,5 +5,6 @@ mod blob;
 mod choreography;
 mod entra;
 mod helpers;
+mod live_feed;
 mod readme;
 mod resilience;
