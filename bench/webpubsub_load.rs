@@ -529,7 +529,10 @@ async fn fanout(args: &Args) -> anyhow::Result<Value> {
                 outcome["p99_ms"].as_f64().unwrap_or(f64::NAN),
             ));
         }
-        let overloaded = !(outcome["p99_ms"].as_f64().unwrap_or(f64::INFINITY) < args.stop_p99_ms)
+        // A p99 of null (no frame measured) counts as overloaded too.
+        let overloaded = outcome["p99_ms"]
+            .as_f64()
+            .is_none_or(|p99| p99 >= args.stop_p99_ms)
             || outcome["frames_lost"].as_u64() != Some(0)
             || outcome["connections_dropped"].as_u64() != Some(0);
         steps.insert(format!("r{rate:04}"), outcome);
