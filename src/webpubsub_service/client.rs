@@ -117,8 +117,12 @@ fn accept(
     };
     // The frame limit leaves room over Azure's message limit so that a message just over it is
     // read and answered with 1009 here; far larger ones fail in the WebSocket reader.
+    // The read buffer is allocated per connection up front and clients send little (acks,
+    // joins, the odd group message), so it is small: 1 KiB instead of 4 KiB took the service
+    // from 9.8 to 6.7 KB of RSS per idle connection with 10,000 clients (bench/webpubsub.sh);
+    // a larger message is read in more, smaller reads.
     let upgrade = upgrade
-        .read_buffer_size(4096)
+        .read_buffer_size(1024)
         .max_message_size(2 * MAX_MESSAGE_BYTES)
         .max_frame_size(2 * MAX_MESSAGE_BYTES);
     let hub = service.hubs.hub(hub_name);

@@ -105,7 +105,13 @@ impl WebPubSubService {
     ) -> anyhow::Result<()> {
         let app = router(self.service.clone());
         let service = self.service.clone();
-        let served = axum::serve(self.listener, app)
+        // No Nagle: a frame written while the client has not yet acknowledged the previous one
+        // would otherwise wait for that acknowledgement (up to the client's delayed-ACK timer),
+        // and a broadcast is one small write per client. Node's `ws` sets it too.
+        let listener = axum::serve::ListenerExt::tap_io(self.listener, |tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
+        let served = axum::serve(listener, app)
             .with_graceful_shutdown(async move {
                 shutdown.await;
                 service.stop.cancel();
