@@ -350,36 +350,8 @@ fn handle(
             session.acknowledge(sequence_id);
             return Ok(Vec::new());
         }
-        Request::JoinGroup { group, .. } | Request::LeaveGroup { group, .. }
-            if !valid_group(&group) =>
-        {
-            Err((
-                AckError::BadRequest,
-                format!("{group:?} is not a valid group name"),
-            ))
-        }
-        Request::JoinGroup { group, .. } => {
-            if session.allows(Permission::JoinLeaveGroup, &group) {
-                hub.join(&session.id, &group);
-                Ok(())
-            } else {
-                Err((
-                    AckError::Forbidden,
-                    format!("the connection may not join {group:?}"),
-                ))
-            }
-        }
-        Request::LeaveGroup { group, .. } => {
-            if session.allows(Permission::JoinLeaveGroup, &group) {
-                hub.leave(&session.id, &group);
-                Ok(())
-            } else {
-                Err((
-                    AckError::Forbidden,
-                    format!("the connection may not leave {group:?}"),
-                ))
-            }
-        }
+        Request::JoinGroup { group, .. } => membership(hub, session, &group, true),
+        Request::LeaveGroup { group, .. } => membership(hub, session, &group, false),
         Request::SendToGroup {
             group,
             no_echo,
@@ -433,4 +405,32 @@ fn handle(
         })
         .into_iter()
         .collect())
+}
+
+/// A client's join (`join`) or leave of `group`, if its roles allow it.
+fn membership(
+    hub: &Hub,
+    session: &Session,
+    group: &str,
+    join: bool,
+) -> Result<(), (AckError, String)> {
+    let verb = if join { "join" } else { "leave" };
+    if !valid_group(group) {
+        return Err((
+            AckError::BadRequest,
+            format!("{group:?} is not a valid group name"),
+        ));
+    }
+    if !session.allows(Permission::JoinLeaveGroup, group) {
+        return Err((
+            AckError::Forbidden,
+            format!("the connection may not {verb} {group:?}"),
+        ));
+    }
+    if join {
+        hub.join(&session.id, group);
+    } else {
+        hub.leave(&session.id, group);
+    }
+    Ok(())
 }
