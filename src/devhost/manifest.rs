@@ -413,6 +413,7 @@ mod tests {
                 "OrderStatusFeed",
                 "negotiate",
                 "orderStatus",
+                "recentOrders",
                 "web"
             ]
         );

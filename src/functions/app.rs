@@ -20,9 +20,11 @@ use super::operators::Operators;
 use super::settings::HandlerSettings;
 use super::{
     EMAIL_NOTIFIER, FUNCTIONS, FunctionSpec, InvocationError, NEGOTIATE, ORDER_PROCESSOR,
-    ORDER_STATUS, ORDER_STATUS_FEED, Trigger, WEB,
+    ORDER_STATUS, ORDER_STATUS_FEED, RECENT_ORDERS, Trigger, WEB,
 };
-use super::{email_notifier, negotiate, order_processor, order_status, order_status_feed, web};
+use super::{
+    email_notifier, negotiate, order_processor, order_status, order_status_feed, recent_orders, web,
+};
 use crate::domain::OrderLimits;
 use crate::email::{ConfirmationRenderer, EmailTransport};
 use crate::eventgrid::InboundEvent;
@@ -228,6 +230,7 @@ async fn on_request(
         }
         name if name == WEB.name => web::handle(services, &req),
         name if name == ORDER_STATUS.name => order_status::handle(services, &req).await,
+        name if name == RECENT_ORDERS.name => recent_orders::handle(services, &req).await,
         other => return Err(InvocationError::UnknownFunction(other.to_owned())),
     };
     let res = answer.unwrap_or_else(|e| e.into_response());

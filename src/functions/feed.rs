@@ -120,6 +120,11 @@ impl StatusUpdate {
         self.status
     }
 
+    /// When the status was reached (RFC 3339), as the event or the record says it.
+    pub fn time(&self) -> &str {
+        &self.time
+    }
+
     /// The update as JSON text (what a `json` message's `data` carries).
     pub fn to_json(&self) -> String {
         serde_json::to_string(self).expect("an update serializes")

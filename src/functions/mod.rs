@@ -4,7 +4,7 @@
 //! `OrderStatusFeed` (every status event, as a live update through Web PubSub). HTTP functions
 //! (`httpTrigger` + `http` output, invoked with the same envelope, `Data.req` → `Outputs.res`):
 //! `negotiate` (a browser's scoped Web PubSub client URL), `web` (the tracker and board pages)
-//! and `orderStatus` (an order's current status).
+//! `orderStatus` (an order's current status) and `recentOrders` (the board's recent orders).
 //!
 //! The host calls `POST /<FunctionName>` with `{"Data": {<binding>: event}, "Metadata": {...}}`
 //! and expects `{"Outputs": {...}, "Logs": [...], "ReturnValue": ...}` as JSON. A non-2xx answer
@@ -39,6 +39,7 @@ pub mod operators;
 mod order_processor;
 mod order_status;
 mod order_status_feed;
+mod recent_orders;
 pub mod settings;
 mod web;
 
@@ -182,14 +183,26 @@ pub const ORDER_STATUS: FunctionSpec = FunctionSpec {
     bindings: &[],
 };
 
+/// The most recently changed orders' statuses, for the operators' board.
+pub const RECENT_ORDERS: FunctionSpec = FunctionSpec {
+    name: "recentOrders",
+    trigger: Trigger::Http {
+        binding: "req",
+        route: "orders/recent",
+        response: "res",
+    },
+    bindings: &[],
+};
+
 /// Every function this binary serves.
-pub const FUNCTIONS: [FunctionSpec; 6] = [
+pub const FUNCTIONS: [FunctionSpec; 7] = [
     ORDER_PROCESSOR,
     EMAIL_NOTIFIER,
     ORDER_STATUS_FEED,
     NEGOTIATE,
     WEB,
     ORDER_STATUS,
+    RECENT_ORDERS,
 ];
 
 /// The event types of the choreography.

@@ -88,6 +88,28 @@ fn base_url_of(input: Option<&RawValue>) -> Option<String> {
     }
 }
 
+/// Refuses (403, saying how to become one) a request whose principal is not an operator: what
+/// the board's token and its list of recent orders require.
+pub(super) fn require_operator(
+    services: &Services,
+    req: &HttpRequestData,
+) -> Result<(), HttpError> {
+    let principal = req.header(PRINCIPAL_NAME_HEADER);
+    if services.operators.admits(principal) {
+        return Ok(());
+    }
+    Err(HttpError::Forbidden(match principal {
+        Some(name) => format!(
+            "{name:?} is not an operator: only the principals {} names may open the board",
+            OPERATORS.name
+        ),
+        None => format!(
+            "the board is for operators: sign in (App Service Authentication) as a principal {} names",
+            OPERATORS.name
+        ),
+    }))
+}
+
 pub async fn handle(
     services: &Services,
     req: &HttpRequestData,
@@ -95,19 +117,7 @@ pub async fn handle(
 ) -> Result<HttpResponseData, HttpError> {
     let scope = Scope::of(req)?;
     if scope == Scope::Board {
-        let principal = req.header(PRINCIPAL_NAME_HEADER);
-        if !services.operators.admits(principal) {
-            return Err(HttpError::Forbidden(match principal {
-                Some(name) => format!(
-                    "{name:?} is not an operator: only the principals {} names may open the board",
-                    OPERATORS.name
-                ),
-                None => format!(
-                    "the board is for operators: sign in (App Service Authentication) as a principal {} names",
-                    OPERATORS.name
-                ),
-            }));
-        }
+        require_operator(services, req)?;
     }
     let tokens = services.client_tokens.as_ref().ok_or_else(|| {
         HttpError::NotConfigured(format!(

@@ -68,6 +68,58 @@ pub async fn current(
     rejection(store, order_id).await
 }
 
+/// The `limit` most recently changed orders' current statuses, newest first: every recorded
+/// order, and every rejected order id never recorded (its newest rejection). The store lists
+/// names, not times, so this reads every order and rejection: fine at a shop's volume, and the
+/// first thing to index (a time-ordered list of changes) if orders grow large.
+pub async fn recent(store: &dyn RecordStore, limit: usize) -> anyhow::Result<Vec<StatusUpdate>> {
+    let mut latest: std::collections::HashMap<String, (OffsetDateTime, StatusUpdate)> =
+        std::collections::HashMap::new();
+    let at =
+        |time: &str| OffsetDateTime::parse(time, &Rfc3339).unwrap_or(OffsetDateTime::UNIX_EPOCH);
+    for name in store.list(Collection::Orders, "").await? {
+        if name.starts_with("rejected/") {
+            continue;
+        }
+        let Ok(order_id) = OrderId::parse(&name) else {
+            continue; // not an order's record
+        };
+        if let Some(update) = current(store, &order_id).await? {
+            latest.insert(name, (at(update.time()), update));
+        }
+    }
+    for name in store.list(Collection::Orders, "rejected/").await? {
+        let Some(record) = read::<RejectionRecord>(store, Collection::Orders, &name).await? else {
+            continue; // removed since it was listed
+        };
+        let Some(order_id) = record
+            .order_id
+            .as_deref()
+            .and_then(|id| OrderId::parse(id).ok())
+        else {
+            continue; // a rejection with no usable order id is no order's status
+        };
+        let time = at(&record.rejected_at);
+        let newer = match latest.get(order_id.as_str()) {
+            None => true,
+            Some((t, update)) => update.status() == OrderStatus::Rejected && time > *t,
+        };
+        if newer {
+            let key = order_id.as_str().to_owned();
+            let update = StatusUpdate::rejected(
+                order_id,
+                record.reasons,
+                record.rejected_at,
+                record.rejected_event_id,
+            );
+            latest.insert(key, (time, update));
+        }
+    }
+    let mut updates: Vec<(OffsetDateTime, StatusUpdate)> = latest.into_values().collect();
+    updates.sort_by_key(|(time, _)| std::cmp::Reverse(*time));
+    Ok(updates.into_iter().take(limit).map(|(_, u)| u).collect())
+}
+
 async fn confirmation(
     store: &dyn RecordStore,
     order_id: &OrderId,

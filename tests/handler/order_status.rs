@@ -167,3 +167,72 @@ async fn a_request_that_is_not_an_http_request_fails_the_invocation() {
     assert_eq!(answer.status, 400, "{}", answer.json);
     assert_eq!(answer.json["error"]["code"], "BindingNotFound");
 }
+
+async fn recent(app: &TestApp, query: Value, headers: Value) -> HttpResponseData {
+    app.invoke(
+        "recentOrders",
+        &http_envelope(
+            "recentOrders",
+            "http://localhost:7071/api/orders/recent",
+            query,
+            headers,
+            json!({}),
+        ),
+    )
+    .await
+    .res()
+}
+
+/// recentOrders: the board's list on load, every order's current status (accepted, confirmed,
+/// rejected and never recorded), newest change first, cut at `limit`; operators only.
+#[tokio::test]
+async fn recent_orders_lists_every_order_s_current_status_newest_first_for_operators() {
+    let (app, _) = spawn_feed_app(Operators::Anyone).await;
+    let accepted = emit(&app, "OrderProcessor", eg_event("e-1", new_order("o-1"))).await;
+    emit(&app, "EmailNotifier", accepted).await;
+    emit(&app, "OrderProcessor", eg_event("e-2", new_order("o-2"))).await;
+    let bad = json!({"orderId": "o-3", "customerId": "c", "orderValue": -5, "customerEmail": "a@b.example"});
+    let rejected = emit(&app, "OrderProcessor", eg_event("e-3", bad)).await;
+
+    let all = ok_json(&recent(&app, json!({}), json!({})).await);
+    let orders = all["orders"].as_array().unwrap();
+    let by_id = |id: &str| orders.iter().find(|o| o["orderId"] == id).unwrap().clone();
+    assert_eq!(orders.len(), 3, "{all}");
+    assert_eq!(by_id("o-1")["status"], "confirmationSent");
+    assert_eq!(by_id("o-2")["status"], "accepted");
+    assert_eq!(
+        by_id("o-3"),
+        fed(&app, &rejected).await,
+        "the feed's own update"
+    );
+    let times: Vec<&str> = orders.iter().map(|o| o["time"].as_str().unwrap()).collect();
+    let mut newest_first = times.clone();
+    newest_first.sort_by(|a, b| b.cmp(a));
+    assert_eq!(times, newest_first, "newest change first");
+
+    let one = ok_json(&recent(&app, json!({"limit": "1"}), json!({})).await);
+    assert_eq!(one["orders"].as_array().unwrap().len(), 1);
+    assert_eq!(one["orders"][0], orders[0]);
+    for limit in ["0", "201", "many"] {
+        let refused = recent(&app, json!({"limit": limit}), json!({})).await;
+        assert_eq!(refused.status_code, 400, "{limit}: {}", refused.body);
+        assert_eq!(body_json(&refused)["error"]["code"], "InvalidLimit");
+    }
+}
+
+#[tokio::test]
+async fn recent_orders_are_for_operators_only() {
+    let operators = Operators::parse("ops@shop.example").unwrap().trusted(true);
+    let (app, _) = spawn_feed_app(operators).await;
+    emit(&app, "OrderProcessor", eg_event("e-1", new_order("o-1"))).await;
+    let anonymous = recent(&app, json!({}), json!({})).await;
+    assert_eq!(anonymous.status_code, 403, "{}", anonymous.body);
+    assert!(!anonymous.body.contains("o-1"));
+    let operator = recent(
+        &app,
+        json!({}),
+        json!({"X-MS-CLIENT-PRINCIPAL-NAME": ["ops@shop.example"]}),
+    )
+    .await;
+    assert_eq!(ok_json(&operator)["orders"][0]["orderId"], "o-1");
+}

@@ -116,7 +116,7 @@ async fn a_tracker_opened_before_its_order_follows_it_live_and_another_order_see
 /// count per status.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_board_updates_each_order_in_place_with_counts_and_rejection_reasons() {
-    let stdout = browser("board", &[], 2).await;
+    let stdout = browser("board", &[], 3).await;
     assert_eq!(screenshots(&stdout).len(), 1, "{stdout}");
 }
 

@@ -300,9 +300,24 @@ async function boardScenario(browser) {
   }
   ok("each order's row was updated in place (one row node per order, its status changed)");
 
+  // A board opened afterwards shows the same orders at once, from the stored statuses
+  // (recentOrders), not only what changes after it opened.
+  const late = await openPage(context, "board");
+  const lateRows = async () =>
+    Object.fromEntries(
+      (await late.page.$$eval("#order-rows > tr", (trs) => trs.map((tr) => [tr.dataset.orderId, tr.dataset.status]))).sort(),
+    );
+  const stored = { "B-1": "confirmationSent", "B-2": "confirmationSent", "B-3": "confirmationSent", "B-4": "rejected" };
+  await eventually("the late board's rows", async () => JSON.stringify(await lateRows()) === JSON.stringify(stored)).catch(
+    async (e) => {
+      throw new Error(`${e.message}; it shows ${JSON.stringify(await lateRows())}`);
+    },
+  );
+  ok("a board opened after the orders shows them at once with their stored statuses");
+
   await screenshot(board.page, "board.png");
   await context.close();
-  return [board];
+  return [board, late];
 }
 
 // 4. The same status events delivered twice show once: the NewOrder event is published again with

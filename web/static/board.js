@@ -9,6 +9,7 @@ import {
   OrderBook,
   STATUSES,
   connectFeed,
+  fetchRecent,
   fetchStatus,
   showState,
   timeElement,
@@ -75,9 +76,15 @@ function render(order) {
   updateCounts();
 }
 
-/** After a reconnection: the stored status of every order on the board, a few at a time. */
+/**
+ * On every (re)connection: the recent orders as stored (oldest first, as each row goes on top),
+ * then the stored status of any other order the board shows, a few at a time.
+ */
 async function resync() {
-  const ids = [...book.orders.keys()];
+  const recent = await fetchRecent(MAX_ROWS);
+  [...recent].reverse().forEach((update) => render(book.apply(update)));
+  const listed = new Set(recent.map((update) => update.orderId));
+  const ids = [...book.orders.keys()].filter((id) => !listed.has(id));
   for (let i = 0; i < ids.length; i += 6) {
     const statuses = await Promise.all(ids.slice(i, i + 6).map(fetchStatus));
     statuses.forEach((update) => render(book.apply(update)));

@@ -114,6 +114,15 @@ export async function fetchStatus(orderId) {
   return response.json();
 }
 
+/** The board's recent orders (recentOrders, operators only), newest first. */
+export async function fetchRecent(limit) {
+  const response = await fetch(`../orders/recent?limit=${limit}`, { cache: "no-store" });
+  if (!response.ok) {
+    throw await readError(response, "the recent orders");
+  }
+  return (await response.json()).orders;
+}
+
 /**
  * Connects to the feed for `query` (`orderId=…` or `board=true`).
  * - onState(state, error?): "connecting", "connected", "reconnecting", "stopped";
