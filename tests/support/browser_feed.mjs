@@ -19,6 +19,7 @@ import net from "node:net";
 import path from "node:path";
 import { chromium } from "playwright-core";
 import { WebPubSubServiceClient } from "@azure/web-pubsub";
+import { eventually } from "./eventually.mjs";
 
 const [scenario, configText] = process.argv.slice(2);
 if (!scenario || !configText) {
@@ -31,16 +32,6 @@ const PATIENCE = 20_000;
 
 function ok(check) {
   console.log(JSON.stringify({ ok: check }));
-}
-
-async function eventually(what, check, ms = PATIENCE) {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const value = await check();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
 }
 
 /** Runs `ordergrid <args>` in the stack's folder (it reads the topic key there); its stdout. */

@@ -10,6 +10,7 @@
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { WebPubSubClient } from "@azure/web-pubsub-client";
+import { eventually } from "./eventually.mjs";
 
 const config = JSON.parse(process.argv[2] ?? "null");
 if (!config) {
@@ -19,16 +20,6 @@ if (!config) {
 
 function ok(check) {
   console.log(JSON.stringify({ ok: check }));
-}
-
-async function eventually(what, check, ms = 20_000) {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const value = await check();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
 }
 
 function publish(orderId) {

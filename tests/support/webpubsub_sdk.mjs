@@ -10,6 +10,7 @@
 import assert from "node:assert/strict";
 import { WebPubSubServiceClient, AzureKeyCredential } from "@azure/web-pubsub";
 import { WebPubSubClient } from "@azure/web-pubsub-client";
+import { eventually } from "./eventually.mjs";
 
 const connectionString = process.argv[2];
 if (!connectionString) {
@@ -21,16 +22,6 @@ const hub = "orders";
 // must be told for Microsoft's emulator too; the local service listens on http://127.0.0.1.
 const options = { allowInsecureConnection: true };
 const server = new WebPubSubServiceClient(connectionString, hub, options);
-
-async function eventually(what, check, ms = 10000) {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const value = await check();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
 
 // A client with what it received, by kind.
 async function connect(options) {
