@@ -276,16 +276,7 @@ async fn with_an_identity_the_token_comes_from_the_token_api_scoped_the_same_way
     let port = listener.local_addr().unwrap().port();
     tokio::spawn(async move { axum::serve(listener, service).await });
 
-    let settings = [(
-        format!("{DEFAULT_CONNECTION_SETTING}__serviceUri"),
-        format!("http://127.0.0.1:{port}"),
-    )]
-    .into();
-    let connection = WebPubSubConnection::from_settings(&settings, DEFAULT_CONNECTION_SETTING)
-        .unwrap()
-        .unwrap();
-    let tokens =
-        ClientTokens::with_credential(connection, Some(Arc::new(FixedCredential))).unwrap();
+    let tokens = identity_tokens(port);
     let app = spawn_app_where(
         Arc::new(MemoryStore::new()),
         Arc::new(ordergrid::email::MemoryTransport::new()),
@@ -330,16 +321,7 @@ async fn a_token_api_that_cannot_be_reached_is_a_503_with_no_detail_for_the_brow
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         listener.local_addr().unwrap().port()
     };
-    let settings = [(
-        format!("{DEFAULT_CONNECTION_SETTING}__serviceUri"),
-        format!("http://127.0.0.1:{port}"),
-    )]
-    .into();
-    let connection = WebPubSubConnection::from_settings(&settings, DEFAULT_CONNECTION_SETTING)
-        .unwrap()
-        .unwrap();
-    let tokens =
-        ClientTokens::with_credential(connection, Some(Arc::new(FixedCredential))).unwrap();
+    let tokens = identity_tokens(port);
     let app = spawn_app_where(
         Arc::new(MemoryStore::new()),
         Arc::new(ordergrid::email::MemoryTransport::new()),
@@ -354,4 +336,18 @@ async fn a_token_api_that_cannot_be_reached_is_a_503_with_no_detail_for_the_brow
         "the cause stays in the log: {}",
         res.body
     );
+}
+
+/// Tokens from the token API of a service at `port`, reached with a managed identity's (fixed)
+/// Entra token, as `WebPubSubConnectionString__serviceUri` sets it up on Azure.
+fn identity_tokens(port: u16) -> ClientTokens {
+    let settings = [(
+        format!("{DEFAULT_CONNECTION_SETTING}__serviceUri"),
+        format!("http://127.0.0.1:{port}"),
+    )]
+    .into();
+    let connection = WebPubSubConnection::from_settings(&settings, DEFAULT_CONNECTION_SETTING)
+        .unwrap()
+        .unwrap();
+    ClientTokens::with_credential(connection, Some(Arc::new(FixedCredential))).unwrap()
 }
