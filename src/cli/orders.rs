@@ -115,9 +115,8 @@ fn explain(rejection: &RejectionRecord) -> String {
     out
 }
 
-/// One order's record and email ledger entry, as JSON, followed by its rejections if any event
-/// for the same id was rejected; for an order that was only rejected, the rejection and its
-/// reasons.
+/// One order's record and email ledger entry, as JSON (with `rejections` when events reusing its
+/// id were rejected); for an order that was only rejected, the rejection and its reasons, as text.
 pub async fn show(store: &dyn RecordStore, order_id: &str) -> anyhow::Result<String> {
     let key = RecordKey::new(Collection::Orders, order_id)
         .with_context(|| format!("{order_id:?} is not an order id"))?;
@@ -141,18 +140,11 @@ pub async fn show(store: &dyn RecordStore, order_id: &str) -> anyhow::Result<Str
         Some(entry) => serde_json::from_slice(&entry.body)?,
         None => Value::Null,
     };
-    let mut out = serde_json::to_string_pretty(
-        &serde_json::json!({"order": order, "confirmationEmail": ledger}),
-    )? + "\n";
+    let mut shown = serde_json::json!({"order": order, "confirmationEmail": ledger});
     if !rejected.is_empty() {
-        out += &format!(
-            "\nother events for order {order_id} were rejected (the order above stands):\n"
-        );
-        for rejection in &rejected {
-            out += &explain(rejection);
-        }
+        shown["rejections"] = serde_json::to_value(&rejected)?;
     }
-    Ok(out)
+    Ok(serde_json::to_string_pretty(&shown)? + "\n")
 }
 
 #[cfg(test)]
@@ -231,11 +223,9 @@ mod tests {
             rejection("e3", "12345", "2026-01-02T00:00:00Z"),
         )
         .await;
-        let out = show(&store, "12345").await.unwrap();
-        assert!(out.contains("\"orderId\": \"12345\""), "{out}");
-        assert!(
-            out.contains("the order above stands") && out.contains("event e3"),
-            "{out}"
-        );
+        let out: Value = serde_json::from_str(&show(&store, "12345").await.unwrap()).unwrap();
+        assert_eq!(out["order"]["order"]["orderId"], "12345", "{out}");
+        assert_eq!(out["rejections"][0]["eventId"], "e3", "{out}");
+        assert_eq!(out["rejections"][0]["reasons"].as_array().unwrap().len(), 2);
     }
 }
