@@ -400,7 +400,7 @@ impl EmulatorProcess {
     }
 
     async fn subscriptions(&self) -> anyhow::Result<Vec<SubscriptionView>> {
-        AdminClient::new(&self.base_url).subscriptions().await
+        Ok(AdminClient::new(&self.base_url).subscriptions().await?)
     }
 
     /// Waits until every subscription's validation state is in `states`.
@@ -420,9 +420,9 @@ impl EmulatorProcess {
     }
 
     async fn revalidate(&self, subscription: &str) -> anyhow::Result<()> {
-        AdminClient::new(&self.base_url)
+        Ok(AdminClient::new(&self.base_url)
             .revalidate(subscription)
-            .await
+            .await?)
     }
 
     /// SIGKILL; then the fdatasync and fsync counts perf saw.

@@ -25,10 +25,18 @@ pub const LOG_FORMAT: Setting = Setting::new(
 );
 pub const SETTINGS: &[Setting] = &[LOG, LOG_FORMAT];
 
+/// What the log lines are: JSON objects, one a line, or text for people.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Json,
+    Text,
+}
+
 /// Installs the global subscriber. `format` is `json`, `text` or `auto`; `filter` uses
 /// `EnvFilter` syntax (`info`, `ordergrid=debug`). Safe to call more than once (later calls
-/// are ignored), so tests can call it freely.
-pub fn init(format: &str, filter: &str) {
+/// are ignored), so tests can call it freely. Returns the format chosen, so that what the
+/// command line writes to stderr itself (its final error) matches the log lines around it.
+pub fn init(format: &str, filter: &str) -> LogFormat {
     let filter = EnvFilter::try_new(filter).unwrap_or_else(|_| EnvFilter::new("info"));
     let json = match format {
         "json" => true,
@@ -55,11 +63,16 @@ pub fn init(format: &str, filter: &str) {
             .with(fmt::layer().with_target(false).with_writer(writer))
             .try_init()
     };
+    if json {
+        LogFormat::Json
+    } else {
+        LogFormat::Text
+    }
 }
 
 /// Installs logging from [`LOG`] and [`LOG_FORMAT`]. Logging comes before settings are
 /// checked (so it can report them), so a bad value falls back to the default instead of failing.
-pub fn init_from_env(env: &HashMap<String, String>) {
+pub fn init_from_env(env: &HashMap<String, String>) -> LogFormat {
     let r = Reader::new(env);
-    init(&r.string(&LOG_FORMAT), &r.string(&LOG));
+    init(&r.string(&LOG_FORMAT), &r.string(&LOG))
 }

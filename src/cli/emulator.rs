@@ -115,18 +115,62 @@ pub async fn retries(admin: &AdminClient) -> anyhow::Result<String> {
     ))
 }
 
+/// Every dead letter, oldest blob name first: when it was written, why, which event and order,
+/// and the `<container>/<blob>` that `--show` and `redeliver --blob` take.
 pub async fn dead_letters(admin: &AdminClient) -> anyhow::Result<String> {
-    let blobs = admin.dead_letters().await?;
+    let dead = admin.dead_letters().await?;
     Ok(table(
-        &["CONTAINER", "BLOB"],
-        blobs
-            .into_iter()
-            .map(|b| vec![b.container, b.name])
+        &[
+            "DEAD-LETTERED AT",
+            "SUBSCRIPTION",
+            "REASON",
+            "EVENT",
+            "ORDER",
+            "BLOB",
+        ],
+        dead.into_iter()
+            .map(|d| {
+                vec![
+                    optional(d.blob.written_at.clone()),
+                    d.blob.subscription.clone(),
+                    optional(d.reason.clone()),
+                    optional(d.event_id.clone()),
+                    optional(d.order_id.clone()),
+                    d.path(),
+                ]
+            })
             .collect(),
     ))
 }
 
-/// Every dead letter of `subscription`, or one `blob` (`<container>/<name>`).
+/// One dead letter in full (`<container>/<blob>`): its events as stored, with Azure's
+/// dead-letter properties.
+pub async fn dead_letter(admin: &AdminClient, path: &str) -> anyhow::Result<String> {
+    let (container, name) = blob_path(path, "--show")?;
+    let content = admin.dead_letter_at(container, name).await.map_err(|e| {
+        if e.is_not_found() {
+            anyhow::anyhow!(
+                "no dead letter {path} at {}; `ordergrid emulator dead-letters` lists them",
+                admin.base()
+            )
+        } else {
+            e.into()
+        }
+    })?;
+    Ok(serde_json::to_string_pretty(&content)? + "\n")
+}
+
+/// `<container>/<name>`, split at the first `/`.
+fn blob_path<'a>(path: &'a str, flag: &str) -> anyhow::Result<(&'a str, &'a str)> {
+    path.split_once('/')
+        .filter(|(c, n)| !c.is_empty() && !n.is_empty())
+        .with_context(|| {
+            format!("{flag} {path:?}: expected <container>/<blob name>, as `dead-letters` lists it")
+        })
+}
+
+/// Every dead letter of `subscription`, or one `blob` (`<container>/<name>`); says "nothing to
+/// redeliver" for a subscription without dead letters, and names what does not exist.
 pub async fn redeliver(
     admin: &AdminClient,
     subscription: Option<&str>,
@@ -134,9 +178,7 @@ pub async fn redeliver(
 ) -> anyhow::Result<String> {
     let request = match blob {
         Some(path) => {
-            let (container, name) = path
-                .split_once('/')
-                .context("--blob takes <container>/<blob name>")?;
+            let (container, name) = blob_path(path, "--blob")?;
             RedeliverRequest {
                 container: Some(container.into()),
                 name: Some(name.into()),
@@ -148,10 +190,39 @@ pub async fn redeliver(
             ..RedeliverRequest::default()
         },
     };
-    let answer = admin
-        .redeliver(&request)
-        .await
-        .context("redelivery refused")?;
+    let answer = match admin.redeliver(&request).await {
+        Ok(answer) => answer,
+        Err(e) if e.is_not_found() => {
+            return Err(match (blob, subscription) {
+                (Some(path), _) => anyhow::anyhow!(
+                    "no dead letter {path}: `ordergrid emulator dead-letters` lists them"
+                ),
+                (None, Some(name)) => {
+                    let known = admin
+                        .subscriptions()
+                        .await
+                        .map(|all| {
+                            all.into_iter()
+                                .map(|s| s.name)
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        })
+                        .unwrap_or_default();
+                    anyhow::anyhow!("no subscription named {name} (the subscriptions: {known})")
+                }
+                (None, None) => anyhow::Error::new(e).context("redelivery refused"),
+            });
+        }
+        Err(e) => return Err(anyhow::Error::new(e).context("redelivery refused")),
+    };
+    if answer.redelivered.is_empty() {
+        return Ok(match subscription {
+            Some(name) => {
+                format!("nothing to redeliver: subscription {name} has no dead letters\n")
+            }
+            None => "nothing to redeliver: there are no dead letters\n".to_owned(),
+        });
+    }
     Ok(table(
         &["SUBSCRIPTION", "EVENTS", "BLOB"],
         answer

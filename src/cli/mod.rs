@@ -12,6 +12,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use anyhow::Context;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use self::publish::{AuthMode, NewOrderFlags, PublishRequest};
@@ -96,7 +97,7 @@ struct DevArgs {
 #[derive(Args)]
 struct PublishArgs {
     /// The topic endpoint, e.g. https://<topic>.<region>-1.eventgrid.azure.net/api/events
-    /// [default: the local stack's orders topic, over HTTPS with --auth entra]
+    /// [default: the orders topic of the stack running for --data, over HTTPS with --auth entra]
     #[arg(long, env = "ORDERGRID_TOPIC_ENDPOINT")]
     endpoint: Option<String>,
     #[arg(long, value_enum, default_value_t = AuthMode::Key)]
@@ -104,8 +105,8 @@ struct PublishArgs {
     /// The topic's access key; for the local stack it is read from the data folder.
     #[arg(long, env = "ORDERGRID_TOPIC_KEY", hide_env_values = true)]
     key: Option<String>,
-    /// The local stack's data folder (for its topic keys).
-    #[arg(long, default_value = ".ordergrid")]
+    /// The local stack's data folder: where its record (stack.json) and topic keys are.
+    #[arg(long, default_value = crate::stack::DEFAULT_DATA_DIR)]
     data: PathBuf,
     #[arg(long, value_enum, default_value_t = SchemaFlag::Eventgrid)]
     schema: SchemaFlag,
@@ -148,10 +149,24 @@ enum OrdersAction {
 
 #[derive(Args)]
 struct StorePath {
-    /// The folder store (the local stack's is .ordergrid/store); with ORDERGRID_STORE=blob, the
-    /// blob store ORDERGRID_STORAGE names is read instead.
-    #[arg(long, env = "ORDERGRID_STORE_PATH", default_value = ".ordergrid/store")]
-    store: PathBuf,
+    /// The folder store [default: the one the stack recorded in .ordergrid/stack.json uses, else
+    /// .ordergrid/store]; with ORDERGRID_STORE=blob, the blob store ORDERGRID_STORAGE names is
+    /// read instead.
+    #[arg(long, env = "ORDERGRID_STORE_PATH")]
+    store: Option<PathBuf>,
+}
+
+impl StorePath {
+    /// `--store`, else the folder store of the stack recorded in the default data folder (the
+    /// record is read even if that stack has stopped: its records stay), else `.ordergrid/store`.
+    fn folder(&self) -> PathBuf {
+        let data = std::path::Path::new(crate::stack::DEFAULT_DATA_DIR);
+        self.store.clone().unwrap_or_else(|| {
+            crate::stack::record::recorded(data)
+                .and_then(|r| r.store_dir)
+                .unwrap_or_else(|| data.join("store"))
+        })
+    }
 }
 
 #[derive(Args, Default)]
@@ -181,8 +196,14 @@ enum EmulatorAction {
     },
     /// Events waiting for a retry or a dead-letter write.
     Retries(AdminUrl),
-    /// Dead-letter blobs.
-    DeadLetters(AdminUrl),
+    /// Dead letters: when, why, which event and order; or one in full.
+    DeadLetters {
+        #[command(flatten)]
+        admin: AdminUrl,
+        /// Print this dead letter in full: <container>/<blob>, as the listing's BLOB column names it.
+        #[arg(long, value_name = "CONTAINER/BLOB")]
+        show: Option<String>,
+    },
     /// Publish dead-lettered events again, to their subscription only.
     Redeliver {
         #[command(flatten)]
@@ -198,18 +219,22 @@ enum EmulatorAction {
 
 #[derive(Args)]
 struct AdminUrl {
-    /// The emulator's base URL.
-    #[arg(
-        long,
-        default_value_t = format!("http://127.0.0.1:{}", emulator_settings::PORT.default),
-        env = "ORDERGRID_EMULATOR_URL"
-    )]
-    url: String,
+    /// The emulator's base URL [default: the emulator of the stack running for --data].
+    #[arg(long, env = "ORDERGRID_EMULATOR_URL")]
+    url: Option<String>,
+    /// The data folder of the stack to inspect (where its record, stack.json, is).
+    #[arg(long, default_value = crate::stack::DEFAULT_DATA_DIR)]
+    data: PathBuf,
 }
 
 impl AdminUrl {
-    fn client(&self) -> AdminClient {
-        AdminClient::new(&self.url)
+    /// A client of `--url`, else of the running stack's emulator; fails, saying how to start
+    /// or name one, when none runs.
+    async fn client(&self) -> anyhow::Result<AdminClient> {
+        Ok(match &self.url {
+            Some(url) => AdminClient::new(url),
+            None => AdminClient::new(&crate::stack::record::find(&self.data).await?.emulator_url),
+        })
     }
 }
 
@@ -249,24 +274,34 @@ fn parse_https_port(text: &str) -> Result<HttpsPort, String> {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let env: HashMap<String, String> = std::env::vars().collect();
-    crate::telemetry::init_from_env(&env);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
+    let format = crate::telemetry::init_from_env(&env);
+    let result = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
     {
-        Ok(runtime) => runtime,
-        Err(e) => {
-            eprintln!("error: failed to start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
+        Ok(runtime) => runtime.block_on(run(cli, env)),
+        Err(e) => Err(anyhow::Error::new(e).context("failed to start the async runtime")),
     };
-    match runtime.block_on(run(cli, env)) {
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            tracing::error!(error = %format!("{e:#}"), "ordergrid stopped with an error");
-            eprintln!("error: {e:#}");
+            report(format, &e);
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Says why the command failed, once, on stderr. With text logs (a terminal, or
+/// `ORDERGRID_LOG_FORMAT=text`) it is one plain `error: …` line with the whole cause chain, for a
+/// person; with JSON logs (`json`, or `auto` when not on a terminal, as under the Functions host)
+/// it is one JSON log line at ERROR with the chain in `error`, so that stderr stays one JSON
+/// object per line for whatever reads it, and the host records it as an error like any other.
+fn report(format: crate::telemetry::LogFormat, error: &anyhow::Error) {
+    match format {
+        crate::telemetry::LogFormat::Json => {
+            tracing::error!(error = %format!("{error:#}"), "ordergrid stopped with an error");
+        }
+        crate::telemetry::LogFormat::Text => eprintln!("error: {error:#}"),
     }
 }
 
@@ -303,15 +338,18 @@ async fn run(cli: Cli, env: HashMap<String, String>) -> anyhow::Result<()> {
                 .set_some(&emulator_settings::TIME_SCALE, args.time_scale)
                 .set_some(&webpubsub_settings::PORT, args.webpubsub_port);
             let stack = LocalStack::build(settings, env.env()).await?;
+            stack.write_record()?;
             println!("{}", stack.summary());
             stack.run_until_stopped(crate::shutdown::signal()).await
         }
         Command::Publish(args) => {
+            let (endpoint, emulator_data) =
+                publish::target(args.endpoint, args.auth, &args.data).await?;
             let request = PublishRequest {
-                endpoint: args.endpoint,
+                endpoint,
                 auth: args.auth,
                 key: args.key,
-                emulator_data: args.data.join("emulator"),
+                emulator_data,
                 schema: args.schema.into(),
                 event_type: args.event_type,
                 subject: args.subject,
@@ -331,10 +369,10 @@ async fn run(cli: Cli, env: HashMap<String, String>) -> anyhow::Result<()> {
         Command::Orders { action } => {
             let out = match action {
                 OrdersAction::List(path) => {
-                    orders::list(&*records_store(&env, &path.store).await?).await?
+                    orders::list(&*records_store(&env, &path.folder()).await?).await?
                 }
                 OrdersAction::Show { order_id, store } => {
-                    orders::show(&*records_store(&env, &store.store).await?, &order_id).await?
+                    orders::show(&*records_store(&env, &store.folder()).await?, &order_id).await?
                 }
             };
             print!("{out}");
@@ -353,7 +391,16 @@ async fn run(cli: Cli, env: HashMap<String, String>) -> anyhow::Result<()> {
                 )
                 .set_some(&emulator_settings::FUNCTIONS_BASE_URL, run.functions_url)
                 .set_some(&emulator_settings::TIME_SCALE, run.time_scale);
-            let emulator = Emulator::build(EmulatorSettings::from_env(env.env())?).await?;
+            let settings = EmulatorSettings::from_env(env.env())?;
+            let data = std::path::absolute(&settings.data_dir)?;
+            let emulator = Emulator::build(settings).await?;
+            let record = crate::stack::record::StackRecord::of_emulator(&emulator, &data);
+            record.write(&data).with_context(|| {
+                format!(
+                    "failed to write the emulator's record in {}",
+                    data.display()
+                )
+            })?;
             for keys in emulator.keys() {
                 tracing::info!(
                     port = emulator.port(),
@@ -374,7 +421,9 @@ async fn run(cli: Cli, env: HashMap<String, String>) -> anyhow::Result<()> {
                      IDENTITY_ENDPOINT and IDENTITY_HEADER set to the endpoint and the file's content"
                 );
             }
-            emulator.run_until_stopped(crate::shutdown::signal()).await
+            let result = emulator.run_until_stopped(crate::shutdown::signal()).await;
+            crate::stack::record::StackRecord::remove(&data);
+            result
         }
         Command::Webpubsub { port, data } => {
             let env = Layered::over(&env)
@@ -397,19 +446,25 @@ async fn run(cli: Cli, env: HashMap<String, String>) -> anyhow::Result<()> {
             ..
         } => {
             let out = match action {
-                EmulatorAction::Status(a) => emulator::status(&a.client()).await?,
+                EmulatorAction::Status(a) => emulator::status(&a.client().await?).await?,
                 EmulatorAction::Deliveries { admin, limit } => {
-                    emulator::deliveries(&admin.client(), limit).await?
+                    emulator::deliveries(&admin.client().await?, limit).await?
                 }
-                EmulatorAction::Retries(a) => emulator::retries(&a.client()).await?,
-                EmulatorAction::DeadLetters(a) => emulator::dead_letters(&a.client()).await?,
+                EmulatorAction::Retries(a) => emulator::retries(&a.client().await?).await?,
+                EmulatorAction::DeadLetters { admin, show: None } => {
+                    emulator::dead_letters(&admin.client().await?).await?
+                }
+                EmulatorAction::DeadLetters {
+                    admin,
+                    show: Some(blob),
+                } => emulator::dead_letter(&admin.client().await?, &blob).await?,
                 EmulatorAction::Redeliver {
                     admin,
                     subscription,
                     blob,
                 } => {
-                    emulator::redeliver(&admin.client(), subscription.as_deref(), blob.as_deref())
-                        .await?
+                    let client = admin.client().await?;
+                    emulator::redeliver(&client, subscription.as_deref(), blob.as_deref()).await?
                 }
             };
             print!("{out}");

@@ -13,25 +13,41 @@ use azure_core::credentials::TokenCredential;
 use serde_json::value::{RawValue, to_raw_value};
 use serde_json::{Value, json};
 
-use crate::emulator::settings as emulator_settings;
 use crate::eventgrid::publisher::{PublishAuth, PublisherClient};
 use crate::eventgrid::sas::TopicKey;
 use crate::eventgrid::{RawObject, Schema, now_rfc3339};
+use crate::stack::record;
 
-/// The local stack's topic at the emulator's default port, used when no endpoint is given.
-pub fn local_endpoint() -> String {
-    format!(
-        "http://127.0.0.1:{}/orders/api/events",
-        emulator_settings::PORT.default
-    )
-}
+/// The topic the local stack's functions take orders from.
+const LOCAL_TOPIC: &str = "orders";
 
-/// The local stack's topic over HTTPS, where Microsoft Entra ID tokens can go.
-pub fn local_https_endpoint() -> String {
-    format!(
-        "https://localhost:{}/orders/api/events",
-        emulator_settings::HTTPS_PORT.default
-    )
+/// Where to publish: `endpoint` when given, else the `orders` topic of the stack running for the
+/// data folder `data` (over HTTPS for Microsoft Entra ID), found through its record; with the
+/// emulator data folder whose topic keys and development CA go with it.
+pub async fn target(
+    endpoint: Option<String>,
+    auth: AuthMode,
+    data: &Path,
+) -> anyhow::Result<(String, PathBuf)> {
+    if let Some(endpoint) = endpoint {
+        return Ok((endpoint, data.join("emulator")));
+    }
+    let stack = record::find(data).await?;
+    let https = auth == AuthMode::Entra;
+    let endpoint = stack.topic_endpoint(LOCAL_TOPIC, https).with_context(|| {
+        if https && stack.https_url.is_none() {
+            format!(
+                "the stack at {} serves no HTTPS (ORDERGRID_EMULATOR_HTTPS_PORT=off), which                  Microsoft Entra ID tokens need; publish with --auth key or sas",
+                stack.emulator_url
+            )
+        } else {
+            format!(
+                "the stack at {} has no `{LOCAL_TOPIC}` topic; name one with --endpoint",
+                stack.emulator_url
+            )
+        }
+    })?;
+    Ok((endpoint, stack.emulator_data_dir))
 }
 
 /// How `publish` authenticates.
@@ -58,8 +74,8 @@ pub struct NewOrderFlags {
 
 #[derive(Debug, Clone)]
 pub struct PublishRequest {
-    /// `None`: the local stack's (over HTTPS for Entra ID).
-    pub endpoint: Option<String>,
+    /// The topic endpoint ([`target`] finds the local stack's).
+    pub endpoint: String,
     pub auth: AuthMode,
     pub key: Option<String>,
     /// The local emulator's data folder: its topic keys (for a local endpoint without `--key`)
@@ -251,11 +267,7 @@ fn credential(endpoint: &str) -> anyhow::Result<Arc<dyn TokenCredential>> {
 /// Sends the events and describes what was accepted.
 pub async fn run(request: PublishRequest) -> anyhow::Result<String> {
     let events = events(&request)?;
-    let endpoint = match (&request.endpoint, request.auth) {
-        (Some(endpoint), _) => endpoint.clone(),
-        (None, AuthMode::Entra) => local_https_endpoint(),
-        (None, _) => local_endpoint(),
-    };
+    let endpoint = request.endpoint.clone();
     let auth = match request.auth {
         AuthMode::Key => PublishAuth::Key(key(&request, &endpoint)?),
         AuthMode::Sas => PublishAuth::Sas {
@@ -309,9 +321,11 @@ pub async fn run(request: PublishRequest) -> anyhow::Result<String> {
 mod tests {
     use super::*;
 
+    const LOCAL: &str = "http://127.0.0.1:7080/orders/api/events";
+
     fn request(order: NewOrderFlags) -> PublishRequest {
         PublishRequest {
-            endpoint: None,
+            endpoint: LOCAL.into(),
             auth: AuthMode::Key,
             key: None,
             emulator_data: PathBuf::from("/nonexistent"),
@@ -363,15 +377,15 @@ mod tests {
 
     #[test]
     fn without_a_key_the_error_says_where_to_get_one() {
-        let err = key(&request(NewOrderFlags::default()), &local_endpoint()).unwrap_err();
+        let err = key(&request(NewOrderFlags::default()), LOCAL).unwrap_err();
         assert!(err.to_string().contains("--key"), "{err}");
     }
 
     #[test]
     fn local_endpoints_are_recognised() {
         for local in [
-            local_endpoint().as_str(),
-            local_https_endpoint().as_str(),
+            LOCAL,
+            "https://localhost:7443/orders/api/events",
             "http://[::1]:7080/api/events",
             "http://localhost/orders/api/events",
         ] {

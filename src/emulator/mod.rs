@@ -211,6 +211,17 @@ impl Emulator {
         self.api.https_url.as_deref()
     }
 
+    /// Whether the key-less `POST /publish` is served (`ORDERGRID_EMULATOR_SIMPLE_PUBLISH`).
+    pub fn simple_publish(&self) -> bool {
+        self.api.simple_publish
+    }
+
+    /// Whether Microsoft Entra ID bearer tokens are accepted over HTTPS
+    /// (`ORDERGRID_EMULATOR_ENTRA`).
+    pub fn accepts_entra(&self) -> bool {
+        matches!(self.api.entra, entra::EntraMode::Local)
+    }
+
     /// The development certificate HTTPS uses, when it is on.
     pub fn certificate(&self) -> Option<&tls::DevCertificate> {
         self.api.certificate.as_ref()

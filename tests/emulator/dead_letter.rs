@@ -9,7 +9,7 @@ use time::OffsetDateTime;
 
 use crate::harness::{
     PATIENCE, Setup, TestEmulator, cloud_event, cloud_topic, dead_lettered, event,
-    eventually_async, file, ordergrid_cli, topic, webhook,
+    eventually_async, file, ordergrid_cli, ordergrid_cli_fails, topic, webhook,
 };
 
 /// `refusing` dead-letters everything (400), `healthy` takes everything; both on `orders`.
@@ -164,21 +164,39 @@ async fn dead_letters_are_listed_by_the_api_and_the_cli() {
         let name = path.strip_prefix("dead-letters").unwrap().to_str().unwrap();
         let entry = listed
             .iter()
-            .find(|b| b.name == name)
+            .find(|b| b.blob.name == name)
             .unwrap_or_else(|| panic!("{name} not listed in {listed:?}"));
-        assert_eq!(entry.container, "dead-letters");
-        assert_eq!(entry.subscription, "REFUSING-HOOK");
+        assert_eq!(entry.blob.container, "dead-letters");
+        assert_eq!(entry.blob.subscription, "REFUSING-HOOK");
+        // What its event says, and when it was written.
+        let dead = &events[0];
+        assert_eq!(entry.event_id.as_deref(), dead["id"].as_str(), "{entry:?}");
+        assert_eq!(
+            entry.reason.as_deref(),
+            dead["deadLetterReason"].as_str(),
+            "{entry:?}"
+        );
+        assert_eq!(entry.events, Some(1));
+        assert_eq!(entry.order_id, None, "the event's data has no orderId");
+        let written = entry
+            .blob
+            .written_at
+            .as_deref()
+            .expect("a dead-letter time");
+        OffsetDateTime::parse(written, &time::format_description::well_known::Rfc3339).unwrap();
         // One blob can be read back through the API.
-        let read = emulator.admin.dead_letter(entry).await.unwrap();
+        let read = emulator.admin.dead_letter(&entry.blob).await.unwrap();
         assert_eq!(&read, &Value::from(events.clone()));
     }
     let text = ordergrid_cli(&["emulator", "dead-letters", "--url", &emulator.base]).await;
-    assert!(text.starts_with("CONTAINER"), "{text}");
-    for (path, _) in &blobs {
+    assert!(text.starts_with("DEAD-LETTERED AT"), "{text}");
+    for (path, events) in &blobs {
         let name = path.strip_prefix("dead-letters").unwrap().to_str().unwrap();
+        let id = events[0]["id"].as_str().unwrap();
         assert!(
-            text.lines()
-                .any(|l| l.starts_with("dead-letters") && l.ends_with(name)),
+            text.lines().any(|l| l.contains(" REFUSING-HOOK ")
+                && l.contains(&format!(" {id} "))
+                && l.ends_with(&format!("dead-letters/{name}"))),
             "{name} not in:\n{text}"
         );
     }
@@ -221,9 +239,33 @@ async fn redelivery_through_the_api_goes_to_that_subscription_only_and_removes_t
     );
     assert_eq!(receiver.notifications("/healthy").len(), 1);
 
-    // Nothing left to redeliver.
-    let refused = emulator.admin.redeliver(&refusing_hook).await.unwrap_err();
-    assert!(refused.to_string().contains("404"), "{refused:#}");
+    // Nothing left to redeliver: a known subscription answers with nothing redelivered, an
+    // unknown subscription or blob is a 404 (issue 13).
+    let nothing = emulator.admin.redeliver(&refusing_hook).await.unwrap();
+    assert!(nothing.redelivered.is_empty(), "{nothing:?}");
+    let unknown = emulator
+        .admin
+        .redeliver(&RedeliverRequest {
+            subscription: Some("no-such-hook".into()),
+            ..RedeliverRequest::default()
+        })
+        .await
+        .unwrap_err();
+    assert!(unknown.is_not_found(), "{unknown:#}");
+    assert!(
+        unknown.message().unwrap().contains("no-such-hook"),
+        "{unknown:#}"
+    );
+    let unknown_blob = emulator
+        .admin
+        .redeliver(&RedeliverRequest {
+            container: Some("dead-letters".into()),
+            name: Some("REFUSING-HOOK/2026/1/1/0/none.json".into()),
+            subscription: None,
+        })
+        .await
+        .unwrap_err();
+    assert!(unknown_blob.is_not_found(), "{unknown_blob:#}");
 }
 
 #[tokio::test]
@@ -283,6 +325,27 @@ async fn redelivery_through_the_cli_delivers_one_blob_or_a_whole_subscription_an
         receiver.notifications("/healthy").len(),
         2,
         "not delivered to the other subscription again"
+    );
+
+    // Then the CLI tells nothing to redeliver from no such subscription or blob (issue 13).
+    let base = emulator.base.as_str();
+    let redeliver = |flag, value| ["emulator", "redeliver", "--url", base, flag, value];
+    let text = ordergrid_cli(&redeliver("--subscription", "Refusing-Hook")).await;
+    assert_eq!(
+        text,
+        "nothing to redeliver: subscription Refusing-Hook has no dead letters\n"
+    );
+    let stderr = ordergrid_cli_fails(&redeliver("--subscription", "no-such-hook")).await;
+    assert!(
+        stderr.contains("no subscription named no-such-hook")
+            && stderr.contains("Refusing-Hook, healthy"),
+        "{stderr}"
+    );
+    let args = redeliver("--blob", "dead-letters/REFUSING-HOOK/2026/1/1/0/none.json");
+    let stderr = ordergrid_cli_fails(&args).await;
+    assert!(
+        stderr.contains("no dead letter dead-letters/REFUSING-HOOK/2026/1/1/0/none.json"),
+        "{stderr}"
     );
 }
 

@@ -497,6 +497,22 @@ pub async fn ordergrid_cli(args: &[&str]) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
+/// Runs `ordergrid <args>` expecting it to fail; its stderr (the error, said once).
+pub async fn ordergrid_cli_fails(args: &[&str]) -> String {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_ordergrid"));
+    command
+        .args(args)
+        .env("ORDERGRID_LOG", "warn")
+        .env("ORDERGRID_LOG_FORMAT", "text");
+    let out = run(command).await;
+    assert!(
+        !out.status.success(),
+        "ordergrid {args:?} succeeded: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    String::from_utf8(out.stderr).unwrap()
+}
+
 // ---- Azure's error answers ----
 
 /// Checks an error answer has Azure's shape — `{"error": {"code", "message", "details":

@@ -104,7 +104,15 @@ fn bad_settings_stop_the_binary_with_a_message_naming_each_setting() {
         .output()
         .unwrap();
     assert_eq!(output.status.code(), Some(1));
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    // Not on a terminal the logs are JSON (as under the Functions host), and so is the final
+    // error: one line, its cause chain in `error` (issue 13: said once, not logged and printed).
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&output.stderr)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert_eq!(lines[0]["level"], "ERROR", "{lines:?}");
+    let stderr = lines[0]["error"].as_str().unwrap();
     assert!(
         stderr.contains("ORDERGRID_SMTP_PORT=\"abc\": not a port number"),
         "{stderr}"

@@ -451,12 +451,24 @@ async fn dead_letters_are_blobs_with_azures_names_and_content_in_azurite() {
 
     // The emulator lists and redelivers it through the same sink; the blob is then deleted.
     let admin = AdminClient::new(&base);
+    let mut listed: Vec<DeadLetterBlob> = admin
+        .dead_letters()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|d| d.blob)
+        .collect();
+    assert!(
+        listed[0].written_at.take().is_some(),
+        "the blob's Last-Modified: {listed:?}"
+    );
     assert_eq!(
-        admin.dead_letters().await.unwrap(),
+        listed,
         [DeadLetterBlob {
             container: "dead-letters".into(),
             name: names[0].clone(),
-            subscription: "REFUSING-HOOK".into()
+            subscription: "REFUSING-HOOK".into(),
+            written_at: None,
         }]
     );
     admin

@@ -175,7 +175,9 @@ pub async fn succeeds(command: &mut tokio::process::Command) -> String {
 
 /// Runs the shell commands of the README section between `<!-- {marker}:start -->` and
 /// `<!-- {marker}:end -->`, one by one, as a user would in `dir`, with `ordergrid` being the
-/// built binary and the README's `127.0.0.1:7080` being this stack's emulator.
+/// built binary and the README's `127.0.0.1:7080` being this stack's emulator. The `ordergrid`
+/// commands are told nothing of the stack's ports: they find it as a user's would, through its
+/// record in `.ordergrid`.
 pub fn run_readme_section(marker: &str, stack: &Stack) -> Vec<String> {
     let readme = std::fs::read_to_string(repo_root().join("README.md")).unwrap();
     let start = readme
@@ -207,8 +209,8 @@ pub fn run_readme_section(marker: &str, stack: &Stack) -> Vec<String> {
             let out = Command::new("bash")
                 .args(["-c", &script])
                 .current_dir(&stack.dir)
-                .env("ORDERGRID_EMULATOR_URL", &stack.emulator_url)
-                .env("ORDERGRID_TOPIC_ENDPOINT", &stack.topic_endpoint)
+                .env_remove("ORDERGRID_EMULATOR_URL")
+                .env_remove("ORDERGRID_TOPIC_ENDPOINT")
                 .output()
                 .unwrap();
             let stdout = String::from_utf8_lossy(&out.stdout).into_owned();

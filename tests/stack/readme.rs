@@ -29,7 +29,21 @@ async fn the_readme_walkthrough_processes_orders_from_the_cli_curl_and_the_pytho
 
     let outputs = run_readme_section("walkthrough", &stack);
     let all = outputs.join("\n");
-    assert!(all.contains("accepted 1 event(s)"), "{all}");
+    assert!(
+        all.contains(&format!("accepted 1 event(s) at {}", stack.topic_endpoint)),
+        "publish found the stack on its free port: {all}"
+    );
+    // `orders show` of the rejected order explains it (issue 13).
+    let rejected = outputs
+        .iter()
+        .find(|o| o.starts_with("order 12347"))
+        .unwrap_or_else(|| panic!("no `orders show 12347` output in {all}"));
+    assert!(
+        rejected.contains("was rejected")
+            && rejected.contains("orderValue")
+            && rejected.contains("customerEmail"),
+        "{rejected}"
+    );
 
     // The official Python SDK publishes a fourth order with the topic key.
     let key = serde_json::from_slice::<serde_json::Value>(
@@ -146,28 +160,42 @@ async fn the_failure_walkthrough_dead_letters_and_redelivery_sends_the_email_onc
         .collect();
     let stack = Stack::start(dir.path(), &env, &["--time-scale", "0.0001"]).await;
     run_readme_section("failure-walkthrough", &stack);
+    let dead_letters = async |args: &[&str]| {
+        let out = tokio::process::Command::new(crate::helpers::binary())
+            .args(["emulator", "dead-letters"])
+            .args(args)
+            .current_dir(dir.path())
+            .output()
+            .await
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
     let dead = eventually_async(
         "the email notifier's dead letter",
         Duration::from_secs(60),
         async || {
-            let out = tokio::process::Command::new(crate::helpers::binary())
-                .args(["emulator", "dead-letters", "--url", &stack.emulator_url])
-                .output()
-                .await
-                .unwrap();
-            let text = String::from_utf8_lossy(&out.stdout).into_owned();
+            let text = dead_letters(&[]).await;
             text.contains("EMAIL-NOTIFIER/").then_some(text)
         },
     )
     .await;
-    let blob = dead
+    // DEAD-LETTERED AT, SUBSCRIPTION, REASON, EVENT, ORDER, BLOB (issue 13).
+    let row: Vec<&str> = dead
         .lines()
         .find(|l| l.contains("EMAIL-NOTIFIER/"))
         .unwrap()
         .split_whitespace()
-        .nth(1)
-        .unwrap()
-        .to_owned();
+        .collect();
+    assert_eq!(row.len(), 6, "{dead}");
+    assert!(row[0].ends_with('Z') && row[0].contains('T'), "{dead}");
+    assert_eq!(
+        row[1..3],
+        ["EMAIL-NOTIFIER", "TimeToLiveExceeded"],
+        "{dead}"
+    );
+    assert_eq!(row[4], "20001", "{dead}");
+    let path = row[5];
+    let blob = path.strip_prefix("dead-letters/").unwrap().to_owned();
     let parts: Vec<&str> = blob.split('/').collect();
     assert_eq!(parts.len(), 6, "SUB/yyyy/M/d/H/guid.json: {blob}");
     assert!(
@@ -184,6 +212,11 @@ async fn the_failure_walkthrough_dead_letters_and_redelivery_sends_the_email_onc
     )
     .unwrap();
     let event = &content[0];
+    assert_eq!(row[3], event["id"].as_str().unwrap(), "{dead}");
+    // `--show` prints the dead letter in full.
+    let shown: serde_json::Value =
+        serde_json::from_str(&dead_letters(&["--show", path]).await).unwrap();
+    assert_eq!(shown, content);
     assert_eq!(event["data"]["orderId"], "20001");
     assert_eq!(event["deadLetterReason"], "TimeToLiveExceeded");
     assert!(event["deliveryAttempts"].as_u64().unwrap() > 3, "{event}");

@@ -11,7 +11,7 @@ pub use super::dead_letter::DeadLetterBlob;
 pub use super::delivery::Validation;
 pub use super::spool::{Counters, PendingAction};
 use crate::journal::Position;
-pub use client::AdminClient;
+pub use client::{AdminClient, AdminClientError};
 
 /// `GET /health`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -108,6 +108,59 @@ pub struct PendingView {
     pub last_outcome: Option<String>,
 }
 
+/// One entry of `GET /emulator/dead-letters`: the blob (its `container`, `name`, `subscription`
+/// and `writtenAt`, the dead-letter time) and what its first event says: why it was
+/// dead-lettered, its id and the order it is about. A blob that cannot be read or parsed is
+/// listed with these absent rather than failing the listing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeadLetterView {
+    #[serde(flatten)]
+    pub blob: DeadLetterBlob,
+    /// The events in the blob (Event Grid dead-letters one per blob; a redelivery batch may hold
+    /// more), when it could be read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub events: Option<usize>,
+    /// `deadLetterReason` (`deadletterreason` in CloudEvents): `TimeToLiveExceeded`,
+    /// `MaxDeliveryAttemptsExceeded`, …
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_id: Option<String>,
+    /// `data.orderId`, when the event's data has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub order_id: Option<String>,
+}
+
+impl DeadLetterView {
+    /// The view of `blob` whose content is `bytes` (a JSON array of annotated events).
+    pub fn read(blob: DeadLetterBlob, bytes: Option<&[u8]>) -> Self {
+        let events = bytes.and_then(|b| serde_json::from_slice::<Vec<serde_json::Value>>(b).ok());
+        let first = events.as_ref().and_then(|e| e.first());
+        let text = |names: &[&str]| {
+            names.iter().find_map(|name| {
+                let mut value = first?;
+                for part in name.split('.') {
+                    value = value.get(part)?;
+                }
+                value.as_str().map(str::to_owned)
+            })
+        };
+        Self {
+            events: events.as_ref().map(Vec::len),
+            reason: text(&["deadLetterReason", "deadletterreason"]),
+            event_id: text(&["id"]),
+            order_id: text(&["data.orderId"]),
+            blob,
+        }
+    }
+
+    /// `<container>/<name>`, how the CLI names a dead letter.
+    pub fn path(&self) -> String {
+        format!("{}/{}", self.blob.container, self.blob.name)
+    }
+}
+
 /// `POST /emulator/dead-letters/redeliver`: one blob (`container` and `name`), every blob of
 /// `subscription`, or every blob when all are absent.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -121,7 +174,8 @@ pub struct RedeliverRequest {
     pub subscription: Option<String>,
 }
 
-/// The answer to a redelivery.
+/// The answer to a redelivery: the blobs whose events were published again, none when the
+/// subscription named exists but has no dead letters (an unknown subscription or blob is a 404).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Redelivered {
     pub redelivered: Vec<RedeliveredBlob>,

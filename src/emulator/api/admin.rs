@@ -14,7 +14,7 @@ use serde::Deserialize;
 
 use super::ApiState;
 use crate::emulator::admin::{
-    DeadLetterBlob, DeliveryRecord, DestinationView, ErrorBody, ErrorDetail, Health, PendingView,
+    DeadLetterView, DeliveryRecord, DestinationView, ErrorBody, ErrorDetail, Health, PendingView,
     RedeliverRequest, Redelivered, RedeliveredBlob, SubscriptionView, TopicView,
 };
 use crate::emulator::clock::now_ms;
@@ -165,10 +165,20 @@ pub async fn retries(State(api): State<Arc<ApiState>>) -> Json<Vec<PendingView>>
     Json(all)
 }
 
+/// Every dead letter with what its first event says (each blob is read; locally there are few).
 pub async fn dead_letters(
     State(api): State<Arc<ApiState>>,
-) -> Result<Json<Vec<DeadLetterBlob>>, AdminError> {
-    Ok(Json(api.dead_letters.list().await?))
+) -> Result<Json<Vec<DeadLetterView>>, AdminError> {
+    let mut views = Vec::new();
+    for blob in api.dead_letters.list().await? {
+        let bytes = api
+            .dead_letters
+            .read(&blob.container, &blob.name)
+            .await
+            .ok();
+        views.push(DeadLetterView::read(blob, bytes.as_deref()));
+    }
+    Ok(Json(views))
 }
 
 pub async fn dead_letter(
@@ -180,11 +190,23 @@ pub async fn dead_letter(
 }
 
 /// Publishes the events of dead-letter blobs again, to their subscription only, then deletes
-/// the blobs. Events are durable in the spool before a blob is deleted.
+/// the blobs. Events are durable in the spool before a blob is deleted. A subscription that
+/// exists but has no dead letters is answered 200 with nothing redelivered; a subscription or a
+/// blob that does not exist is a 404 saying which.
 pub async fn redeliver(
     State(api): State<Arc<ApiState>>,
     Json(request): Json<RedeliverRequest>,
 ) -> Result<Json<Redelivered>, AdminError> {
+    if let Some(name) = &request.subscription
+        && !api
+            .runtimes
+            .iter()
+            .any(|rt| rt.subscription.name.as_str().eq_ignore_ascii_case(name))
+    {
+        return Err(AdminError::not_found(format!(
+            "no subscription named {name}"
+        )));
+    }
     let blobs = api.dead_letters.list().await?;
     let chosen: Vec<_> = blobs
         .into_iter()
@@ -202,8 +224,12 @@ pub async fn redeliver(
                 .is_none_or(|s| s.eq_ignore_ascii_case(&b.subscription))
         })
         .collect();
-    if chosen.is_empty() {
-        return Err(AdminError::not_found("no dead-letter blob matches"));
+    if chosen.is_empty()
+        && let (Some(container), Some(name)) = (&request.container, &request.name)
+    {
+        return Err(AdminError::not_found(format!(
+            "no dead letter {container}/{name}"
+        )));
     }
     let mut redelivered = Vec::new();
     for blob in chosen {

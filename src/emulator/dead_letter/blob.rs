@@ -135,10 +135,15 @@ impl DeadLetterSink for BlobSink {
                 if !name.ends_with(".json") {
                     continue;
                 }
+                let written_at = item
+                    .properties
+                    .and_then(|p| p.last_modified)
+                    .and_then(super::rfc3339);
                 blobs.push(DeadLetterBlob {
                     container: container.clone(),
                     subscription: subscription.to_owned(),
                     name,
+                    written_at,
                 });
             }
         }

@@ -101,10 +101,15 @@ impl DeadLetterSink for FolderSink {
                 let relative = path.strip_prefix(&root).ok()?.to_str()?.to_owned();
                 let (container, name) = relative.split_once('/')?;
                 let subscription = name.split('/').next()?.to_owned();
+                let written_at = fs::metadata(&path)
+                    .and_then(|m| m.modified())
+                    .ok()
+                    .and_then(|t| super::rfc3339(t.into()));
                 Some(DeadLetterBlob {
                     container: container.to_owned(),
                     name: name.to_owned(),
                     subscription,
+                    written_at,
                 })
             })
             .collect();
@@ -151,13 +156,15 @@ mod tests {
             .await
             .unwrap();
         assert!(name.starts_with(&format!("ORDER-PROCESSOR/{}/", at.year())));
-        let listed = sink.list().await.unwrap();
+        let mut listed = sink.list().await.unwrap();
+        assert!(listed[0].written_at.take().is_some(), "{listed:?}");
         assert_eq!(
             listed,
             [DeadLetterBlob {
                 container: "dead-letters".into(),
                 name: name.clone(),
-                subscription: "ORDER-PROCESSOR".into()
+                subscription: "ORDER-PROCESSOR".into(),
+                written_at: None,
             }]
         );
         let read: serde_json::Value =

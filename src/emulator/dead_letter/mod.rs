@@ -44,6 +44,15 @@ pub struct DeadLetterBlob {
     pub name: String,
     /// The subscription, upper case, as the first path segment says.
     pub subscription: String,
+    /// When the blob was written (the dead-letter time; its name has the hour only), RFC 3339:
+    /// the file's modification time, or the blob's `Last-Modified`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub written_at: Option<String>,
+}
+
+/// A storage timestamp as the admin API writes times (RFC 3339, UTC).
+fn rfc3339(at: OffsetDateTime) -> Option<String> {
+    at.to_offset(time::UtcOffset::UTC).format(&Rfc3339).ok()
 }
 
 /// Why a dead-letter storage request failed, and so whether to try again.

@@ -10,10 +10,17 @@
 //! who can reach 127.0.0.1 may open the operators' board (`ORDERGRID_OPERATORS=*`). Everything listens on 127.0.0.1 and keeps its state
 //! under one data folder, so a restart resumes pending deliveries.
 //!
+//! Once ready, the stack records where it listens in `<data>/stack.json` ([`record`]), which the
+//! other commands read to find it; the record goes away on a clean stop. Before anything is
+//! created, the app folder is checked ([`app`]).
+//!
 //! By a settings change the records and dead letters go to Blob Storage (Azurite) instead:
 //! `ORDERGRID_STORE=blob` with `ORDERGRID_STORAGE` reaches the handler through the inherited
 //! environment (the folder path the stack sets is then unused), and
 //! `ORDERGRID_EMULATOR_DEAD_LETTER_STORAGE` points the emulator's dead letters at an account.
+
+pub mod app;
+pub mod record;
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -31,6 +38,10 @@ use crate::store::settings::{self as store, StoreSettings};
 use crate::webpubsub::DEFAULT_CONNECTION_SETTING;
 use crate::webpubsub_service::settings as webpubsub;
 use crate::webpubsub_service::{ServiceSettings, WebPubSubService};
+use record::StackRecord;
+
+/// The data folder the commands use when not told (`--data`).
+pub const DEFAULT_DATA_DIR: &str = ".ordergrid";
 
 /// Where the stack runs; everything else is a setting of the part it configures, read from the
 /// environment (with `ordergrid dev`'s flags layered over it).
@@ -48,10 +59,15 @@ pub struct LocalStack {
     emulator: Emulator,
     host: FunctionsHost,
     webpubsub: WebPubSubService,
+    /// Absolute.
     data_dir: PathBuf,
     /// The email transport, for people.
     email: String,
     store: String,
+    /// The folder store's folder, when the records go there.
+    store_dir: Option<PathBuf>,
+    /// `ORDERGRID_OPERATORS` as the handler gets it.
+    operators: String,
 }
 
 impl LocalStack {
@@ -63,6 +79,7 @@ impl LocalStack {
         settings: StackSettings,
         env: &HashMap<String, String>,
     ) -> anyhow::Result<Self> {
+        app::check(&settings.app_root, env)?;
         std::fs::create_dir_all(&settings.data_dir)
             .with_context(|| format!("failed to create {}", settings.data_dir.display()))?;
         // The handler runs in the app's folder, as the host runs it: give it absolute paths.
@@ -97,7 +114,12 @@ impl LocalStack {
         let handler_env = Layered::over(env)
             .set(&store::STORE_PATH, store_path.display())
             .or(&email::OUTBOX_PATH, data.join("outbox").display());
-        let store = StoreSettings::from_env(handler_env.env())?.describe();
+        let store_settings = StoreSettings::from_env(handler_env.env())?;
+        let store = store_settings.describe();
+        let store_dir = match store_settings {
+            StoreSettings::Folder { .. } => Some(store_path.clone()),
+            StoreSettings::Blob { .. } => None,
+        };
         let mut reader = Reader::new(handler_env.env());
         let email = match EmailSettings::read(&mut reader).transport {
             TransportSettings::Outbox { path } => format!("outbox {}", path.display()),
@@ -126,11 +148,12 @@ impl LocalStack {
             webpubsub.connection_string(),
         );
         // On 127.0.0.1 every caller is the developer; on Azure the setting defaults to nobody.
-        let operators = &crate::functions::settings::OPERATORS;
-        app_settings.insert(
-            operators.name.into(),
-            Reader::new(env).raw(operators).unwrap_or("*").to_owned(),
-        );
+        let operators_setting = &crate::functions::settings::OPERATORS;
+        let operators = Reader::new(env)
+            .raw(operators_setting)
+            .unwrap_or("*")
+            .to_owned();
+        app_settings.insert(operators_setting.name.into(), operators.clone());
         let host =
             FunctionsHost::with_listener(&settings.app_root, app_settings, host_listener).await?;
         Ok(Self {
@@ -140,7 +163,32 @@ impl LocalStack {
             data_dir: data.clone(),
             email,
             store,
+            store_dir,
+            operators,
         })
+    }
+
+    /// Records where the stack listens in `<data>/stack.json`, for the other commands to find
+    /// it. Called once the stack is ready and before the banner is printed, so whoever reads
+    /// the banner finds the record; [`Self::run_until_stopped`] removes it.
+    pub fn write_record(&self) -> anyhow::Result<()> {
+        self.record().write(&self.data_dir).with_context(|| {
+            format!(
+                "failed to write {}",
+                self.data_dir.join(record::FILE).display()
+            )
+        })
+    }
+
+    /// Where the stack listens, as `<data>/stack.json` records it (no secrets).
+    pub fn record(&self) -> StackRecord {
+        StackRecord {
+            functions_host_url: Some(self.host.base_url().to_owned()),
+            webpubsub_url: Some(self.webpubsub.base_url().to_owned()),
+            data_dir: self.data_dir.clone(),
+            store_dir: self.store_dir.clone(),
+            ..StackRecord::of_emulator(&self.emulator, &self.data_dir.join("emulator"))
+        }
     }
 
     pub fn emulator(&self) -> &Emulator {
@@ -151,7 +199,9 @@ impl LocalStack {
         &self.host
     }
 
-    /// Where everything is, and how to publish an order.
+    /// Where everything is, and how to publish an order: each line says what the settings in
+    /// effect make true (the email transport, the store, whether HTTPS takes Entra ID tokens,
+    /// whether the key-less endpoint is served, who may open the board).
     pub fn summary(&self) -> String {
         let endpoint = self.emulator.topic_endpoint("orders");
         let key = self
@@ -175,16 +225,23 @@ impl LocalStack {
             (self.emulator.https_url(), self.emulator.certificate())
         {
             let (identity_endpoint, _) = self.emulator.identity();
+            let accepted = if self.emulator.accepts_entra() {
+                "keys, SAS tokens, Entra ID tokens"
+            } else {
+                "keys, SAS tokens; Entra ID tokens refused: ORDERGRID_EMULATOR_ENTRA=off"
+            };
             let _ = writeln!(
                 out,
-                "  over HTTPS         {https}/orders/api/events (keys, SAS tokens, Entra ID tokens)"
+                "  over HTTPS         {https}/orders/api/events ({accepted})"
             );
             let _ = writeln!(out, "  local CA           {}", certificate.ca().display());
-            let _ = writeln!(
-                out,
-                "  managed identity   IDENTITY_ENDPOINT={identity_endpoint} IDENTITY_HEADER=$(cat {})",
-                self.emulator.identity_header_file().display()
-            );
+            if self.emulator.accepts_entra() {
+                let _ = writeln!(
+                    out,
+                    "  managed identity   IDENTITY_ENDPOINT={identity_endpoint} IDENTITY_HEADER=$(cat {})",
+                    self.emulator.identity_header_file().display()
+                );
+            }
         }
         let _ = writeln!(out, "  emulator dashboard {}/", self.emulator.base_url());
         let _ = writeln!(
@@ -200,12 +257,20 @@ impl LocalStack {
             DEFAULT_CONNECTION_SETTING,
             self.webpubsub.connection_string()
         );
-        let _ = writeln!(
-            out,
-            "  order tracker      {}/api/web/tracker?orderId=<id>   operators' board {}/api/web/board",
-            self.host.base_url(),
-            self.host.base_url()
-        );
+        if self.host.function_names().iter().any(|f| f == "web") {
+            let board = match self.operators.as_str() {
+                "*" => String::new(),
+                names => {
+                    format!(" (only for {names}, by App Service Authentication's principal name)")
+                }
+            };
+            let _ = writeln!(
+                out,
+                "  order tracker      {}/api/web/tracker?orderId=<id>   operators' board {}/api/web/board{board}",
+                self.host.base_url(),
+                self.host.base_url()
+            );
+        }
         for (function, why) in self.host.not_loaded() {
             let _ = writeln!(out, "  NOT LOADED         {function}: {why}");
         }
@@ -215,19 +280,27 @@ impl LocalStack {
         let _ = writeln!(out, "  dead letters       {}", self.emulator.dead_letters());
         let _ = writeln!(out, "  email              {}", self.email);
         let _ = writeln!(out, "\nPublish a test order:\n");
+        // `publish` finds this stack through <data>/stack.json; from another folder, or with
+        // another data folder, it needs to be told which.
+        let data = match std::env::current_dir() {
+            Ok(cwd) if cwd.join(DEFAULT_DATA_DIR) == self.data_dir => String::new(),
+            _ => format!(" --data {}", self.data_dir.display()),
+        };
         let _ = writeln!(
             out,
-            "  ordergrid publish --endpoint {endpoint} --key {key} --order-id 12345 --customer-id 67890 --value 150.00 --email customer@example.com"
+            "  ordergrid publish{data} --order-id 12345 --customer-id 67890 --value 150.00 --email customer@example.com"
         );
-        let _ = writeln!(
-            out,
-            "\nor with the simple key-less endpoint (the seed's curl command):\n"
-        );
-        let _ = writeln!(
-            out,
-            "  curl -X POST {}/publish -H \"Content-Type: application/json\" -d '{{\"eventType\": \"NewOrder\", \"data\": {{\"orderId\": \"12345\", \"customerId\": \"67890\", \"orderValue\": 150.0, \"customerEmail\": \"customer@example.com\"}}}}'",
-            self.emulator.base_url()
-        );
+        if self.emulator.simple_publish() {
+            let _ = writeln!(
+                out,
+                "\nor with the key-less endpoint (the original Flask broker's curl command):\n"
+            );
+            let _ = writeln!(
+                out,
+                "  curl -X POST {}/publish -H \"Content-Type: application/json\" -d '{{\"eventType\": \"NewOrder\", \"data\": {{\"orderId\": \"12345\", \"customerId\": \"67890\", \"orderValue\": 150.0, \"customerEmail\": \"customer@example.com\"}}}}'",
+                self.emulator.base_url()
+            );
+        }
         let _ = writeln!(
             out,
             "\nCtrl-C stops everything; pending deliveries resume on the next start."
@@ -236,8 +309,18 @@ impl LocalStack {
     }
 
     /// Runs until `shutdown`; then stops the emulator (writing its progress), the host and the
-    /// handler (SIGTERM, so in-flight invocations finish).
+    /// handler (SIGTERM, so in-flight invocations finish), and removes the stack's record.
     pub async fn run_until_stopped(
+        self,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let data_dir = self.data_dir.clone();
+        let result = self.serve_until_stopped(shutdown).await;
+        StackRecord::remove(&data_dir);
+        result
+    }
+
+    async fn serve_until_stopped(
         self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
