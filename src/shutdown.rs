@@ -6,36 +6,51 @@
 pub const EXIT_WITH_PARENT: &str = "ORDERGRID_EXIT_WITH_PARENT";
 
 /// Resolves on Ctrl-C (SIGINT) or SIGTERM (what the Functions host and `kill` send).
-pub async fn signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+///
+/// The handlers are installed by this call, not when the future is first polled: call it before
+/// saying you are ready (logging the port, printing the banner), so a signal sent as soon as
+/// you are seen stops you cleanly instead of killing the process. Must run inside the runtime.
+pub fn signal() -> impl std::future::Future<Output = ()> + Send + 'static {
     #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut sigterm) => {
-                sigterm.recv().await;
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let interrupt = signal(SignalKind::interrupt()).ok();
+        let terminate = signal(SignalKind::terminate()).ok();
+        async move {
+            let recv = |installed: Option<tokio::signal::unix::Signal>| async move {
+                match installed {
+                    Some(mut signal) => {
+                        signal.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            tokio::select! {
+                () = recv(interrupt) => {},
+                () = recv(terminate) => {},
             }
-            Err(_) => std::future::pending::<()>().await,
         }
-    };
+    }
     #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = terminate => {},
+    async {
+        let _ = tokio::signal::ctrl_c().await;
     }
 }
 
-/// [`signal`], or also [`parent_exit`] when `exit_with_parent`.
-pub async fn signal_or_parent_exit(exit_with_parent: bool) {
-    if exit_with_parent {
-        tokio::select! {
-            () = signal() => {},
-            () = parent_exit() => {},
+/// [`signal`], or also [`parent_exit`] when `exit_with_parent`; installed by this call too.
+pub fn signal_or_parent_exit(
+    exit_with_parent: bool,
+) -> impl std::future::Future<Output = ()> + Send + 'static {
+    let signal = signal();
+    async move {
+        if exit_with_parent {
+            tokio::select! {
+                () = signal => {},
+                () = parent_exit() => {},
+            }
+        } else {
+            signal.await;
         }
-    } else {
-        signal().await;
     }
 }
 

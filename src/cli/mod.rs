@@ -311,17 +311,17 @@ async fn run(cli: Cli, env: HashMap<String, String>) -> anyhow::Result<()> {
             let env = Layered::over(&env).set_some(&handler_settings::PORT, port);
             let settings = HandlerSettings::from_env(env.env())?;
             let handler = Handler::build(&settings).await?;
-            tracing::info!(
-                port = handler.port(),
-                "custom handler listening on 127.0.0.1"
-            );
             let exit_with_parent = env
                 .env()
                 .get(crate::shutdown::EXIT_WITH_PARENT)
                 .is_some_and(|v| v == "true");
-            handler
-                .run_until_stopped(crate::shutdown::signal_or_parent_exit(exit_with_parent))
-                .await
+            // Before the port is logged: the host may stop the handler as soon as it sees it.
+            let shutdown = crate::shutdown::signal_or_parent_exit(exit_with_parent);
+            tracing::info!(
+                port = handler.port(),
+                "custom handler listening on 127.0.0.1"
+            );
+            handler.run_until_stopped(shutdown).await
         }
         Command::Dev(args) => {
             let settings = StackSettings {
@@ -338,9 +338,10 @@ async fn run(cli: Cli, env: HashMap<String, String>) -> anyhow::Result<()> {
                 .set_some(&emulator_settings::TIME_SCALE, args.time_scale)
                 .set_some(&webpubsub_settings::PORT, args.webpubsub_port);
             let stack = LocalStack::build(settings, env.env()).await?;
+            let shutdown = crate::shutdown::signal();
             stack.write_record()?;
             println!("{}", stack.summary());
-            stack.run_until_stopped(crate::shutdown::signal()).await
+            stack.run_until_stopped(shutdown).await
         }
         Command::Publish(args) => {
             let (endpoint, emulator_data) =
@@ -394,6 +395,7 @@ async fn run(cli: Cli, env: HashMap<String, String>) -> anyhow::Result<()> {
             let settings = EmulatorSettings::from_env(env.env())?;
             let data = std::path::absolute(&settings.data_dir)?;
             let emulator = Emulator::build(settings).await?;
+            let shutdown = crate::shutdown::signal();
             let record = crate::stack::record::StackRecord::of_emulator(&emulator, &data);
             record.write(&data).with_context(|| {
                 format!(
@@ -421,7 +423,7 @@ async fn run(cli: Cli, env: HashMap<String, String>) -> anyhow::Result<()> {
                      IDENTITY_ENDPOINT and IDENTITY_HEADER set to the endpoint and the file's content"
                 );
             }
-            let result = emulator.run_until_stopped(crate::shutdown::signal()).await;
+            let result = emulator.run_until_stopped(shutdown).await;
             crate::stack::record::StackRecord::remove(&data);
             result
         }
@@ -433,13 +435,14 @@ async fn run(cli: Cli, env: HashMap<String, String>) -> anyhow::Result<()> {
                     data.as_ref().map(|p| p.display()),
                 );
             let service = WebPubSubService::build(ServiceSettings::from_env(env.env())?).await?;
+            let shutdown = crate::shutdown::signal();
             tracing::info!(
                 port = service.port(),
                 "Web PubSub service listening on 127.0.0.1; its connection string is on stdout"
             );
             // Stdout, not the log: the connection string holds the key.
             println!("{}", service.connection_string());
-            service.run_until_stopped(crate::shutdown::signal()).await
+            service.run_until_stopped(shutdown).await
         }
         Command::Emulator {
             action: Some(action),
