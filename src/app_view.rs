@@ -50,8 +50,8 @@ impl LocalAppView {
         match &self.store {
             StoreSettings::Folder { path } => {
                 let path = path.clone();
-                let snapshot = tokio::task::spawn_blocking(move || FolderStore::snapshot(&path))
-                    .await??;
+                let snapshot =
+                    tokio::task::spawn_blocking(move || FolderStore::snapshot(&path)).await??;
                 Ok(Arc::new(snapshot))
             }
             StoreSettings::Blob { connection, timing } => self
@@ -144,7 +144,14 @@ impl AppView for LocalAppView {
         let path = self.outbox.as_ref()?.join(&file);
         let meta = tokio::fs::metadata(&path).await.ok()?;
         if meta.len() > MAX_EMAIL_BYTES {
-            return Some((file, format!("(the email is {} bytes; open {} instead)", meta.len(), path.display())));
+            return Some((
+                file,
+                format!(
+                    "(the email is {} bytes; open {} instead)",
+                    meta.len(),
+                    path.display()
+                ),
+            ));
         }
         let bytes = tokio::fs::read(&path).await.ok()?;
         Some((file, String::from_utf8_lossy(&bytes).into_owned()))

@@ -105,7 +105,9 @@ pub fn read_answer(body: &[u8]) -> (Option<String>, String, Vec<String>) {
         .and_then(|e| e.get("message"))
         .and_then(|m| m.as_str())
         .map(str::to_owned)
-        .unwrap_or_else(|| String::from_utf8_lossy(&body[..body.len().min(MAX_MESSAGE_CHARS * 4)]).into_owned());
+        .unwrap_or_else(|| {
+            String::from_utf8_lossy(&body[..body.len().min(MAX_MESSAGE_CHARS * 4)]).into_owned()
+        });
     let logs = value
         .as_ref()
         .and_then(|v| v.get("Logs"))
@@ -148,7 +150,10 @@ mod tests {
         for n in 0..MAX_FAILURES + 3 {
             kept.record(failure(n));
         }
-        assert!(kept.of_delivery("sub", "e0", 0).is_empty(), "the oldest went");
+        assert!(
+            kept.of_delivery("sub", "e0", 0).is_empty(),
+            "the oldest went"
+        );
         let found = kept.of_delivery("sub", "e5", 0);
         assert_eq!(found.len(), 1);
         assert_eq!(found[0].message.chars().count(), MAX_MESSAGE_CHARS + 1);

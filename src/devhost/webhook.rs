@@ -330,7 +330,13 @@ async fn invoke(
     delivery: &DeliveryHeaders,
 ) -> Result<(), String> {
     let event_ids: Vec<String> = match &trigger {
-        Trigger::One(event) => vec![event.get("id").and_then(Json::as_str).unwrap_or("").to_owned()],
+        Trigger::One(event) => vec![
+            event
+                .get("id")
+                .and_then(Json::as_str)
+                .unwrap_or("")
+                .to_owned(),
+        ],
         Trigger::Batch(events) => events
             .iter()
             .map(|e| e.get("id").and_then(Json::as_str).unwrap_or("").to_owned())
@@ -375,9 +381,15 @@ fn host_message(function: &FunctionManifest) -> String {
 
 /// Why an invocation failed: the handler answered a failure, or the host could not run it.
 enum Failure {
-    Answered { status: u16, body: Vec<u8> },
+    Answered {
+        status: u16,
+        body: Vec<u8>,
+    },
     /// `answer` is what the host answers Event Grid, `cause` what really happened.
-    Host { answer: String, cause: String },
+    Host {
+        answer: String,
+        cause: String,
+    },
 }
 
 async fn invoke_once(

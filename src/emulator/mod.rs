@@ -132,7 +132,11 @@ impl Emulator {
             file.topics.iter().map(|t| t.name.to_string()).collect(),
             file.topics
                 .iter()
-                .flat_map(|t| t.subscriptions.iter().map(move |s| format!("{}/{}", t.name, s.name)))
+                .flat_map(|t| {
+                    t.subscriptions
+                        .iter()
+                        .map(move |s| format!("{}/{}", t.name, s.name))
+                })
                 .collect(),
             activity::metrics::BUCKET_MS,
         ));

@@ -290,9 +290,11 @@ mod tests {
         assert!((1.0..=1.42).contains(&p50), "{p50}");
         let p99 = last.p99_ms.unwrap();
         assert!((1.0..=1.42).contains(&p99), "{p99}");
-        assert!(series.subscriptions[0][..BUCKETS - 1]
-            .iter()
-            .all(|p| p.p50_ms.is_none()));
+        assert!(
+            series.subscriptions[0][..BUCKETS - 1]
+                .iter()
+                .all(|p| p.p50_ms.is_none())
+        );
     }
 
     #[test]

@@ -142,7 +142,10 @@ pub enum Change {
     #[serde(rename_all = "camelCase")]
     DeadLettered { subscription: String, blob: String },
     #[serde(rename_all = "camelCase")]
-    PublishFailed { topic: String, reason: PublishFailure },
+    PublishFailed {
+        topic: String,
+        reason: PublishFailure,
+    },
 }
 
 pub struct Activity {
@@ -237,8 +240,13 @@ impl Activity {
         at_ms: i64,
     ) {
         let failed = !record.next.starts_with("delivered");
-        self.metrics()
-            .attempted(subscription, at_ms, record.duration_ms, failed, positions.len());
+        self.metrics().attempted(
+            subscription,
+            at_ms,
+            record.duration_ms,
+            failed,
+            positions.len(),
+        );
         let attempt = Attempt {
             subscription,
             at_ms,
@@ -355,7 +363,13 @@ impl Activity {
 
     /// Refused publishes, newest first.
     pub fn refused(&self, limit: usize) -> Vec<RefusedPublish> {
-        self.lock().refused.iter().rev().take(limit).cloned().collect()
+        self.lock()
+            .refused
+            .iter()
+            .rev()
+            .take(limit)
+            .cloned()
+            .collect()
     }
 
     /// Per topic: (published, unmatched, refusals by reason).

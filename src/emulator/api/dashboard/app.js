@@ -1,5 +1,5 @@
 // The local dashboard: plain JavaScript, no framework, no build step, nothing from the internet.
-// Everything shown is written with textContent (never innerHTML). Updates come by server-sent
+// Everything shown is written with textContent, never parsed as HTML. Updates come by server-sent
 // events from /dashboard/api/stream; a change refetches only what it touches (one page of
 // events, one order's journey), never whole tables on a timer.
 "use strict";

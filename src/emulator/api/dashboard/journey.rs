@@ -95,13 +95,11 @@ async fn dead_letters(api: &ApiState, order_id: &str, ids: &[String]) -> Vec<Dea
 /// The headers of an `.eml` a person reads first.
 fn email_view(order_id: &str, file: String, text: &str) -> EmailView {
     let header = |name: &str| {
-        text.lines()
-            .take_while(|l| !l.is_empty())
-            .find_map(|l| {
-                let (key, value) = l.split_once(':')?;
-                key.eq_ignore_ascii_case(name)
-                    .then(|| value.trim().to_owned())
-            })
+        text.lines().take_while(|l| !l.is_empty()).find_map(|l| {
+            let (key, value) = l.split_once(':')?;
+            key.eq_ignore_ascii_case(name)
+                .then(|| value.trim().to_owned())
+        })
     };
     EmailView {
         file,
@@ -140,11 +138,21 @@ fn timeline(
                 .as_deref()
                 .map(|t| format!(" (redelivered to {t})"))
                 .unwrap_or_default();
-            push(ms, "published", format!("{what} {} published{to}", summary.id.as_deref().unwrap_or("")), false);
+            push(
+                ms,
+                "published",
+                format!(
+                    "{what} {} published{to}",
+                    summary.id.as_deref().unwrap_or("")
+                ),
+                false,
+            );
         }
         for a in &e.attempts {
             let ok = a.status.is_some_and(|s| (200..300).contains(&s));
-            let status = a.status.map_or_else(|| "no answer".to_owned(), |s| s.to_string());
+            let status = a
+                .status
+                .map_or_else(|| "no answer".to_owned(), |s| s.to_string());
             let cause = a
                 .handler
                 .first()
@@ -216,11 +224,7 @@ pub async fn journey(
 ) -> Result<Json<Journey>, AdminError> {
     valid_order_id(&order_id)?;
     let (mut page, _) = api.activity.search(None, MAX_EVENTS, |_, entry| {
-        entry
-            .indexed
-            .as_ref()
-            .and_then(|i| i.order_id.as_deref())
-            == Some(order_id.as_str())
+        entry.indexed.as_ref().and_then(|i| i.order_id.as_deref()) == Some(order_id.as_str())
     });
     page.reverse();
     let events: Vec<EventDetail> = page
@@ -249,13 +253,16 @@ pub async fn journey(
         }
         None => (
             OrderSide {
-                unavailable: Some("the emulator runs without the function app (not under `ordergrid dev`)".into()),
+                unavailable: Some(
+                    "the emulator runs without the function app (not under `ordergrid dev`)".into(),
+                ),
                 ..OrderSide::default()
             },
             None,
         ),
     };
-    if events.is_empty() && order.record.is_none() && order.rejections.is_empty() && dead.is_empty() {
+    if events.is_empty() && order.record.is_none() && order.rejections.is_empty() && dead.is_empty()
+    {
         return Err(AdminError::not_found(format!(
             "nothing is known about order {order_id:?}: no event names it in data.orderId"
         )));
@@ -287,8 +294,9 @@ pub async fn email(
         AdminError::not_found(format!("no email for order {order_id:?} in the outbox"))
     })?;
     let mut response = secured("text/plain; charset=utf-8", text);
-    response
-        .headers_mut()
-        .insert(header::CONTENT_DISPOSITION, header::HeaderValue::from_static("inline"));
+    response.headers_mut().insert(
+        header::CONTENT_DISPOSITION,
+        header::HeaderValue::from_static("inline"),
+    );
     Ok(response.into_response())
 }

@@ -47,12 +47,12 @@ use super::admin::AdminError;
 use super::publish::{self, Route};
 use super::{ApiState, TopicState};
 use crate::emulator::activity::{EventEntry, MAX_EVENTS, PublishFailure};
+use crate::emulator::admin::RedeliverRequest;
 use crate::emulator::admin::dashboard::{
     ActionDone, AttemptView, EventDetail, EventPage, EventSummary, HandlerAnswer, MetricsView,
-    OrderSide, PublishFailedCounts, PublishFailureView, SubscriptionDelivery,
-    SubscriptionMetrics, TestOrderRequest, TopicMetrics, ValidateRequest,
+    OrderSide, PublishFailedCounts, PublishFailureView, SubscriptionDelivery, SubscriptionMetrics,
+    TestOrderRequest, TopicMetrics, ValidateRequest,
 };
-use crate::emulator::admin::RedeliverRequest;
 use crate::emulator::clock::{now_ms, rfc3339_ms};
 use crate::eventgrid::Schema;
 use crate::journal::Position;
@@ -100,7 +100,10 @@ pub fn routes() -> Router<Arc<ApiState>> {
         .route("/dashboard/api/events", get(events))
         .route("/dashboard/api/events/{position}", get(event))
         .route("/dashboard/api/orders/{order_id}", get(journey::journey))
-        .route("/dashboard/api/orders/{order_id}/email", get(journey::email))
+        .route(
+            "/dashboard/api/orders/{order_id}/email",
+            get(journey::email),
+        )
         .route("/dashboard/api/metrics", get(metrics))
         .route("/dashboard/api/stream", get(stream))
         .route("/dashboard/api/actions/redeliver", post(redeliver))
@@ -147,7 +150,11 @@ async fn style() -> Response {
 }
 
 fn parse_position(text: &str) -> Result<Position, AdminError> {
-    let bad = || AdminError::bad_request(format!("{text:?} is not an event position (segment:offset)"));
+    let bad = || {
+        AdminError::bad_request(format!(
+            "{text:?} is not an event position (segment:offset)"
+        ))
+    };
     let (segment, offset) = text.split_once(':').ok_or_else(bad)?;
     Ok(Position {
         segment: segment.parse().map_err(|_| bad())?,
@@ -184,10 +191,7 @@ pub(super) fn summary(api: &ApiState, at: Position, entry: &EventEntry) -> Event
             Some(_) => "retrying",
         };
         deliveries.push(SubscriptionDelivery {
-            subscription: subscriptions
-                .get(sub as usize)
-                .cloned()
-                .unwrap_or_default(),
+            subscription: subscriptions.get(sub as usize).cloned().unwrap_or_default(),
             state: state.to_owned(),
             attempts: last.map_or(0, |a| a.attempt),
             last_status: last.and_then(|a| a.status),
@@ -301,7 +305,9 @@ fn matches(entry: &EventEntry, q: &str) -> bool {
         return false;
     };
     let contains = |text: &str| text.to_ascii_lowercase().contains(q);
-    i.order_id.as_deref().is_some_and(|o| o.eq_ignore_ascii_case(q))
+    i.order_id
+        .as_deref()
+        .is_some_and(|o| o.eq_ignore_ascii_case(q))
         || i.id.eq_ignore_ascii_case(q)
         || contains(&i.event_type)
         || i.subject.as_deref().is_some_and(contains)
@@ -378,7 +384,11 @@ pub(super) fn metrics_view(api: &ApiState) -> MetricsView {
             validation: rt.validation.borrow().clone(),
             counters: rt.counters(),
             delivery_failed: api.activity.failed_attempts(i as u16),
-            dead_letter_container: rt.subscription.dead_letter.as_ref().map(|d| d.container.clone()),
+            dead_letter_container: rt
+                .subscription
+                .dead_letter
+                .as_ref()
+                .map(|d| d.container.clone()),
             series: points,
         })
         .collect();
@@ -419,35 +429,38 @@ async fn stream(
     let changes = api.activity.subscribe();
     let tick = tokio::time::interval(Duration::from_secs(1));
     let state = (api, changes, tick, u64::MAX, true);
-    let stream = futures_util::stream::unfold(state, |(api, mut changes, mut tick, sent, first)| async move {
-        if first {
-            let hello = SseEvent::default().event("hello").data("{}");
-            return Some((Ok(hello), (api, changes, tick, sent, false)));
-        }
-        loop {
-            tokio::select! {
-                change = changes.recv() => {
-                    let event = match change {
-                        Ok(change) => SseEvent::default()
-                            .event("change")
-                            .data(serde_json::to_string(&change).unwrap_or_default()),
-                        Err(RecvError::Lagged(_)) => SseEvent::default().event("resync").data("{}"),
-                        Err(RecvError::Closed) => return None,
-                    };
-                    return Some((Ok(event), (api, changes, tick, sent, false)));
-                }
-                _ = tick.tick() => {
-                    let generation = api.activity.generation();
-                    if generation != sent {
-                        let event = SseEvent::default()
-                            .event("metrics")
-                            .data(serde_json::to_string(&metrics_view(&api)).unwrap_or_default());
-                        return Some((Ok(event), (api, changes, tick, generation, false)));
+    let stream = futures_util::stream::unfold(
+        state,
+        |(api, mut changes, mut tick, sent, first)| async move {
+            if first {
+                let hello = SseEvent::default().event("hello").data("{}");
+                return Some((Ok(hello), (api, changes, tick, sent, false)));
+            }
+            loop {
+                tokio::select! {
+                    change = changes.recv() => {
+                        let event = match change {
+                            Ok(change) => SseEvent::default()
+                                .event("change")
+                                .data(serde_json::to_string(&change).unwrap_or_default()),
+                            Err(RecvError::Lagged(_)) => SseEvent::default().event("resync").data("{}"),
+                            Err(RecvError::Closed) => return None,
+                        };
+                        return Some((Ok(event), (api, changes, tick, sent, false)));
+                    }
+                    _ = tick.tick() => {
+                        let generation = api.activity.generation();
+                        if generation != sent {
+                            let event = SseEvent::default()
+                                .event("metrics")
+                                .data(serde_json::to_string(&metrics_view(&api)).unwrap_or_default());
+                            return Some((Ok(event), (api, changes, tick, generation, false)));
+                        }
                     }
                 }
             }
-        }
-    });
+        },
+    );
     Sse::new(stream).keep_alive(KeepAlive::default())
 }
 
@@ -478,7 +491,9 @@ fn guard(api: &ApiState, headers: &HeaderMap) -> Result<(), AdminError> {
         if !same {
             return Err(AdminError::new(
                 StatusCode::FORBIDDEN,
-                format!("dashboard actions are taken from the dashboard's own origin only, not {origin:?}"),
+                format!(
+                    "dashboard actions are taken from the dashboard's own origin only, not {origin:?}"
+                ),
             ));
         }
     }
@@ -489,15 +504,18 @@ fn guard(api: &ApiState, headers: &HeaderMap) -> Result<(), AdminError> {
     if !bool::from(token.ct_eq(api.dashboard_token.as_bytes())) {
         return Err(AdminError::new(
             StatusCode::FORBIDDEN,
-            format!("dashboard actions need the dashboard's token in {TOKEN_HEADER} (reload the dashboard page)"),
+            format!(
+                "dashboard actions need the dashboard's token in {TOKEN_HEADER} (reload the dashboard page)"
+            ),
         ));
     }
     Ok(())
 }
 
 fn json_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, AdminError> {
-    serde_json::from_slice(body)
-        .map_err(|e| AdminError::bad_request(format!("the request body is not the action's JSON: {e}")))
+    serde_json::from_slice(body).map_err(|e| {
+        AdminError::bad_request(format!("the request body is not the action's JSON: {e}"))
+    })
 }
 
 async fn redeliver(
@@ -560,7 +578,9 @@ async fn test_order(
             [only] => Some(only),
             _ => None,
         })
-        .ok_or_else(|| AdminError::not_found("there is no `orders` topic to publish a test order to"))?;
+        .ok_or_else(|| {
+            AdminError::not_found("there is no `orders` topic to publish a test order to")
+        })?;
     let order_id = request
         .order_id
         .filter(|o| !o.trim().is_empty())
@@ -606,7 +626,10 @@ async fn test_order(
         .unwrap_or_default();
     let ids: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
     Ok(Json(ActionDone {
-        done: format!("published a NewOrder for order {order_id} to topic {}", topic.name),
+        done: format!(
+            "published a NewOrder for order {order_id} to topic {}",
+            topic.name
+        ),
         details: serde_json::json!({ "orderId": order_id, "topic": topic.name, "ids": ids["ids"] }),
     }))
 }
