@@ -3,6 +3,7 @@
 
 mod blob;
 mod choreography;
+mod dashboard;
 mod entra;
 mod helpers;
 mod live_feed;
