@@ -180,11 +180,16 @@ impl Dispatcher {
                 self.carry_out(effects);
             }
             Done::DeadLettered { positions, result } => {
-                if let Ok(blob) = &result {
-                    self.rt.report_dead_letter(positions.len(), blob);
-                }
+                let written = result
+                    .as_ref()
+                    .ok()
+                    .map(|blob| (positions.len(), blob.clone()));
                 let effects = self.state.dead_letter_finished(positions, result, now);
                 self.carry_out(effects);
+                // After the counters: whoever is told of a dead letter sees it counted.
+                if let Some((events, blob)) = written {
+                    self.rt.report_dead_letter(events, &blob);
+                }
             }
         }
     }

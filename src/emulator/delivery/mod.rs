@@ -99,6 +99,7 @@ pub struct SubscriptionRuntime {
 }
 
 impl SubscriptionRuntime {
+    #[allow(clippy::too_many_arguments)]
     fn new(
         topic: &str,
         input_schema: Schema,
