@@ -33,6 +33,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod app_view;
 pub mod blob;
 pub mod cli;
 pub mod devhost;

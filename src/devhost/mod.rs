@@ -14,6 +14,7 @@
 //! identity-based Event Grid output publishing (it uses `<connection>__topicKey` against the local
 //! emulator instead of a managed identity).
 
+pub mod answers;
 pub mod binding_data;
 pub mod bindings;
 pub mod http;
@@ -56,6 +57,8 @@ pub struct HostState {
     pub web_pubsub: std::sync::Mutex<HashMap<String, crate::webpubsub::WebPubSubClient>>,
     /// The HTTP-triggered functions' routes.
     pub http: http::Routes,
+    /// The causes of failed Event Grid invocations, for the dashboard.
+    pub failures: Arc<answers::FailedInvocations>,
 }
 
 impl HostState {
@@ -126,6 +129,7 @@ impl FunctionsHost {
                 publishers: Default::default(),
                 web_pubsub: Default::default(),
                 http,
+                failures: Default::default(),
             }),
             supervisor,
             stop,
@@ -138,6 +142,11 @@ impl FunctionsHost {
 
     pub fn base_url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port())
+    }
+
+    /// The causes of failed Event Grid invocations (bounded; see [`answers`]).
+    pub fn failures(&self) -> Arc<answers::FailedInvocations> {
+        self.state.failures.clone()
     }
 
     pub fn worker(&self) -> &Arc<Worker> {

@@ -32,6 +32,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use super::HostState;
+use super::answers::{self, DeliveryHeaders, FailedInvocation};
 use super::binding_data::BindingData;
 use super::manifest::FunctionManifest;
 use super::newtonsoft;
@@ -124,7 +125,17 @@ pub async fn eventgrid(
             validation_response(&body)
         }
         t if t.eq_ignore_ascii_case(protocol::NOTIFICATION) => {
-            notification(&host, function, &body).await
+            let delivery = DeliveryHeaders {
+                subscription: headers
+                    .get(protocol::SUBSCRIPTION_NAME)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned),
+                delivery_count: headers
+                    .get(protocol::DELIVERY_COUNT)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.parse().ok()),
+            };
+            notification(&host, function, &body, &delivery).await
         }
         t if t.eq_ignore_ascii_case("Unsubscribe") => StatusCode::ACCEPTED.into_response(),
         _ => StatusCode::BAD_REQUEST.into_response(),
@@ -167,7 +178,12 @@ fn validation_response(body: &[u8]) -> Response {
     }
 }
 
-async fn notification(host: &HostState, function: &FunctionManifest, body: &[u8]) -> Response {
+async fn notification(
+    host: &HostState,
+    function: &FunctionManifest,
+    body: &[u8],
+    delivery: &DeliveryHeaders,
+) -> Response {
     let mut events = match newtonsoft::parse(body) {
         Ok(Json::Array(events)) => events,
         // A single object is taken as a delivery of one.
@@ -191,11 +207,11 @@ async fn notification(host: &HostState, function: &FunctionManifest, body: &[u8]
         }
     }
     let invocations: Vec<_> = if function.many {
-        vec![invoke(host, function, Trigger::Batch(&events))]
+        vec![invoke(host, function, Trigger::Batch(&events), delivery)]
     } else {
         events
             .iter()
-            .map(|event| invoke(host, function, Trigger::One(event)))
+            .map(|event| invoke(host, function, Trigger::One(event), delivery))
             .collect()
     };
     let failures: Vec<String> = join_all(invocations)
@@ -306,17 +322,85 @@ pub(super) fn dotnet_utc(t: OffsetDateTime) -> String {
 }
 
 /// One invocation: envelope, handler, outputs. `Err` fails the delivery, with the message the
-/// host answers.
+/// host answers; the cause is kept in the host's [`answers`] for the dashboard.
 async fn invoke(
     host: &HostState,
     function: &FunctionManifest,
     trigger: Trigger<'_>,
+    delivery: &DeliveryHeaders,
 ) -> Result<(), String> {
-    let failed = || {
-        format!(
-            "Exception while executing function: Functions.{}",
-            function.name
-        )
+    let event_ids: Vec<String> = match &trigger {
+        Trigger::One(event) => vec![
+            event
+                .get("id")
+                .and_then(Json::as_str)
+                .unwrap_or("")
+                .to_owned(),
+        ],
+        Trigger::Batch(events) => events
+            .iter()
+            .map(|e| e.get("id").and_then(Json::as_str).unwrap_or("").to_owned())
+            .collect(),
+    };
+    let invocation_id = uuid::Uuid::new_v4().to_string();
+    let failed = |status: Option<u16>, code: Option<String>, message: String, logs: Vec<String>| {
+        host.failures.record(FailedInvocation {
+            at_ms: (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64,
+            function: function.name.clone(),
+            invocation_id: invocation_id.clone(),
+            event_ids: event_ids.clone(),
+            delivery: delivery.clone(),
+            status,
+            code,
+            message,
+            logs,
+        });
+    };
+    let result = invoke_once(host, function, trigger, &invocation_id).await;
+    match &result {
+        Ok(()) => {}
+        Err(Failure::Answered { status, body }) => {
+            let (code, message, logs) = answers::read_answer(body);
+            failed(Some(*status), code, message, logs);
+        }
+        Err(Failure::Host { cause, .. }) => failed(None, None, cause.clone(), Vec::new()),
+    }
+    result.map_err(|f| match f {
+        Failure::Answered { .. } => host_message(function),
+        Failure::Host { answer, .. } => answer,
+    })
+}
+
+/// What the host answers Event Grid for a failed invocation.
+fn host_message(function: &FunctionManifest) -> String {
+    format!(
+        "Exception while executing function: Functions.{}",
+        function.name
+    )
+}
+
+/// Why an invocation failed: the handler answered a failure, or the host could not run it.
+enum Failure {
+    Answered {
+        status: u16,
+        body: Vec<u8>,
+    },
+    /// `answer` is what the host answers Event Grid, `cause` what really happened.
+    Host {
+        answer: String,
+        cause: String,
+    },
+}
+
+async fn invoke_once(
+    host: &HostState,
+    function: &FunctionManifest,
+    trigger: Trigger<'_>,
+    invocation_id: &str,
+) -> Result<(), Failure> {
+    let host_failure = |cause: String| Failure::Host {
+        answer: host_message(function),
+        cause,
     };
     let event_id = match &trigger {
         Trigger::One(event) => event
@@ -339,19 +423,24 @@ async fn invoke(
         .await
         .map_err(|e| {
             tracing::error!(function = %function.name, event_id, error = %e, "an input binding failed, so the invocation fails");
-            failed()
+            host_failure(format!("an input binding failed: {e}"))
         })?;
-    let envelope = envelope(function, &trigger, &inputs)?;
-    let invocation_id = uuid::Uuid::new_v4().to_string();
+    let envelope = envelope(function, &trigger, &inputs).map_err(|e| Failure::Host {
+        answer: e.clone(),
+        cause: e,
+    })?;
     let answered = host
         .worker
-        .invoke(&function.name, &invocation_id, envelope)
+        .invoke(&function.name, invocation_id, envelope)
         .await
         .map_err(|e| {
             tracing::error!(function = %function.name, invocation_id, event_id, error = %e, "invocation failed");
             match e {
-                InvokeError::TimedOut { .. } => e.to_string(),
-                InvokeError::Unavailable(_) => failed(),
+                InvokeError::TimedOut { .. } => Failure::Host {
+                    answer: e.to_string(),
+                    cause: e.to_string(),
+                },
+                InvokeError::Unavailable(_) => host_failure(format!("the handler could not be invoked: {e}")),
             }
         })?;
     if !(200..300).contains(&answered.status) {
@@ -361,20 +450,27 @@ async fn invoke(
             .and_then(|v| v["error"]["message"].as_str().map(str::to_owned))
             .unwrap_or_default();
         tracing::warn!(function = %function.name, invocation_id, event_id, status = answered.status, message = %message, "invocation failed; Event Grid will retry");
-        return Err(failed());
+        return Err(Failure::Answered {
+            status: answered.status,
+            body: answered.body.to_vec(),
+        });
     }
     let answer = HostAnswer::read(answered.content_type.as_deref(), &answered.body).map_err(|e| {
         tracing::error!(function = %function.name, invocation_id, event_id, error = %e, "invocation failed: the handler's answer is not one the host accepts");
-        failed()
+        host_failure(format!("the handler's answer is not one the host accepts: {e}"))
     })?;
     for line in &answer.logs {
         tracing::info!(function = %function.name, invocation_id, event_id, "{line}");
     }
-    super::outputs::apply(host, function, &answer.outputs, &invocation_id)
+    super::outputs::apply(host, function, &answer.outputs, invocation_id)
         .await
         .map_err(|e| {
             tracing::error!(function = %function.name, invocation_id, event_id, error = %e, transient = e.is_transient(), "an output binding failed, so the invocation fails");
-            failed()
+            let mut cause = format!("an output binding failed: {e}");
+            if !answer.logs.is_empty() {
+                cause.push_str(&format!(" (the handler logged: {})", answer.logs.join(" | ")));
+            }
+            host_failure(cause)
         })?;
     Ok(())
 }

@@ -12,13 +12,16 @@
 //! [`delivery`] dispatcher picks it from there if its [`filter`] matches, delivers it and
 //! retries, or hands it to [`dead_letter`]. Topics and subscriptions come from
 //! [`subscriptions`] (read with [`arm_json`]'s strict helpers); [`settings`] holds every setting,
-//! [`admin`] the admin API's views and client, [`clock`] the wall clock.
+//! [`admin`] the admin API's views and client, [`clock`] the wall clock. The dashboard
+//! ([`api::dashboard`]) reads what happened from [`activity`], which the dispatchers, the publish
+//! API and an indexer tailing the spool keep up to date.
 //!
 //! Invariants (ARCHITECTURE.md 1, 4–6): an acknowledged event survives crashes and is delivered
 //! at least once or dead-lettered; subscriptions are defined once, in the file; every Azure
 //! duration is a setting; the emulator listens on 127.0.0.1 only and compares keys in constant
 //! time, never logging them.
 
+pub mod activity;
 pub mod admin;
 pub mod api;
 pub mod arm_json;
@@ -125,6 +128,18 @@ impl Emulator {
         let delivery = Arc::new(settings.delivery.clone());
         let sender = webhook::Sender::new(delivery.delivery_timeout).map_err(anyhow::Error::msg)?;
 
+        let activity = Arc::new(activity::Activity::new(
+            file.topics.iter().map(|t| t.name.to_string()).collect(),
+            file.topics
+                .iter()
+                .flat_map(|t| {
+                    t.subscriptions
+                        .iter()
+                        .map(move |s| format!("{}/{}", t.name, s.name))
+                })
+                .collect(),
+            activity::metrics::BUCKET_MS,
+        ));
         let mut dispatchers = Vec::new();
         let mut runtimes = Vec::new();
         for topic in &file.topics {
@@ -139,6 +154,7 @@ impl Emulator {
                     dead_letters.clone(),
                     delivery.clone(),
                     recovered.remove(&key),
+                    activity.clone(),
                 );
                 dispatcher.persist_start().await?;
                 dispatchers.push(dispatcher);
@@ -174,6 +190,9 @@ impl Emulator {
             identity,
             https_url,
             certificate,
+            activity,
+            dashboard_token: api::dashboard::new_token(),
+            app: std::sync::OnceLock::new(),
         });
         Ok(Self {
             listener,
@@ -240,6 +259,12 @@ impl Emulator {
         self.api.identity.file().to_owned()
     }
 
+    /// Gives the dashboard the function app's side (the handler's answers, records, email);
+    /// the local stack does, once. A second call changes nothing.
+    pub fn attach_app(&self, app: Arc<dyn api::dashboard::AppView>) {
+        let _ = self.api.app.set(app);
+    }
+
     pub fn runtimes(&self) -> &[Arc<SubscriptionRuntime>] {
         &self.api.runtimes
     }
@@ -264,6 +289,12 @@ impl Emulator {
         for dispatcher in self.dispatchers {
             tasks.push(tokio::spawn(dispatcher.run_until_stopped(stop.clone())));
         }
+        let indexer = tokio::spawn(activity::indexer::run_indexer_until_stopped(
+            self.api.spool.clone(),
+            self.api.runtimes.clone(),
+            self.api.activity.clone(),
+            stop.clone(),
+        ));
         let maintenance = tokio::spawn(run_maintenance_until_stopped(
             self.api.clone(),
             stop.clone(),
@@ -289,6 +320,7 @@ impl Emulator {
             let _ = task.await;
         }
         let _ = maintenance.await;
+        let _ = indexer.await;
         served.context("the emulator's HTTP server failed")
     }
 }

@@ -156,6 +156,17 @@ impl LocalStack {
         app_settings.insert(operators_setting.name.into(), operators.clone());
         let host =
             FunctionsHost::with_listener(&settings.app_root, app_settings, host_listener).await?;
+        // The dashboard's view of the function app: the host's failed invocations, the store
+        // and the outbox the handler writes.
+        let outbox = match EmailSettings::read(&mut Reader::new(handler_env.env())).transport {
+            TransportSettings::Outbox { path } => Some(path),
+            TransportSettings::Smtp(_) => None,
+        };
+        emulator.attach_app(std::sync::Arc::new(crate::app_view::LocalAppView::new(
+            host.failures(),
+            StoreSettings::from_env(handler_env.env())?,
+            outbox,
+        )));
         Ok(Self {
             emulator,
             host,

@@ -9,6 +9,7 @@
 mod admin;
 mod auth;
 mod crash;
+mod dashboard;
 mod dead_letter;
 mod delivery;
 mod entra;

@@ -16,7 +16,7 @@ use crate::helpers::{Stack, binary, repo_root, test_python};
 
 /// Debian's Chromium (`scripts/test` installs it: `scripts/apt-install chromium chromium`), or
 /// `ORDERGRID_CHROMIUM`.
-fn chromium() -> PathBuf {
+pub fn chromium() -> PathBuf {
     if let Some(path) = std::env::var_os("ORDERGRID_CHROMIUM") {
         return PathBuf::from(path);
     }

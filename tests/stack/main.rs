@@ -4,6 +4,7 @@
 mod blob;
 mod choreography;
 mod cli;
+mod dashboard;
 mod entra;
 mod helpers;
 mod live_feed;

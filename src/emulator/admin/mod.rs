@@ -4,6 +4,7 @@
 //! JSON in the browser.
 
 mod client;
+pub mod dashboard;
 
 use serde::{Deserialize, Serialize};
 

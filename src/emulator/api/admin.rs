@@ -32,15 +32,19 @@ pub struct AdminError {
 }
 
 impl AdminError {
-    fn new(status: StatusCode, message: impl Into<String>) -> Self {
+    pub(super) fn new(status: StatusCode, message: impl Into<String>) -> Self {
         Self {
             status,
             message: message.into(),
         }
     }
 
-    fn not_found(message: impl Into<String>) -> Self {
+    pub(super) fn not_found(message: impl Into<String>) -> Self {
         Self::new(StatusCode::NOT_FOUND, message)
+    }
+
+    pub(super) fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, message)
     }
 
     /// The dead-letter storage or the spool could not be reached; worth trying again.
@@ -197,6 +201,14 @@ pub async fn redeliver(
     State(api): State<Arc<ApiState>>,
     Json(request): Json<RedeliverRequest>,
 ) -> Result<Json<Redelivered>, AdminError> {
+    redeliver_blobs(&api, &request).await.map(Json)
+}
+
+/// What [`redeliver`] does, for the admin API and the dashboard's action alike.
+pub(super) async fn redeliver_blobs(
+    api: &ApiState,
+    request: &RedeliverRequest,
+) -> Result<Redelivered, AdminError> {
     if let Some(name) = &request.subscription
         && !api
             .runtimes
@@ -287,7 +299,7 @@ pub async fn redeliver(
             events: events.len(),
         });
     }
-    Ok(Json(Redelivered { redelivered }))
+    Ok(Redelivered { redelivered })
 }
 
 /// Runs the validation handshake again, for every subscription with this name (names are unique
@@ -296,10 +308,20 @@ pub async fn revalidate(
     State(api): State<Arc<ApiState>>,
     Path(name): Path<String>,
 ) -> Result<Response, AdminError> {
+    revalidate_named(&api, &name)?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(serde_json::json!({"status": "validating"})),
+    )
+        .into_response())
+}
+
+/// Starts the handshake of every subscription named `name`; their keys.
+pub(super) fn revalidate_named(api: &ApiState, name: &str) -> Result<Vec<String>, AdminError> {
     let named: Vec<_> = api
         .runtimes
         .iter()
-        .filter(|rt| rt.subscription.name.as_str().eq_ignore_ascii_case(&name))
+        .filter(|rt| rt.subscription.name.as_str().eq_ignore_ascii_case(name))
         .cloned()
         .collect();
     if named.is_empty() {
@@ -307,6 +329,7 @@ pub async fn revalidate(
             "no subscription named {name}"
         )));
     }
+    let keys = named.iter().map(|rt| rt.key.clone()).collect();
     for rt in named {
         let (sender, settings, base) = (
             api.sender.clone(),
@@ -315,11 +338,7 @@ pub async fn revalidate(
         );
         tokio::spawn(async move { handshake::validate(&rt, &sender, &settings, &base).await });
     }
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(serde_json::json!({"status": "validating"})),
-    )
-        .into_response())
+    Ok(keys)
 }
 
 /// The `validationUrl` of a manual validation (Event Grid serves it on port 553; here, on the
@@ -351,9 +370,4 @@ pub async fn manual_validation(
         None => AdminError::not_found(format!("no subscription named {name}")),
     }
     .into_response()
-}
-
-/// A one-page dashboard over the JSON endpoints.
-pub async fn dashboard() -> Html<&'static str> {
-    Html(include_str!("dashboard.html"))
 }

@@ -2,6 +2,7 @@
 //! emulator's own health, admin endpoints and dashboard.
 
 pub mod admin;
+pub mod dashboard;
 pub mod error;
 pub mod identity;
 pub mod publish;
@@ -21,6 +22,7 @@ use axum::routing::{get, post};
 
 use self::error::ApiError;
 use self::publish::{MAX_REQUEST_BYTES, Route};
+use super::activity::Activity;
 use super::dead_letter::DeadLetterSink;
 use super::delivery::{SubscriptionRuntime, webhook};
 use super::entra::{EntraMode, LocalIdentity};
@@ -55,6 +57,12 @@ pub struct ApiState {
     /// `https://localhost:<port>` when the API is served over HTTPS too.
     pub https_url: Option<String>,
     pub certificate: Option<DevCertificate>,
+    /// What happened, for the dashboard.
+    pub activity: Arc<Activity>,
+    /// The token the dashboard's actions must carry (see [`dashboard`]).
+    pub dashboard_token: String,
+    /// The function app's side of the dashboard, when the local stack attached it.
+    pub app: std::sync::OnceLock<Arc<dyn dashboard::AppView>>,
 }
 
 /// How a request reached the API; the HTTPS server adds `Https` to every request.
@@ -93,7 +101,6 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/publish", post(publish_simple))
         .route("/health", get(admin::health))
         .route("/identity/token", get(identity::token))
-        .route("/", get(admin::dashboard))
         .route("/emulator/topics", get(admin::topics))
         .route("/emulator/subscriptions", get(admin::subscriptions))
         .route(
@@ -112,6 +119,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
             "/eventsubscriptions/{name}/validate",
             get(admin::manual_validation),
         )
+        .merge(dashboard::routes())
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_REQUEST_BYTES))
         .with_state(state)
@@ -163,7 +171,25 @@ async fn publish_events(
         headers: &headers,
         body,
     };
-    respond(publish::publish(&api, topic, Route::Azure, request).await)
+    let result = publish::publish(&api, topic, Route::Azure, request).await;
+    respond(record_refusal(&api, topic, result))
+}
+
+/// Tells the dashboard's activity why a publish was refused.
+fn record_refusal(
+    api: &ApiState,
+    topic: &TopicState,
+    result: Result<Response, ApiError>,
+) -> Result<Response, ApiError> {
+    if let Err(e) = &result {
+        api.activity.publish_failed(
+            &topic.name,
+            e.status.as_u16(),
+            &e.message,
+            super::clock::now_ms(),
+        );
+    }
+    result
 }
 
 /// The simple publish endpoint: `{"eventType", "data"}` with no key, so the seed's `curl` and
@@ -199,7 +225,8 @@ async fn publish_simple(
         headers: &headers,
         body,
     };
-    respond(publish::publish(&api, topic, Route::Simple, request).await)
+    let result = publish::publish(&api, topic, Route::Simple, request).await;
+    respond(record_refusal(&api, topic, result))
 }
 
 fn respond(result: Result<Response, ApiError>) -> Response {

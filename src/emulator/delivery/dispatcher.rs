@@ -17,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 use super::log_budget::{Admit, LogBudget};
 use super::state::{Attempted, DeliveryState, Effects, Item, Note, Start};
 use super::{Query, SubscriptionRuntime, webhook};
+use crate::emulator::activity::Activity;
 use crate::emulator::admin::PendingView;
 use crate::emulator::clock::{now_ms, rfc3339_ms};
 use crate::emulator::dead_letter::{DeadLetterSink, SinkError};
@@ -65,6 +66,7 @@ impl Dispatcher {
         dead_letters: Arc<dyn DeadLetterSink>,
         settings: Arc<DeliverySettings>,
         recovered: Option<RecoveredSubscription>,
+        activity: Arc<Activity>,
     ) -> (Self, Arc<SubscriptionRuntime>) {
         let recovered = recovered.unwrap_or_default();
         let counters = recovered.counters;
@@ -85,6 +87,7 @@ impl Dispatcher {
             counters,
             state.low_position(),
             query_tx,
+            activity,
         ));
         let (done_tx, done_rx) = mpsc::unbounded_channel();
         let dispatcher = Self {
@@ -177,8 +180,16 @@ impl Dispatcher {
                 self.carry_out(effects);
             }
             Done::DeadLettered { positions, result } => {
+                let written = result
+                    .as_ref()
+                    .ok()
+                    .map(|blob| (positions.len(), blob.clone()));
                 let effects = self.state.dead_letter_finished(positions, result, now);
                 self.carry_out(effects);
+                // After the counters: whoever is told of a dead letter sees it counted.
+                if let Some((events, blob)) = written {
+                    self.rt.report_dead_letter(events, &blob);
+                }
             }
         }
     }
@@ -279,7 +290,12 @@ impl Dispatcher {
 
     /// Keeps the attempt among the recent ones and logs a failure, within the log budget.
     fn record_attempt(&mut self, attempted: Attempted, now: i64) {
-        let Attempted { record, failed } = attempted;
+        let Attempted {
+            record,
+            positions,
+            failed,
+        } = attempted;
+        self.rt.report(&positions, &record, now);
         if failed && let Admit::Log { suppressed } = self.failure_log.admit(now) {
             if suppressed > 0 {
                 tracing::info!(

@@ -22,12 +22,13 @@ pub mod state;
 pub mod webhook;
 
 use std::collections::VecDeque;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot, watch};
 
 pub use self::dispatcher::Dispatcher;
+use super::activity::Activity;
 use super::admin::{DeliveryRecord, PendingView};
 use super::spool::{Counters, SpoolError};
 use super::subscriptions::{Destination, Subscription};
@@ -92,9 +93,13 @@ pub struct SubscriptionRuntime {
     /// The oldest spool position this subscription still needs.
     low_position: Mutex<Option<Position>>,
     queries: mpsc::Sender<Query>,
+    /// Where attempts are reported for the dashboard, and this subscription's index there.
+    activity: Arc<Activity>,
+    activity_index: u16,
 }
 
 impl SubscriptionRuntime {
+    #[allow(clippy::too_many_arguments)]
     fn new(
         topic: &str,
         input_schema: Schema,
@@ -103,7 +108,9 @@ impl SubscriptionRuntime {
         counters: Counters,
         low_position: Position,
         queries: mpsc::Sender<Query>,
+        activity: Arc<Activity>,
     ) -> Self {
+        let activity_index = activity.subscription_index(&key).unwrap_or(u16::MAX);
         let validation = match subscription.destination {
             Destination::AzureFunction { .. } => Validation::NotRequired,
             Destination::WebHook { .. } => Validation::Validating,
@@ -119,6 +126,8 @@ impl SubscriptionRuntime {
             recent: Mutex::new(VecDeque::new()),
             low_position: Mutex::new(Some(low_position)),
             queries,
+            activity,
+            activity_index,
         }
     }
 
@@ -163,6 +172,22 @@ impl SubscriptionRuntime {
     fn publish(&self, counters: Counters, low_position: Position) {
         *self.counters.lock().unwrap_or_else(|p| p.into_inner()) = counters;
         *self.low_position.lock().unwrap_or_else(|p| p.into_inner()) = Some(low_position);
+    }
+
+    /// Reports an attempt to the dashboard's activity.
+    fn report(&self, positions: &[Position], record: &DeliveryRecord, at_ms: i64) {
+        if self.activity_index != u16::MAX {
+            self.activity
+                .attempted(self.activity_index, positions, record, at_ms);
+        }
+    }
+
+    /// Reports a written dead letter to the dashboard's activity.
+    fn report_dead_letter(&self, events: usize, blob: &str) {
+        if self.activity_index != u16::MAX {
+            self.activity
+                .dead_lettered(self.activity_index, events, blob);
+        }
     }
 
     /// Keeps an attempt among the recent ones.

@@ -504,7 +504,15 @@ impl DeliveryState {
             next,
         };
         let failed = failure.is_some();
-        (effects, Attempted { record, failed })
+        let positions = items.iter().map(|i| i.at).collect();
+        (
+            effects,
+            Attempted {
+                record,
+                positions,
+                failed,
+            },
+        )
     }
 
     /// Applies a finished dead-letter write. A failed one keeps its events and is tried again

@@ -78,6 +78,8 @@ pub struct Effects {
 #[derive(Debug)]
 pub struct Attempted {
     pub record: DeliveryRecord,
+    /// Where the attempt's events are in the spool.
+    pub positions: Vec<Position>,
     /// The attempt failed (the record says what happens next).
     pub failed: bool,
 }
