@@ -33,7 +33,6 @@
 
 #![forbid(unsafe_code)]
 
-pub mod app_view;
 pub mod blob;
 pub mod cli;
 pub mod devhost;

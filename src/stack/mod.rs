@@ -7,8 +7,10 @@
 //! OrderProcessor's `eventGrid` output binding (`OrdersTopic`) publishes back to the emulator's
 //! `orders` topic with the topic's key; the live feed's `webPubSub` output and the negotiate
 //! function reach the local Web PubSub service through `WebPubSubConnectionString`, and anyone
-//! who can reach 127.0.0.1 may open the operators' board (`ORDERGRID_OPERATORS=*`). Everything listens on 127.0.0.1 and keeps its state
-//! under one data folder, so a restart resumes pending deliveries.
+//! who can reach 127.0.0.1 may open the operators' board (`ORDERGRID_OPERATORS=*`); the
+//! emulator's dashboard sees the function app's side through [`app_view`] (the handler's answers
+//! to failed invocations, the order records, the outbox). Everything listens on 127.0.0.1 and
+//! keeps its state under one data folder, so a restart resumes pending deliveries.
 //!
 //! Once ready, the stack records where it listens in `<data>/stack.json` ([`record`]), which the
 //! other commands read to find it; the record goes away on a clean stop. Before anything is
@@ -20,6 +22,7 @@
 //! `ORDERGRID_EMULATOR_DEAD_LETTER_STORAGE` points the emulator's dead letters at an account.
 
 pub mod app;
+pub mod app_view;
 pub mod record;
 
 use std::collections::HashMap;
@@ -162,7 +165,7 @@ impl LocalStack {
             TransportSettings::Outbox { path } => Some(path),
             TransportSettings::Smtp(_) => None,
         };
-        emulator.attach_app(std::sync::Arc::new(crate::app_view::LocalAppView::new(
+        emulator.attach_app(std::sync::Arc::new(app_view::LocalAppView::new(
             host.failures(),
             StoreSettings::from_env(handler_env.env())?,
             outbox,
