@@ -81,7 +81,7 @@ async fn the_dashboard_finds_a_failing_order_shows_its_cause_and_redelivers_its_
 
     // The fault is gone: started normally, email goes to the outbox.
     let stack = Stack::start(dir.path(), &[], &[]).await;
-    let shots = phase(&stack, "redeliver", "30001", 2).await;
+    let shots = phase(&stack, "redeliver", "30001", 3).await;
     assert_eq!(shots.len(), 1);
     assert_eq!(stack.outbox(), ["30001.eml"]);
     stack.interrupt().await;

@@ -107,13 +107,23 @@ try {
     await screenshot(page, "journey-dead-lettered.png");
 
     await page.goto(`${config.emulator}/#/metrics`);
-    await page.waitForSelector('#subscriptions tr[data-subscription="orders/email-notifier"] svg.chart path.line.p50');
+    // Attached, not visible: a latency line that stayed level has no height, which Playwright
+    // counts as hidden.
+    await page.waitForSelector('#subscriptions tr[data-subscription="orders/email-notifier"] svg.chart path.line.p50', {
+      state: "attached",
+    });
     const failed = await page.textContent('#subscriptions tr[data-subscription="orders/email-notifier"] td:nth-child(5)');
     assert.ok(Number(failed) > 0, `delivery failed count: ${failed}`);
     ok("the counters show the failed deliveries and the latency chart");
     await screenshot(page, "counters.png");
   } else if (phase === "redeliver") {
     await findOrder();
+    // Delivered before this start: not pending (attempts are kept in memory only).
+    const processed = await page.waitForSelector(
+      '.journey-event[data-event-type="NewOrder"] li[data-subscription="orders/order-processor"]',
+    );
+    assert.equal(await processed.getAttribute("data-state"), "finishedEarlier", await processed.textContent());
+    ok("the NewOrder delivered before the restart reads done, not pending");
     const button = await page.waitForSelector('#journey-dead-letters li[data-reason="TimeToLiveExceeded"] button.redeliver');
     await button.click();
     await page.waitForSelector("#confirm:not([hidden])");

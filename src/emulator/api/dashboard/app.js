@@ -97,8 +97,12 @@ $("confirm-yes").addEventListener("click", async () => {
 
 const list = { q: "", cursors: [null], page: 0 };
 
+// States that need words; the others read as they are.
+const STATE_TEXT = { finishedEarlier: "done before this start (attempts are kept in memory only)" };
+const stateText = (state) => STATE_TEXT[state] ?? state;
+
 function statusCell(status) {
-  return el("td", { class: `status ${status}`, "data-status": status, text: status });
+  return el("td", { class: `status ${status}`, "data-status": status, text: stateText(status) });
 }
 
 async function loadEvents() {
@@ -121,7 +125,7 @@ async function loadEvents() {
       statusCell(e.status),
       el("td", {}, el("a", { href: `#/event/${e.position}`, text: e.id ?? e.position, class: "event-link" })),
     );
-    row.title = e.deliveries.map((d) => `${d.subscription}: ${d.state}`).join("\n");
+    row.title = e.deliveries.map((d) => `${d.subscription}: ${stateText(d.state)}`).join("\n");
     body.append(row);
   }
   if (page.events.length === 0) body.append(el("tr", {}, el("td", { colSpan: 6, text: "(no events)" })));
@@ -238,13 +242,13 @@ async function showJourney(orderId) {
         {},
         el("strong", { text: e.eventType ?? "event" }),
         ` ${e.id ?? ""} · published ${time(e.publishedAt)} · `,
-        el("span", { class: `status ${e.status}`, text: e.status }),
+        el("span", { class: `status ${e.status}`, text: stateText(e.status) }),
         e.target ? ` · redelivered to ${e.target}` : "",
       ),
     );
     const deliveries = el("ul", { class: "deliveries" });
     for (const s of e.deliveries) {
-      deliveries.append(el("li", { "data-subscription": s.subscription, "data-state": s.state, text: `${s.subscription}: ${s.state}${s.attempts ? ` after ${s.attempts} attempt(s)` : ""}` }));
+      deliveries.append(el("li", { "data-subscription": s.subscription, "data-state": s.state, text: `${s.subscription}: ${stateText(s.state)}${s.attempts ? ` after ${s.attempts} attempt(s)` : ""}` }));
     }
     box.append(deliveries);
     const attempts = el("ol", { class: "attempts" });

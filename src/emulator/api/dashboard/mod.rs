@@ -183,7 +183,18 @@ pub(super) fn summary(api: &ApiState, at: Position, entry: &EventEntry) -> Event
             .filter(|a| a.subscription == sub)
             .collect();
         let last = attempts.last();
+        let name = subscriptions.get(sub as usize).cloned().unwrap_or_default();
+        // Attempts are kept in memory only: an event the subscription was done with before this
+        // start (below its low position) is finished, not pending.
+        let finished_earlier = || {
+            api.runtimes
+                .iter()
+                .find(|rt| format!("{}/{}", rt.topic, rt.subscription.name) == name)
+                .and_then(|rt| rt.low_position())
+                .is_some_and(|low| at < low)
+        };
         let state = match last.map(|a| &*a.next) {
+            None if finished_earlier() => "finishedEarlier",
             None => "pending",
             Some("delivered") => "delivered",
             Some("dead-letter") => "deadLettered",
@@ -191,7 +202,7 @@ pub(super) fn summary(api: &ApiState, at: Position, entry: &EventEntry) -> Event
             Some(_) => "retrying",
         };
         deliveries.push(SubscriptionDelivery {
-            subscription: subscriptions.get(sub as usize).cloned().unwrap_or_default(),
+            subscription: name,
             state: state.to_owned(),
             attempts: last.map_or(0, |a| a.attempt),
             last_status: last.and_then(|a| a.status),
