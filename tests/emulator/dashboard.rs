@@ -66,8 +66,8 @@ fn order(id: &str, order_id: Value) -> Value {
     )
 }
 
-#[tokio::test]
-async fn events_are_found_by_order_id_event_id_subject_or_type_and_paged_newest_first() {
+/// The topic `orders` with one webhook subscription, `hook`, and the receiver behind it.
+async fn with_hook() -> (Receiver, TestEmulator) {
     let receiver = Receiver::start().await;
     let emulator = Setup::new(file(vec![topic(
         "orders",
@@ -75,6 +75,12 @@ async fn events_are_found_by_order_id_event_id_subject_or_type_and_paged_newest_
     )]))
     .start()
     .await;
+    (receiver, emulator)
+}
+
+#[tokio::test]
+async fn events_are_found_by_order_id_event_id_subject_or_type_and_paged_newest_first() {
+    let (_receiver, emulator) = with_hook().await;
     let many: Vec<Value> = (0..120)
         .map(|i| order(&format!("e-{i}"), json!(i)))
         .collect();
@@ -139,13 +145,7 @@ async fn events_are_found_by_order_id_event_id_subject_or_type_and_paged_newest_
 
 #[tokio::test]
 async fn an_event_opens_with_its_payload_as_stored_byte_for_byte() {
-    let receiver = Receiver::start().await;
-    let emulator = Setup::new(file(vec![topic(
-        "orders",
-        vec![webhook("hook", &receiver.url("/hook"))],
-    )]))
-    .start()
-    .await;
+    let (receiver, emulator) = with_hook().await;
     // Numbers and escapes exactly as sent: a re-serialisation would change them.
     let body = r#"[{"id":"raw-1","subject":"orders/raw","eventType":"NewOrder","eventTime":"2026-01-01T00:00:00Z","dataVersion":"1.0","data":{"orderId":"raw","v":1.50e2,"s":"\u00e9<b>"}}]"#;
     let response = emulator
@@ -326,13 +326,7 @@ async fn counters_show_published_unmatched_and_publish_failures_by_reason() {
 
 #[tokio::test]
 async fn the_stream_pushes_a_change_when_an_event_is_published() {
-    let receiver = Receiver::start().await;
-    let emulator = Setup::new(file(vec![topic(
-        "orders",
-        vec![webhook("hook", &receiver.url("/hook"))],
-    )]))
-    .start()
-    .await;
+    let (_receiver, emulator) = with_hook().await;
     let mut stream = emulator
         .client
         .get(format!("{}/dashboard/api/stream", emulator.base))
@@ -376,13 +370,7 @@ async fn the_stream_pushes_a_change_when_an_event_is_published() {
 
 #[tokio::test]
 async fn actions_refuse_form_posts_other_origins_and_requests_without_the_pages_token() {
-    let receiver = Receiver::start().await;
-    let emulator = Setup::new(file(vec![topic(
-        "orders",
-        vec![webhook("hook", &receiver.url("/hook"))],
-    )]))
-    .start()
-    .await;
+    let (_receiver, emulator) = with_hook().await;
     let page = emulator.client.get(&emulator.base).send().await.unwrap();
     let csp = page.headers()["content-security-policy"]
         .to_str()
