@@ -5,63 +5,25 @@
 //! `tests/support/browser_dashboard.mjs`; screenshots go to `target/test-artifacts/dashboard/`.
 
 use std::path::PathBuf;
-use std::time::Instant;
 
 use serde_json::json;
 
-use crate::helpers::{Stack, binary, repo_root, test_python};
-use crate::live_feed::chromium;
+use crate::helpers::{Stack, binary};
+use crate::node::{self, artifacts, chromium, screenshots};
 
-fn artifacts() -> PathBuf {
-    let dir = repo_root().join("target/test-artifacts/dashboard");
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-/// Runs one phase of the script against `stack`; fails with its output unless it passes
-/// `checks` checks. Returns the screenshots it kept.
+/// Runs one phase of the script against `stack`; returns the screenshots it kept.
 async fn phase(stack: &Stack, phase: &str, order_id: &str, checks: usize) -> Vec<PathBuf> {
-    let _ = test_python(); // installs tests/support/node_modules once, if needed
-    let support = repo_root().join("tests/support");
     let config = json!({
         "emulator": stack.emulator_url,
         "topicEndpoint": stack.topic_endpoint,
         "binary": binary(),
         "stackDir": stack.dir,
         "chromium": chromium(),
-        "artifacts": artifacts(),
+        "artifacts": artifacts("dashboard"),
         "orderId": order_id,
     });
-    let started = Instant::now();
-    let output = tokio::process::Command::new("node")
-        .arg(support.join("browser_dashboard.mjs"))
-        .arg(phase)
-        .arg(config.to_string())
-        .current_dir(&support)
-        .output()
-        .await
-        .expect("node runs (scripts/test-env installs tests/support/node_modules)");
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    let report = format!(
-        "browser_dashboard.mjs {phase} after {:?}\n--- stdout\n{stdout}--- stderr\n{}--- the stack\n{}",
-        started.elapsed(),
-        String::from_utf8_lossy(&output.stderr),
-        stack.output.text()
-    );
-    assert!(output.status.success(), "{report}");
-    let ok = stdout.lines().filter(|l| l.starts_with(r#"{"ok""#)).count();
-    assert_eq!(ok, checks, "{report}");
-    println!("{phase} passed in {:?}:\n{stdout}", started.elapsed());
-    let shots: Vec<PathBuf> = stdout
-        .lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .filter_map(|v| v["screenshot"].as_str().map(PathBuf::from))
-        .collect();
-    for shot in &shots {
-        let bytes = std::fs::read(shot).unwrap();
-        assert!(bytes.starts_with(b"\x89PNG"), "{}", shot.display());
-    }
-    shots
+    let stdout = node::run(stack, "browser_dashboard.mjs", &[phase], config, checks).await;
+    screenshots(&stdout)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -7,40 +7,13 @@
 //! asserts and prints one `{"ok": …}` line per check; the test fails with the script's output.
 //! Screenshots go to `target/test-artifacts/live-feed/`.
 
-use std::path::PathBuf;
-use std::time::Instant;
-
 use serde_json::json;
 
-use crate::helpers::{Stack, binary, repo_root, test_python};
+use crate::helpers::{Stack, binary};
+use crate::node::{self, artifacts, chromium, screenshots};
 
-/// Debian's Chromium (`scripts/test` installs it: `scripts/apt-install chromium chromium`), or
-/// `ORDERGRID_CHROMIUM`.
-pub fn chromium() -> PathBuf {
-    if let Some(path) = std::env::var_os("ORDERGRID_CHROMIUM") {
-        return PathBuf::from(path);
-    }
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .map(|dir| dir.join("chromium"))
-        .find(|candidate| candidate.is_file())
-        .expect(
-            "chromium is not on PATH: install Debian's with `scripts/apt-install chromium chromium` \
-             (scripts/test does), or point ORDERGRID_CHROMIUM at a Chromium",
-        )
-}
-
-fn artifacts() -> PathBuf {
-    let dir = repo_root().join("target/test-artifacts/live-feed");
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-/// Runs `node tests/support/<script> <args…> <config>` against `stack`; fails the test with the
-/// script's output unless it exits with 0 after printing `checks` ok lines. Returns its stdout.
+/// `node tests/support/<script>` against `stack`, with where everything is.
 async fn run_node(stack: &Stack, script: &str, args: &[&str], checks: usize) -> String {
-    let _ = test_python(); // installs tests/support/node_modules once, if needed
-    let support = repo_root().join("tests/support");
     let browser = script == "browser_feed.mjs";
     let config = json!({
         "host": stack.host_url,
@@ -48,33 +21,10 @@ async fn run_node(stack: &Stack, script: &str, args: &[&str], checks: usize) -> 
         "binary": binary(),
         "stackDir": stack.dir,
         "chromium": if browser { Some(chromium()) } else { None },
-        "artifacts": artifacts(),
+        "artifacts": artifacts("live-feed"),
         "webpubsub": stack.webpubsub_connection_string,
     });
-    let started = Instant::now();
-    let output = tokio::process::Command::new("node")
-        .arg(support.join(script))
-        .args(args)
-        .arg(config.to_string())
-        .current_dir(&support)
-        .output()
-        .await
-        .expect("node runs (scripts/test-env installs tests/support/node_modules)");
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    let report = format!(
-        "{script} {args:?} after {:?}\n--- stdout\n{stdout}--- stderr\n{}--- the stack\n{}",
-        started.elapsed(),
-        String::from_utf8_lossy(&output.stderr),
-        stack.output.text()
-    );
-    assert!(output.status.success(), "{report}");
-    let ok = stdout.lines().filter(|l| l.starts_with(r#"{"ok""#)).count();
-    assert_eq!(ok, checks, "{report}");
-    println!(
-        "{script} {args:?} passed in {:?}:\n{stdout}",
-        started.elapsed()
-    );
-    stdout
+    node::run(stack, script, args, config, checks).await
 }
 
 async fn browser(scenario: &str, env: &[(&str, String)], checks: usize) -> String {
@@ -83,25 +33,6 @@ async fn browser(scenario: &str, env: &[(&str, String)], checks: usize) -> Strin
     let stdout = run_node(&stack, "browser_feed.mjs", &[scenario], checks).await;
     stack.interrupt().await;
     stdout
-}
-
-/// Screenshots the script saved, which must exist and be PNGs.
-fn screenshots(stdout: &str) -> Vec<PathBuf> {
-    let files: Vec<PathBuf> = stdout
-        .lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .filter_map(|v| v["screenshot"].as_str().map(PathBuf::from))
-        .collect();
-    for file in &files {
-        let bytes = std::fs::read(file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
-        assert!(
-            bytes.starts_with(b"\x89PNG"),
-            "{} is not a PNG",
-            file.display()
-        );
-        println!("screenshot kept: {}", file.display());
-    }
-    files
 }
 
 /// Opened before the order exists, the tracker shows accepted, then confirmation sent, each once

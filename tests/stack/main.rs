@@ -8,5 +8,6 @@ mod dashboard;
 mod entra;
 mod helpers;
 mod live_feed;
+mod node;
 mod readme;
 mod resilience;
