@@ -11,9 +11,9 @@
 // code 0 when all passed. Waits are Playwright's polls with deadlines, never sleeps.
 
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import path from "node:path";
 import { chromium } from "playwright-core";
+import { ordergrid as runOrdergrid } from "./ordergrid.mjs";
 
 const [phase, configText] = process.argv.slice(2);
 if (!phase || !configText) {
@@ -26,20 +26,7 @@ const orderId = config.orderId;
 
 const ok = (check) => console.log(JSON.stringify({ ok: check }));
 
-function ordergrid(args) {
-  return new Promise((resolve, reject) => {
-    const child = spawn(config.binary, args, { cwd: config.stackDir });
-    let out = "";
-    let err = "";
-    child.stdout.on("data", (d) => (out += d));
-    child.stderr.on("data", (d) => (err += d));
-    child.on("error", reject);
-    child.on("close", (code) =>
-      code === 0 ? resolve(out) : reject(new Error(`ordergrid ${args.join(" ")} exited with ${code}: ${err}`)),
-    );
-    child.stdin.end();
-  });
-}
+const ordergrid = (args, stdin) => runOrdergrid(config, args, stdin);
 
 function publish(id, value) {
   return ordergrid([

@@ -14,12 +14,12 @@
 // (chromiumSandbox: false), which is what lets it run as root here: nothing is added for that.
 
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import net from "node:net";
 import path from "node:path";
 import { chromium } from "playwright-core";
 import { WebPubSubServiceClient } from "@azure/web-pubsub";
 import { eventually } from "./eventually.mjs";
+import { ordergrid as runOrdergrid } from "./ordergrid.mjs";
 
 const [scenario, configText] = process.argv.slice(2);
 if (!scenario || !configText) {
@@ -34,21 +34,7 @@ function ok(check) {
   console.log(JSON.stringify({ ok: check }));
 }
 
-/** Runs `ordergrid <args>` in the stack's folder (it reads the topic key there); its stdout. */
-function ordergrid(args, stdin) {
-  return new Promise((resolve, reject) => {
-    const child = spawn(config.binary, args, { cwd: config.stackDir });
-    let out = "";
-    let err = "";
-    child.stdout.on("data", (d) => (out += d));
-    child.stderr.on("data", (d) => (err += d));
-    child.on("error", reject);
-    child.on("close", (code) =>
-      code === 0 ? resolve(out) : reject(new Error(`ordergrid ${args.join(" ")} exited with ${code}: ${err}`)),
-    );
-    child.stdin.end(stdin ?? "");
-  });
-}
+const ordergrid = (args, stdin) => runOrdergrid(config, args, stdin);
 
 /** `ordergrid publish` of one order, as the README publishes them. */
 function publish(orderId, { value = "10.00", email = "buyer@example.com" } = {}) {

@@ -8,9 +8,9 @@
 // code 0 when all passed. Never prints a token.
 
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { WebPubSubClient } from "@azure/web-pubsub-client";
 import { eventually } from "./eventually.mjs";
+import { ordergrid } from "./ordergrid.mjs";
 
 const config = JSON.parse(process.argv[2] ?? "null");
 if (!config) {
@@ -25,13 +25,7 @@ function ok(check) {
 function publish(orderId) {
   const args = ["publish", "--endpoint", config.topicEndpoint, "--order-id", orderId, "--customer-id", "c-1"];
   args.push("--value", "10.00", "--email", "buyer@example.com");
-  return new Promise((resolve, reject) => {
-    const child = spawn(config.binary, args, { cwd: config.stackDir, stdio: ["ignore", "ignore", "pipe"] });
-    let err = "";
-    child.stderr.on("data", (d) => (err += d));
-    child.on("error", reject);
-    child.on("close", (code) => (code === 0 ? resolve() : reject(new Error(`publish ${orderId}: ${code} ${err}`))));
-  });
+  return ordergrid(config, args);
 }
 
 /** negotiate's answer for `query`, insisting on 200 and a URL with a token. */
