@@ -261,7 +261,8 @@ impl Hub {
             .collect()
     }
 
-    pub fn connection_count(&self) -> usize {
+    #[cfg(test)]
+    fn connection_count(&self) -> usize {
         self.members().connections.len()
     }
 

@@ -299,14 +299,6 @@ impl Session {
         Delivered::Queued
     }
 
-    /// Sends a frame that is not a numbered message (an ack, a pong) on the current socket.
-    pub fn reply(&self, frame: Utf8Bytes) {
-        let state = self.state();
-        if let Some(socket) = &state.socket {
-            let _ = socket.frames.try_send(Message::Text(frame));
-        }
-    }
-
     /// The client acknowledged every message up to `sequence_id`.
     pub fn acknowledge(&self, sequence_id: u64) {
         let mut state = self.state();
