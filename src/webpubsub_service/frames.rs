@@ -190,8 +190,6 @@ pub struct Prepared {
     json: Utf8Bytes,
     /// What a simple client receives.
     simple: Message,
-    /// Frame bytes, for the reliable replay buffer's bound.
-    pub size: usize,
 }
 
 impl Prepared {
@@ -232,13 +230,11 @@ impl Prepared {
                 Err(_) => Message::Binary(data.clone()),
             },
         };
-        let size = tail.len() - 1 + 24;
         let json = Utf8Bytes::from(tail);
         Self {
             tail: Bytes::from(json.clone()).slice(1..),
             json,
             simple,
-            size,
         }
     }
 
