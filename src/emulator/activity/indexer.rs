@@ -10,6 +10,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{Activity, Indexed};
 use crate::emulator::delivery::SubscriptionRuntime;
+use crate::emulator::delivery::state::{Wanted, wanted};
 use crate::emulator::spool::{Spool, StoredEvent};
 use crate::journal::Position;
 use crate::json::Json;
@@ -26,28 +27,10 @@ pub fn order_id(stored: &StoredEvent) -> Option<Box<str>> {
     }
 }
 
-/// Whether `rt`'s subscription wants the event, as its dispatcher decides (topic, target,
-/// filter); an event whose body cannot be parsed is wanted (it is dead-lettered).
+/// Whether `rt`'s subscription wants the event, as its dispatcher decides; an event whose body
+/// cannot be parsed is wanted (it is dead-lettered).
 fn wants(rt: &SubscriptionRuntime, stored: &StoredEvent) -> bool {
-    if stored.topic() != rt.topic {
-        return false;
-    }
-    if let Some(target) = stored.target() {
-        return target.eq_ignore_ascii_case(rt.subscription.name.as_str());
-    }
-    let filter = &rt.subscription.filter;
-    let header = &stored.event.header;
-    if !filter.matches_envelope(&header.event_type, header.subject.as_deref()) {
-        return false;
-    }
-    if filter.advanced_filters().is_empty() {
-        return true;
-    }
-    stored
-        .event
-        .tree()
-        .map(|t| filter.matches_advanced(t, rt.input_schema))
-        .unwrap_or(true)
+    wanted(&rt.topic, rt.input_schema, &rt.subscription, stored) != Wanted::No
 }
 
 pub fn describe(stored: &StoredEvent, runtimes: &[Arc<SubscriptionRuntime>]) -> Indexed {

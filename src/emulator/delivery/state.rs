@@ -195,39 +195,12 @@ impl DeliveryState {
         effects
     }
 
-    /// Whether a buffered event is for this subscription: its topic's, not waiting already, and
-    /// targeted at it (a redelivery) or passing its filter. An event whose body cannot be parsed
-    /// (only a spool written by an older version can hold one) is taken, to be dead-lettered.
+    /// Whether a buffered event is for this subscription ([`wanted`]) and not waiting already.
     fn wants(&self, stored: &StoredEvent) -> Wanted {
-        if stored.topic() != self.topic || self.pending.contains_key(&stored.at) {
+        if self.pending.contains_key(&stored.at) {
             return Wanted::No;
         }
-        if let Some(target) = stored.target() {
-            return if target.eq_ignore_ascii_case(self.subscription.name.as_str()) {
-                Wanted::Yes
-            } else {
-                Wanted::No
-            };
-        }
-        // The event type and subject filters need the envelope only; advanced filters look
-        // into the event, which is parsed (once, for every subscription) when one does.
-        let filter = &self.subscription.filter;
-        let header = &stored.event.header;
-        if !filter.matches_envelope(&header.event_type, header.subject.as_deref()) {
-            return Wanted::No;
-        }
-        if filter.advanced_filters().is_empty() {
-            return Wanted::Yes;
-        }
-        let tree = stored
-            .event
-            .tree()
-            .map(|t| filter.matches_advanced(t, self.input_schema));
-        match tree {
-            Ok(true) => Wanted::Yes,
-            Ok(false) => Wanted::No,
-            Err(e) => Wanted::Unreadable(e.to_string()),
-        }
+        wanted(&self.topic, self.input_schema, &self.subscription, stored)
     }
 
     /// Takes matching events off the buffer into one batch (Azure does not wait to fill one).
@@ -675,9 +648,50 @@ impl DeliveryState {
     }
 }
 
+/// Whether a subscription of `topic` (whose events are in `input_schema`) is for a stored
+/// event: its topic's, and targeted at it (a redelivery) or passing its filter. An event whose
+/// body cannot be parsed (only a spool written by an older version can hold one) is taken, to
+/// be dead-lettered. The dispatcher and the dashboard's index both decide with this.
+pub fn wanted(
+    topic: &str,
+    input_schema: Schema,
+    subscription: &Subscription,
+    stored: &StoredEvent,
+) -> Wanted {
+    if stored.topic() != topic {
+        return Wanted::No;
+    }
+    if let Some(target) = stored.target() {
+        return if target.eq_ignore_ascii_case(subscription.name.as_str()) {
+            Wanted::Yes
+        } else {
+            Wanted::No
+        };
+    }
+    // The event type and subject filters need the envelope only; advanced filters look into
+    // the event, which is parsed (once, for every subscription) when one does.
+    let filter = &subscription.filter;
+    let header = &stored.event.header;
+    if !filter.matches_envelope(&header.event_type, header.subject.as_deref()) {
+        return Wanted::No;
+    }
+    if filter.advanced_filters().is_empty() {
+        return Wanted::Yes;
+    }
+    let tree = stored
+        .event
+        .tree()
+        .map(|t| filter.matches_advanced(t, input_schema));
+    match tree {
+        Ok(true) => Wanted::Yes,
+        Ok(false) => Wanted::No,
+        Err(e) => Wanted::Unreadable(e.to_string()),
+    }
+}
+
 /// What a subscription makes of a buffered event.
 #[derive(Debug, PartialEq)]
-enum Wanted {
+pub enum Wanted {
     No,
     Yes,
     /// Taken, to be dead-lettered: its body cannot be parsed, for this reason.
