@@ -6,27 +6,11 @@ use ordergrid::emulator::admin::dashboard::{
     ActionDone, EventDetail, EventPage, Journey, MetricsView,
 };
 use ordergrid_testing::receiver::{Receiver, Reply};
-use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 use crate::harness::{
     PATIENCE, Setup, TestEmulator, dead_lettered, event, eventually_async, file, topic, webhook,
 };
-
-async fn get<T: DeserializeOwned>(emulator: &TestEmulator, path: &str) -> T {
-    let response = emulator
-        .client
-        .get(format!("{}{path}", emulator.base))
-        .send()
-        .await
-        .unwrap();
-    assert!(
-        response.status().is_success(),
-        "GET {path}: {}",
-        response.status()
-    );
-    response.json().await.unwrap()
-}
 
 /// Polls a search until it finds `at_least` events.
 async fn search(emulator: &TestEmulator, query: &str, at_least: usize) -> EventPage {
@@ -34,7 +18,9 @@ async fn search(emulator: &TestEmulator, query: &str, at_least: usize) -> EventP
         &format!("{at_least} event(s) for {query}"),
         PATIENCE,
         async || {
-            let page: EventPage = get(emulator, &format!("/dashboard/api/events?{query}")).await;
+            let page: EventPage = emulator
+                .get(&format!("/dashboard/api/events?{query}"))
+                .await;
             (page.total >= at_least).then_some(page)
         },
     )
@@ -95,14 +81,12 @@ async fn events_are_found_by_order_id_event_id_subject_or_type_and_paged_newest_
     let all = search(&emulator, "limit=50", 121).await;
     assert_eq!(all.events.len(), 50);
     assert_eq!(all.events[0].id.as_deref(), Some("paid-1"), "newest first");
-    let older: EventPage = get(
-        &emulator,
-        &format!(
+    let older: EventPage = emulator
+        .get(&format!(
             "/dashboard/api/events?limit=50&before={}",
             all.next.as_deref().unwrap()
-        ),
-    )
-    .await;
+        ))
+        .await;
     assert_eq!(older.events.len(), 50);
     assert_eq!(
         older.events[0].id.as_deref(),
@@ -148,20 +132,15 @@ async fn an_event_opens_with_its_payload_as_stored_byte_for_byte() {
     let (receiver, emulator) = with_hook().await;
     // Numbers and escapes exactly as sent: a re-serialisation would change them.
     let body = r#"[{"id":"raw-1","subject":"orders/raw","eventType":"NewOrder","eventTime":"2026-01-01T00:00:00Z","dataVersion":"1.0","data":{"orderId":"raw","v":1.50e2,"s":"\u00e9<b>"}}]"#;
-    let response = emulator
-        .publish_request("orders")
-        .header("content-type", "application/json")
-        .body(body)
-        .send()
-        .await
-        .unwrap();
+    let response = emulator.publish_bytes("orders", body).await;
     assert_eq!(response.status(), 200);
     let page = search(&emulator, "q=raw", 1).await;
-    let detail: EventDetail = get(
-        &emulator,
-        &format!("/dashboard/api/events/{}", page.events[0].position),
-    )
-    .await;
+    let detail: EventDetail = emulator
+        .get(&format!(
+            "/dashboard/api/events/{}",
+            page.events[0].position
+        ))
+        .await;
     let payload = detail.payload.unwrap();
     assert!(
         payload.contains(r#""v":1.50e2,"s":"\u00e9<b>""#),
@@ -197,7 +176,7 @@ async fn a_journey_shows_each_attempt_with_status_the_retry_and_the_dead_letter_
         .await;
     let journey: Journey =
         eventually_async("the dead letter in the journey", PATIENCE, async || {
-            let j: Journey = get(&emulator, "/dashboard/api/orders/J-1").await;
+            let j: Journey = emulator.get("/dashboard/api/orders/J-1").await;
             (!j.dead_letters.is_empty()).then_some(j)
         })
         .await;
@@ -269,25 +248,15 @@ async fn counters_show_published_unmatched_and_publish_failures_by_reason() {
         .await
         .unwrap();
     assert_eq!(no_key.status(), 401);
-    let not_json = emulator
-        .publish_request("orders")
-        .header("content-type", "application/json")
-        .body("{nope")
-        .send()
-        .await
-        .unwrap();
+    let not_json = emulator.publish_bytes("orders", "{nope").await;
     assert_eq!(not_json.status(), 400);
     let too_big = emulator
-        .publish_request("orders")
-        .header("content-type", "application/json")
-        .body(vec![b' '; 1024 * 1024 + 1])
-        .send()
-        .await
-        .unwrap();
+        .publish_bytes("orders", vec![b' '; 1024 * 1024 + 1])
+        .await;
     assert_eq!(too_big.status(), 413);
 
     let metrics: MetricsView = eventually_async("the counters", PATIENCE, async || {
-        let m: MetricsView = get(&emulator, "/dashboard/api/metrics").await;
+        let m: MetricsView = emulator.get("/dashboard/api/metrics").await;
         let sub = &m.subscriptions[0];
         (m.topics[0].published >= 2 && sub.counters.delivered >= 1).then_some(m)
     })
@@ -424,7 +393,7 @@ async fn actions_refuse_form_posts_other_origins_and_requests_without_the_pages_
         .await
         .unwrap();
     assert_eq!(elsewhere.status(), 403);
-    let page: EventPage = get(&emulator, "/dashboard/api/events?q=F-1").await;
+    let page: EventPage = emulator.get("/dashboard/api/events?q=F-1").await;
     assert_eq!(page.total, 0, "nothing refused was published");
 
     let origin = emulator.base.clone();
@@ -477,7 +446,7 @@ async fn actions_refuse_form_posts_other_origins_and_requests_without_the_pages_
     );
     assert_eq!(redeliver("no-such").await.status(), 404);
     // Reading stays easy: no token for GETs.
-    let _: EventPage = get(&emulator, "/dashboard/api/events").await;
+    let _: EventPage = emulator.get("/dashboard/api/events").await;
 }
 
 #[tokio::test]

@@ -331,13 +331,7 @@ async fn data_is_delivered_byte_for_byte() {
     let body = format!(
         r#"[{{"id":"x-1","subject":"s","eventType":"NewOrder","eventTime":"2026-01-01T00:00:00Z","data":{DATA},"dataVersion":"1.0"}}]"#
     );
-    let response = emulator
-        .publish_request("orders")
-        .header("content-type", "application/json")
-        .body(body)
-        .send()
-        .await
-        .unwrap();
+    let response = emulator.publish_bytes("orders", body).await;
     assert_eq!(response.status(), 200);
     let request = eventually_async("the event", PATIENCE, async || {
         receiver.notifications("/exact").into_iter().next()

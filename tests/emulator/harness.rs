@@ -332,6 +332,21 @@ impl TestEmulator {
             .header("aeg-sas-key", self.key(topic).expose_secret())
     }
 
+    /// Publishes `body` as it is (`application/json`) with the key; returns the answer. For
+    /// bodies whose exact bytes matter, or that are not JSON at all.
+    pub async fn publish_bytes(
+        &self,
+        topic: &str,
+        body: impl Into<reqwest::Body>,
+    ) -> reqwest::Response {
+        self.publish_request(topic)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
     /// Publishes an Event Grid schema array (or anything JSON) with the key; returns the answer.
     pub async fn publish(&self, topic: &str, body: &Value) -> reqwest::Response {
         self.publish_request(topic)
@@ -357,6 +372,11 @@ impl TestEmulator {
     /// The raw JSON of an admin endpoint, for tests of the wire format itself (what the
     /// dashboard reads); everything else reads the typed views through `admin`.
     pub async fn get_json(&self, path: &str) -> Value {
+        self.get(path).await
+    }
+
+    /// An admin or dashboard endpoint's answer, read as `T`; the request must succeed.
+    pub async fn get<T: serde::de::DeserializeOwned>(&self, path: &str) -> T {
         let response = self
             .client
             .get(format!("{}{path}", self.base))
