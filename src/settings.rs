@@ -149,6 +149,12 @@ impl<'a> Reader<'a> {
         .unwrap_or_default()
     }
 
+    /// A port number (0 picks one); 0 when it is not one, with the problem recorded.
+    pub fn port(&mut self, setting: &Setting) -> u16 {
+        self.parse(setting, "not a port number (0-65535)", parse_port)
+            .unwrap_or_default()
+    }
+
     /// `true` or `false`.
     pub fn flag(&mut self, setting: &Setting) -> bool {
         self.parse(setting, "must be true or false", |s| s.parse().ok())

@@ -159,9 +159,7 @@ pub struct DeliverySettings {
 impl EmulatorSettings {
     pub fn from_env(env: &HashMap<String, String>) -> Result<Self, SettingsError> {
         let mut r = Reader::new(env);
-        let port = r
-            .parse(&PORT, "not a port number (0-65535)", parse_port)
-            .unwrap_or_default();
+        let port = r.port(&PORT);
         let data_dir = PathBuf::from(r.string(&DATA));
         let key = r.raw(&KEY).and_then(|raw| match TopicKey::parse(raw) {
             Ok(key) => Some(key),

@@ -104,8 +104,7 @@ impl HandlerSettings {
             ));
             0
         } else {
-            r.parse(&PORT, "not a port number (0-65535)", |s| s.parse().ok())
-                .unwrap_or_default()
+            r.port(&PORT)
         };
         let store = StoreSettings::read(&mut r);
         let email = EmailSettings::read(&mut r);

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::settings::{Reader, Setting, SettingsError, parse_port};
+use crate::settings::{Reader, Setting, SettingsError};
 use crate::webpubsub::AccessKey;
 
 pub const PORT: Setting = Setting::new(
@@ -56,9 +56,7 @@ pub struct ServiceSettings {
 impl ServiceSettings {
     pub fn from_env(env: &HashMap<String, String>) -> Result<Self, SettingsError> {
         let mut r = Reader::new(env);
-        let port = r
-            .parse(&PORT, "not a port number (0-65535)", parse_port)
-            .unwrap_or_default();
+        let port = r.port(&PORT);
         let data_dir = PathBuf::from(r.string(&DATA));
         let key = r.raw(&KEY).map(AccessKey::new);
         let recovery_window = r.duration(&RECOVERY_WINDOW);
