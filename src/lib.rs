@@ -26,8 +26,8 @@
 //! - side effects behind interfaces with in-memory twins: [`store`] (records with conditional
 //!   writes), [`email`] (rendering and transports), [`blob`] (Blob Storage connections), and
 //!   [`journal`] (the segmented, group-committed log under the store and the spool);
-//! - [`settings`] (the reader every wing declares its settings with), [`telemetry`] (logging)
-//!   and [`shutdown`] (signals).
+//! - [`settings`] (the reader every wing declares its settings with), [`telemetry`] (logging),
+//!   [`trace`] (W3C trace context, OpenTelemetry spans, OTLP) and [`shutdown`] (signals).
 //!
 //! See `ARCHITECTURE.md` for the flows and invariants.
 
@@ -49,5 +49,6 @@ pub mod shutdown;
 pub mod stack;
 pub mod store;
 pub mod telemetry;
+pub mod trace;
 pub mod webpubsub;
 pub mod webpubsub_service;

@@ -26,6 +26,7 @@ use crate::settings::Layered;
 use crate::stack::{LocalStack, StackSettings};
 use crate::store::settings::StoreSettings;
 use crate::store::{BlobStore, FolderStore, RecordStore};
+use crate::trace::{Telemetry, TraceExport};
 use crate::webpubsub_service::settings as webpubsub_settings;
 use crate::webpubsub_service::{ServiceSettings, WebPubSubService};
 
@@ -310,7 +311,9 @@ async fn run(cli: Cli, env: HashMap<String, String>) -> anyhow::Result<()> {
         Command::Serve { port } => {
             let env = Layered::over(&env).set_some(&handler_settings::PORT, port);
             let settings = HandlerSettings::from_env(env.env())?;
-            let handler = Handler::build(&settings).await?;
+            let telemetry =
+                Telemetry::start(&TraceExport::from_env(env.env()), "ordergrid-handler", None)?;
+            let handler = Handler::build(&settings, telemetry.tracer()).await?;
             let exit_with_parent = env
                 .env()
                 .get(crate::shutdown::EXIT_WITH_PARENT)
@@ -321,7 +324,9 @@ async fn run(cli: Cli, env: HashMap<String, String>) -> anyhow::Result<()> {
                 port = handler.port(),
                 "custom handler listening on 127.0.0.1"
             );
-            handler.run_until_stopped(shutdown).await
+            let served = handler.run_until_stopped(shutdown).await;
+            telemetry.shutdown();
+            served
         }
         Command::Dev(args) => {
             let settings = StackSettings {
@@ -344,13 +349,17 @@ async fn run(cli: Cli, env: HashMap<String, String>) -> anyhow::Result<()> {
             stack.run_until_stopped(shutdown).await
         }
         Command::Publish(args) => {
-            let (endpoint, emulator_data) =
-                publish::target(args.endpoint, args.auth, &args.data).await?;
+            let target = publish::target(args.endpoint, args.auth, &args.data).await?;
+            let trace = TraceExport::from_env(
+                Layered::over(&env)
+                    .set_some(&crate::trace::TRACE_SINK, target.trace_sink)
+                    .env(),
+            );
             let request = PublishRequest {
-                endpoint,
+                endpoint: target.endpoint,
                 auth: args.auth,
                 key: args.key,
-                emulator_data,
+                emulator_data: target.emulator_data,
                 schema: args.schema.into(),
                 event_type: args.event_type,
                 subject: args.subject,
@@ -363,6 +372,7 @@ async fn run(cli: Cli, env: HashMap<String, String>) -> anyhow::Result<()> {
                     email: args.email,
                     items: args.items,
                 },
+                trace,
             };
             print!("{}", publish::run(request).await?);
             Ok(())

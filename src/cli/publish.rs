@@ -17,6 +17,7 @@ use crate::eventgrid::publisher::{PublishAuth, PublisherClient};
 use crate::eventgrid::sas::TopicKey;
 use crate::eventgrid::{RawObject, Schema, now_rfc3339};
 use crate::stack::record;
+use crate::trace::{Kind, Span, TRACEPARENT, Telemetry, TraceExport, TraceParent};
 
 /// The topic the local stack's functions take orders from.
 const LOCAL_TOPIC: &str = "orders";
@@ -28,9 +29,13 @@ pub async fn target(
     endpoint: Option<String>,
     auth: AuthMode,
     data: &Path,
-) -> anyhow::Result<(String, PathBuf)> {
+) -> anyhow::Result<Target> {
     if let Some(endpoint) = endpoint {
-        return Ok((endpoint, data.join("emulator")));
+        return Ok(Target {
+            endpoint,
+            emulator_data: data.join("emulator"),
+            trace_sink: None,
+        });
     }
     let stack = record::find(data).await?;
     let https = auth == AuthMode::Entra;
@@ -47,7 +52,21 @@ pub async fn target(
             )
         }
     })?;
-    Ok((endpoint, stack.emulator_data_dir))
+    Ok(Target {
+        endpoint,
+        emulator_data: stack.emulator_data_dir,
+        trace_sink: stack.trace_sink,
+    })
+}
+
+/// Where `publish` sends events, and what goes with it.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub endpoint: String,
+    /// The emulator's data folder (topic keys, development CA).
+    pub emulator_data: PathBuf,
+    /// The stack's trace receiver, when it keeps traces: the publish span goes there too.
+    pub trace_sink: Option<String>,
 }
 
 /// How `publish` authenticates.
@@ -87,6 +106,8 @@ pub struct PublishRequest {
     /// `-` for stdin.
     pub file: Option<PathBuf>,
     pub order: NewOrderFlags,
+    /// Where the publish span goes; with none, events carry no trace context.
+    pub trace: TraceExport,
 }
 
 /// A JSON number as typed (`150.00` stays `150.00`), or the text as a JSON string.
@@ -158,8 +179,12 @@ fn new_order_data(flags: &NewOrderFlags) -> anyhow::Result<RawObject> {
     Ok(data)
 }
 
-/// The events to send: from the file/stdin as they are, or one NewOrder built from flags.
-pub fn events(request: &PublishRequest) -> anyhow::Result<Vec<RawObject>> {
+/// The events to send: from the file/stdin as they are, or one NewOrder built from flags, which
+/// carries `trace` in `data.traceparent` (see [`crate::trace::context`]).
+pub fn events(
+    request: &PublishRequest,
+    trace: Option<TraceParent>,
+) -> anyhow::Result<Vec<RawObject>> {
     if let Some(file) = &request.file {
         let text = if file == Path::new("-") {
             let mut text = String::new();
@@ -183,7 +208,10 @@ pub fn events(request: &PublishRequest) -> anyhow::Result<Vec<RawObject>> {
         }
         return Ok(events);
     }
-    let data = new_order_data(&request.order)?;
+    let mut data = new_order_data(&request.order)?;
+    if let Some(trace) = trace {
+        data.insert(TRACEPARENT.into(), raw(trace.to_string()));
+    }
     let order_id = request.order.order_id.clone().unwrap_or_default();
     let subject = request
         .subject
@@ -266,12 +294,29 @@ fn credential(endpoint: &str) -> anyhow::Result<Arc<dyn TokenCredential>> {
 
 /// Sends the events and describes what was accepted.
 pub async fn run(request: PublishRequest) -> anyhow::Result<String> {
-    let events = events(&request)?;
+    let telemetry = Telemetry::start(&request.trace, "ordergrid-cli", None)?;
+    let mut span = telemetry.tracer().start(
+        format!("publish {}", request.event_type),
+        Kind::Producer,
+        None,
+    );
+    let published = publish(&request, &mut span).await;
+    if let Err(e) = &published {
+        span.fail(format!("{e:#}"));
+    }
+    span.end();
+    telemetry.shutdown();
+    published
+}
+
+async fn publish(request: &PublishRequest, span: &mut Span) -> anyhow::Result<String> {
+    let trace = span.traceparent();
+    let events = events(request, trace)?;
     let endpoint = request.endpoint.clone();
     let auth = match request.auth {
-        AuthMode::Key => PublishAuth::Key(key(&request, &endpoint)?),
+        AuthMode::Key => PublishAuth::Key(key(request, &endpoint)?),
         AuthMode::Sas => PublishAuth::Sas {
-            key: key(&request, &endpoint)?,
+            key: key(request, &endpoint)?,
             ttl: std::time::Duration::from_secs(3600),
         },
         AuthMode::Entra => PublishAuth::Entra(credential(&endpoint)?),
@@ -296,12 +341,7 @@ pub async fn run(request: PublishRequest) -> anyhow::Result<String> {
         receipt.request_id.as_deref().unwrap_or("-")
     );
     for event in &events {
-        let field = |name: &str| {
-            event
-                .get(name)
-                .and_then(|v| serde_json::from_str::<String>(v.get()).ok())
-                .unwrap_or_default()
-        };
+        let field = |name: &str| field_of(event, name);
         let event_type = if request.schema == Schema::EventGrid {
             field("eventType")
         } else {
@@ -314,7 +354,19 @@ pub async fn run(request: PublishRequest) -> anyhow::Result<String> {
             field("subject")
         );
     }
+    if let Some(trace) = trace.filter(|_| request.file.is_none()) {
+        span.set("event.id", field_of(&events[0], "id"));
+        out += &format!("  trace {}\n", trace.trace_id_hex());
+    }
     Ok(out)
+}
+
+/// A string member of an event, or empty.
+fn field_of(event: &RawObject, name: &str) -> String {
+    event
+        .get(name)
+        .and_then(|v| serde_json::from_str::<String>(v.get()).ok())
+        .unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -334,21 +386,31 @@ mod tests {
             subject: None,
             file: None,
             order,
+            trace: TraceExport::default(),
         }
     }
 
     #[test]
     fn a_new_order_from_flags_keeps_the_amount_as_typed() {
-        let events = events(&request(NewOrderFlags {
-            order_id: Some("12345".into()),
-            customer_id: Some("67890".into()),
-            value: Some("150.00".into()),
-            email: Some("customer@example.com".into()),
-            items: vec!["MUG-1:2:75.00:Mug".into()],
-            ..Default::default()
-        }))
+        let events = events(
+            &request(NewOrderFlags {
+                order_id: Some("12345".into()),
+                customer_id: Some("67890".into()),
+                value: Some("150.00".into()),
+                email: Some("customer@example.com".into()),
+                items: vec!["MUG-1:2:75.00:Mug".into()],
+                ..Default::default()
+            }),
+            TraceParent::parse("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
+        )
         .unwrap();
         let event = serde_json::to_string(&events[0]).unwrap();
+        assert!(
+            event.contains(
+                r#""traceparent":"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01""#
+            ),
+            "the order carries its trace context in data: {event}"
+        );
         assert!(event.contains(r#""orderValue":"150.00""#), "{event}");
         assert!(event.contains(r#""unitPrice":"75.00""#), "{event}");
         assert!(event.contains(r#""subject":"orders/12345""#), "{event}");
@@ -357,20 +419,26 @@ mod tests {
 
     #[test]
     fn missing_flags_are_named() {
-        let err = events(&request(NewOrderFlags {
-            order_id: Some("1".into()),
-            ..Default::default()
-        }))
+        let err = events(
+            &request(NewOrderFlags {
+                order_id: Some("1".into()),
+                ..Default::default()
+            }),
+            None,
+        )
         .unwrap_err();
         assert!(err.to_string().contains("--customer-id"), "{err}");
-        let err = events(&request(NewOrderFlags {
-            order_id: Some("1".into()),
-            customer_id: Some("c".into()),
-            value: Some("1".into()),
-            email: Some("a@b.co".into()),
-            items: vec!["bad".into()],
-            ..Default::default()
-        }))
+        let err = events(
+            &request(NewOrderFlags {
+                order_id: Some("1".into()),
+                customer_id: Some("c".into()),
+                value: Some("1".into()),
+                email: Some("a@b.co".into()),
+                items: vec!["bad".into()],
+                ..Default::default()
+            }),
+            None,
+        )
         .unwrap_err();
         assert!(err.to_string().contains("sku:quantity:unitPrice"), "{err}");
     }

@@ -24,6 +24,8 @@ pub struct DeliveryHeaders {
     pub subscription: Option<String>,
     /// `aeg-delivery-count`: attempts before this one.
     pub delivery_count: Option<u32>,
+    /// `traceparent`, when the subscription maps one (the invocation's parent).
+    pub traceparent: Option<crate::trace::TraceParent>,
 }
 
 #[derive(Debug, Clone)]
@@ -136,6 +138,7 @@ mod tests {
             delivery: DeliveryHeaders {
                 subscription: Some("SUB".into()),
                 delivery_count: Some(0),
+                traceparent: None,
             },
             status: Some(503),
             code: None,

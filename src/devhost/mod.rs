@@ -40,6 +40,7 @@ use tokio_util::sync::CancellationToken;
 
 use self::manifest::AppManifest;
 use self::worker::{Worker, WorkerState};
+use crate::trace::Tracer;
 
 /// The host's initialization timeout (code default 30 s).
 pub const INITIALIZATION_TIMEOUT: Duration = Duration::from_secs(30);
@@ -59,6 +60,8 @@ pub struct HostState {
     pub http: http::Routes,
     /// The causes of failed Event Grid invocations, for the dashboard.
     pub failures: Arc<answers::FailedInvocations>,
+    /// A span for each invocation (off unless an OTLP endpoint is set).
+    pub tracer: Tracer,
 }
 
 impl HostState {
@@ -84,8 +87,9 @@ impl FunctionsHost {
         root: &Path,
         settings: HashMap<String, String>,
         port: u16,
+        tracer: Tracer,
     ) -> anyhow::Result<Self> {
-        Self::with_listener(root, settings, bind(port).await?).await
+        Self::with_listener(root, settings, bind(port).await?, tracer).await
     }
 
     /// As [`FunctionsHost::build`], on a listener bound beforehand (so its URL can be given to
@@ -94,6 +98,7 @@ impl FunctionsHost {
         root: &Path,
         settings: HashMap<String, String>,
         listener: tokio::net::TcpListener,
+        tracer: Tracer,
     ) -> anyhow::Result<Self> {
         let manifest = AppManifest::load(root)?;
         let not_loaded: Vec<(String, String)> = manifest
@@ -130,6 +135,7 @@ impl FunctionsHost {
                 web_pubsub: Default::default(),
                 http,
                 failures: Default::default(),
+                tracer,
             }),
             supervisor,
             stop,

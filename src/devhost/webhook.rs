@@ -36,10 +36,11 @@ use super::answers::{self, DeliveryHeaders, FailedInvocation};
 use super::binding_data::BindingData;
 use super::manifest::FunctionManifest;
 use super::newtonsoft;
-use super::worker::InvokeError;
+use super::worker::{Invocation, InvokeError};
 use crate::eventgrid::protocol;
 use crate::invocation::{HostAnswer, InvocationRequest};
 use crate::json::Json;
+use crate::trace::{self, Kind, TraceParent};
 
 /// The origins whose abuse-protection handshake is answered with their own name (Azure's public
 /// and sovereign clouds, as the extension lists them).
@@ -134,6 +135,10 @@ pub async fn eventgrid(
                     .get(protocol::DELIVERY_COUNT)
                     .and_then(|v| v.to_str().ok())
                     .and_then(|v| v.parse().ok()),
+                traceparent: headers
+                    .get(trace::TRACEPARENT)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(TraceParent::parse),
             };
             notification(&host, function, &body, &delivery).await
         }
@@ -323,6 +328,10 @@ pub(super) fn dotnet_utc(t: OffsetDateTime) -> String {
 
 /// One invocation: envelope, handler, outputs. `Err` fails the delivery, with the message the
 /// host answers; the cause is kept in the host's [`answers`] for the dashboard.
+///
+/// The invocation is a span under the delivery's `traceparent` (the real host parents its
+/// request on the incoming header, as ASP.NET Core does; it reads nothing from the event), and
+/// the handler gets the span's context in its own `traceparent` header.
 async fn invoke(
     host: &HostState,
     function: &FunctionManifest,
@@ -356,7 +365,20 @@ async fn invoke(
             logs,
         });
     };
-    let result = invoke_once(host, function, trigger, &invocation_id).await;
+    let mut span = host
+        .tracer
+        .start(function.name.clone(), Kind::Server, delivery.traceparent);
+    span.set("faas.invocation_id", invocation_id.clone());
+    span.set("faas.trigger", "pubsub");
+    span.set("event.id", event_ids.join(","));
+    let traceparent = span.traceparent().unwrap_or_else(TraceParent::root);
+    let result = invoke_once(host, function, trigger, &invocation_id, traceparent).await;
+    if let Err(Failure::Answered { status, .. }) = &result {
+        span.fail(format!("the handler answered {status}"));
+    } else if let Err(Failure::Host { cause, .. }) = &result {
+        span.fail(cause.clone());
+    }
+    span.end();
     match &result {
         Ok(()) => {}
         Err(Failure::Answered { status, body }) => {
@@ -397,6 +419,7 @@ async fn invoke_once(
     function: &FunctionManifest,
     trigger: Trigger<'_>,
     invocation_id: &str,
+    traceparent: TraceParent,
 ) -> Result<(), Failure> {
     let host_failure = |cause: String| Failure::Host {
         answer: host_message(function),
@@ -431,7 +454,14 @@ async fn invoke_once(
     })?;
     let answered = host
         .worker
-        .invoke(&function.name, invocation_id, envelope)
+        .invoke(
+            &function.name,
+            Invocation {
+                id: invocation_id,
+                traceparent,
+            },
+            envelope,
+        )
         .await
         .map_err(|e| {
             tracing::error!(function = %function.name, invocation_id, event_id, error = %e, "invocation failed");

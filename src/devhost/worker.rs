@@ -30,6 +30,7 @@ use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 use super::manifest::AppManifest;
+use crate::trace::{self, TraceParent};
 
 /// Handler errors within [`ERROR_WINDOW`] that stop the application (the host's threshold).
 const ERROR_THRESHOLD: usize = 3;
@@ -75,6 +76,14 @@ pub struct Answered {
     pub status: u16,
     pub content_type: Option<String>,
     pub body: bytes::Bytes,
+}
+
+/// What the host tells the handler of an invocation besides its envelope: its id
+/// (`X-Azure-Functions-InvocationId`) and its trace context (`traceparent`).
+#[derive(Debug, Clone, Copy)]
+pub struct Invocation<'a> {
+    pub id: &'a str,
+    pub traceparent: TraceParent,
 }
 
 pub struct Worker {
@@ -130,9 +139,13 @@ impl Worker {
     pub async fn invoke(
         &self,
         function: &str,
-        invocation_id: &str,
+        invocation: Invocation<'_>,
         envelope: Vec<u8>,
     ) -> Result<Answered, InvokeError> {
+        let Invocation {
+            id: invocation_id,
+            traceparent,
+        } = invocation;
         let port = self.ready_port().await.map_err(InvokeError::Unavailable)?;
         let request = async {
             let response = self
@@ -141,6 +154,7 @@ impl Worker {
                 .header("content-type", "application/json; charset=utf-8")
                 .header("x-azure-functions-invocationid", invocation_id)
                 .header("x-azure-functions-hostversion", HOST_VERSION)
+                .header(trace::TRACEPARENT, traceparent.to_string())
                 .header(
                     "user-agent",
                     concat!(

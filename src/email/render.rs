@@ -1,11 +1,33 @@
 //! Renders the order confirmation (plain text and HTML) from the templates in `templates/`,
 //! compiled into the binary by askama: nothing is parsed at start-up, and HTML is escaped.
+//! A message sent within a trace carries its context in a `Traceparent` header (W3C's value),
+//! so a mail found in an inbox leads back to the order's trace.
 
 use askama::Template;
 use lettre::Message;
+use lettre::message::header::{Header, HeaderName, HeaderValue};
 use lettre::message::{Mailbox, MultiPart, header};
 
 use crate::domain::NewOrder;
+use crate::trace::TraceParent;
+
+/// `Traceparent: 00-<trace id>-<span id>-<flags>`.
+#[derive(Debug, Clone)]
+struct TraceparentHeader(String);
+
+impl Header for TraceparentHeader {
+    fn name() -> HeaderName {
+        HeaderName::new_from_ascii_str("Traceparent")
+    }
+
+    fn parse(s: &str) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
+        Ok(Self(s.to_owned()))
+    }
+
+    fn display(&self) -> HeaderValue {
+        HeaderValue::new(Self::name(), self.0.clone())
+    }
+}
 
 /// A rendered message ready for a transport, with what transports need to name it.
 #[derive(Debug, Clone)]
@@ -56,7 +78,12 @@ impl ConfirmationRenderer {
         &self.from
     }
 
-    pub fn render(&self, order: &NewOrder) -> Result<OutgoingEmail, String> {
+    /// The confirmation of `order`, within `trace` when the sender has one.
+    pub fn render(
+        &self,
+        order: &NewOrder,
+        trace: Option<TraceParent>,
+    ) -> Result<OutgoingEmail, String> {
         let currency = order.order_value().currency();
         let lines: Vec<Line> = order
             .items()
@@ -95,12 +122,16 @@ impl ConfirmationRenderer {
             self.from.email.domain()
         );
         let to = Mailbox::new(None, order.customer_email().as_lettre().clone());
-        let message = Message::builder()
+        let mut message = Message::builder()
             .from(self.from.clone())
             .to(to)
             .subject(format!("We received your order {order_id}"))
             .message_id(Some(message_id.clone()))
-            .header(header::MIME_VERSION_1_0)
+            .header(header::MIME_VERSION_1_0);
+        if let Some(trace) = trace {
+            message = message.header(TraceparentHeader(trace.to_string()));
+        }
+        let message = message
             .multipart(MultiPart::alternative_plain_html(text, html))
             .map_err(|e| format!("failed to build the message: {e}"))?;
         Ok(OutgoingEmail {
@@ -125,8 +156,10 @@ mod tests {
         )
         .unwrap();
         let renderer = ConfirmationRenderer::new("Shop <orders@shop.example>".parse().unwrap());
-        let email = renderer.render(&order).unwrap();
+        let trace = TraceParent::root();
+        let email = renderer.render(&order, Some(trace)).unwrap();
         let raw = String::from_utf8(email.message.formatted()).unwrap();
+        assert!(raw.contains(&format!("Traceparent: {trace}\r\n")), "{raw}");
         assert!(raw.contains("Subject: We received your order A-1"), "{raw}");
         assert!(
             raw.contains("Message-ID: <order-A-1.confirmation@shop.example>"),

@@ -54,6 +54,7 @@ use self::spool::{Spool, SpoolError};
 use self::subscriptions::SubscriptionsFile;
 use crate::eventgrid::sas::TopicKey;
 use crate::journal::JournalOptions;
+use crate::trace::{SpanSink, Telemetry};
 
 /// A topic's access keys as shown to users; persisted under the data folder.
 #[derive(Debug, Clone)]
@@ -69,6 +70,7 @@ pub struct Emulator {
     api: Arc<ApiState>,
     dispatchers: Vec<Dispatcher>,
     keys: Vec<TopicKeys>,
+    telemetry: Telemetry,
 }
 
 impl Emulator {
@@ -140,6 +142,14 @@ impl Emulator {
                 .collect(),
             activity::metrics::BUCKET_MS,
         ));
+        let traces = settings
+            .traces
+            .then(|| Arc::new(activity::traces::TraceStore::new(activity.clone())));
+        let telemetry = Telemetry::start(
+            &settings.trace_export,
+            "ordergrid-emulator",
+            traces.clone().map(|t| t as Arc<dyn SpanSink>),
+        )?;
         let mut dispatchers = Vec::new();
         let mut runtimes = Vec::new();
         for topic in &file.topics {
@@ -155,6 +165,7 @@ impl Emulator {
                     delivery.clone(),
                     recovered.remove(&key),
                     activity.clone(),
+                    telemetry.tracer(),
                 );
                 dispatcher.persist_start().await?;
                 dispatchers.push(dispatcher);
@@ -193,6 +204,7 @@ impl Emulator {
             activity,
             dashboard_token: api::dashboard::new_token(),
             app: std::sync::OnceLock::new(),
+            traces,
         });
         Ok(Self {
             listener,
@@ -200,6 +212,7 @@ impl Emulator {
             api,
             dispatchers,
             keys,
+            telemetry,
         })
     }
 
@@ -265,6 +278,12 @@ impl Emulator {
         let _ = self.api.app.set(app);
     }
 
+    /// Whether the dashboard keeps traces (`ORDERGRID_EMULATOR_TRACES`), taking OTLP at
+    /// `/v1/traces`.
+    pub fn keeps_traces(&self) -> bool {
+        self.api.traces.is_some()
+    }
+
     pub fn runtimes(&self) -> &[Arc<SubscriptionRuntime>] {
         &self.api.runtimes
     }
@@ -276,6 +295,7 @@ impl Emulator {
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let stop = CancellationToken::new();
+        let telemetry = self.telemetry.clone();
         let mut tasks = Vec::new();
         for rt in &self.api.runtimes {
             let (rt, sender, settings, base) = (
@@ -321,6 +341,7 @@ impl Emulator {
         }
         let _ = maintenance.await;
         let _ = indexer.await;
+        telemetry.shutdown();
         served.context("the emulator's HTTP server failed")
     }
 }

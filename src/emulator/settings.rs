@@ -14,6 +14,7 @@ use super::entra::EntraMode;
 use crate::blob::BlobConnection;
 use crate::eventgrid::sas::TopicKey;
 use crate::settings::{Reader, Setting, SettingsError, parse_port};
+use crate::trace::TraceExport;
 
 pub const PORT: Setting = Setting::new(
     "ORDERGRID_EMULATOR_PORT",
@@ -98,6 +99,12 @@ pub const ENTRA: Setting = Setting::new(
     "`local`: accept Microsoft Entra ID bearer tokens over HTTPS by form, audience and expiry, not signature; `off`: refuse them",
 );
 
+pub const TRACES: Setting = Setting::new(
+    "ORDERGRID_EMULATOR_TRACES",
+    "false",
+    "keep traces for the dashboard's waterfall: a span per delivery attempt of an event that carries trace context, and the spans OTLP exporters send to `/v1/traces` (in memory, the newest 20,000); `ordergrid dev` turns it on",
+);
+
 /// The emulator's settings, in the README's order.
 pub const SETTINGS: &[Setting] = &[
     PORT,
@@ -115,6 +122,7 @@ pub const SETTINGS: &[Setting] = &[
     SIMPLE_PUBLISH,
     HTTPS_PORT,
     ENTRA,
+    TRACES,
 ];
 
 #[derive(Debug, Clone)]
@@ -134,6 +142,10 @@ pub struct EmulatorSettings {
     /// certificate in `<data_dir>/tls`.
     pub https_port: Option<u16>,
     pub entra: EntraMode,
+    /// Keep traces for the dashboard ([`TRACES`]).
+    pub traces: bool,
+    /// Where the emulator's own spans are exported, besides the dashboard.
+    pub trace_export: TraceExport,
 }
 
 /// Durations and limits of delivery. Azure's durations are multiplied by `time_scale`.
@@ -197,6 +209,8 @@ impl EmulatorSettings {
                 _ => None,
             })
             .unwrap_or(EntraMode::Local);
+        let traces = r.flag(&TRACES);
+        let trace_export = TraceExport::read(&r);
         let subscriptions_file = PathBuf::from(r.string(&SUBSCRIPTIONS));
         let dead_letters = match BlobConnection::from_env(env, DEAD_LETTER_STORAGE.name) {
             Ok(Some(connection)) => DeadLetterStorage::Blob(connection),
@@ -220,6 +234,8 @@ impl EmulatorSettings {
             simple_publish,
             https_port,
             entra,
+            traces,
+            trace_export,
         })
     }
 }

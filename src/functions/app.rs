@@ -31,6 +31,7 @@ use crate::eventgrid::InboundEvent;
 use crate::invocation::http::HttpRequestData;
 use crate::invocation::{InvocationRequest, InvocationResponse};
 use crate::store::RecordStore;
+use crate::trace::{self, Carried, Kind, Span, TraceParent, Tracer};
 
 /// The side effects and policies the functions use.
 pub struct Services {
@@ -45,13 +46,15 @@ pub struct Services {
     pub client_tokens: Option<ClientTokens>,
     /// Who may open the operators' board.
     pub operators: Operators,
+    /// Spans for each invocation and what it does (off unless an OTLP endpoint is set).
+    pub tracer: Tracer,
 }
 
 impl Services {
     /// Opens the store and the email transport the settings name (see [`StoreSettings::open`]).
     ///
     /// [`StoreSettings::open`]: crate::store::settings::StoreSettings::open
-    pub async fn from_settings(settings: &HandlerSettings) -> anyhow::Result<Self> {
+    pub async fn from_settings(settings: &HandlerSettings, tracer: Tracer) -> anyhow::Result<Self> {
         let store = settings.store.open().await?;
         tracing::info!(store = %store.describe(), "store ready");
         let client_tokens = settings
@@ -79,6 +82,7 @@ impl Services {
             max_body_bytes: settings.max_body_bytes,
             client_tokens,
             operators: settings.operators.clone(),
+            tracer,
         })
     }
 }
@@ -121,15 +125,27 @@ async fn invoke(
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
         .to_owned();
+    // The host's invocation context (functions-custom-handler.md §2.2).
+    let host_parent = headers
+        .get(trace::TRACEPARENT)
+        .and_then(|v| v.to_str().ok())
+        .and_then(TraceParent::parse);
     let span = tracing::info_span!(
         "invocation",
         function = %function,
         invocation_id = %invocation_id,
         event_id = tracing::field::Empty,
         order_id = tracing::field::Empty,
+        // The invocation's trace: on Azure the host logs these lines to Application Insights
+        // (Host.Function.Console), where a query for the trace id finds them.
+        trace_id = tracing::field::Empty,
     );
     async move {
-        match dispatch(&services, &function, body).await {
+        let invocation = Invocation {
+            id: &invocation_id,
+            host_parent,
+        };
+        match dispatch(&services, &function, body, &invocation).await {
             Ok(response) => axum::Json(response).into_response(),
             Err(error) => {
                 error.log();
@@ -141,10 +157,37 @@ async fn invoke(
     .await
 }
 
+/// What the host said about an invocation besides its envelope.
+struct Invocation<'a> {
+    id: &'a str,
+    host_parent: Option<TraceParent>,
+}
+
+impl Invocation<'_> {
+    /// The invocation's span, under `parent`, failed when the invocation fails.
+    fn span(&self, services: &Services, spec: &FunctionSpec, parent: Option<TraceParent>) -> Span {
+        let mut span = services.tracer.start(spec.name, Kind::Server, parent);
+        span.set("faas.name", spec.name);
+        span.set("faas.invocation_id", self.id.to_owned());
+        span
+    }
+}
+
+fn ended(
+    mut span: Span,
+    result: Result<InvocationResponse, InvocationError>,
+) -> Result<InvocationResponse, InvocationError> {
+    if let Err(error) = &result {
+        span.fail(error.to_string());
+    }
+    result
+}
+
 async fn dispatch(
     services: &Services,
     function: &str,
     body: Result<Bytes, BytesRejection>,
+    invocation: &Invocation<'_>,
 ) -> Result<InvocationResponse, InvocationError> {
     let spec = FUNCTIONS
         .iter()
@@ -160,11 +203,15 @@ async fn dispatch(
         InvocationRequest::parse(&body).map_err(|e| InvocationError::of_request(spec.name, e))?;
     match spec.trigger {
         Trigger::EventGrid { binding, events } => {
-            on_event(services, spec, &request, binding, events).await
+            on_event(services, spec, &request, binding, events, invocation).await
         }
         Trigger::Http {
             binding, response, ..
-        } => on_request(services, spec, &request, binding, response).await,
+        } => {
+            let span = invocation.span(services, spec, invocation.host_parent);
+            let result = on_request(services, spec, &request, binding, response).await;
+            ended(span, result)
+        }
     }
 }
 
@@ -174,6 +221,7 @@ async fn on_event(
     request: &InvocationRequest<'_>,
     binding: &str,
     events: &[&str],
+    invocation: &Invocation<'_>,
 ) -> Result<InvocationResponse, InvocationError> {
     let trigger = request
         .binding(binding)
@@ -181,6 +229,25 @@ async fn on_event(
     let event =
         InboundEvent::parse(trigger.get()).map_err(|e| InvocationError::BadEvent(e.to_string()))?;
     tracing::Span::current().record("event_id", event.id.as_str());
+    let carried = Carried::in_data(event.data_text());
+    let parent = trace::invocation_parent(invocation.host_parent, carried.parent());
+    if let Some(parent) = parent {
+        tracing::Span::current().record("trace_id", parent.trace_id_hex());
+    }
+    let mut span = invocation.span(services, spec, parent);
+    span.set("event.id", event.id.clone());
+    span.set("event.type", event.event_type.clone());
+    let result = on_event_traced(services, spec, &event, events, &mut span).await;
+    ended(span, result)
+}
+
+async fn on_event_traced(
+    services: &Services,
+    spec: &FunctionSpec,
+    event: &InboundEvent,
+    events: &[&str],
+    span: &mut Span,
+) -> Result<InvocationResponse, InvocationError> {
     if !events
         .iter()
         .any(|handled| event.event_type.eq_ignore_ascii_case(handled))
@@ -195,9 +262,11 @@ async fn on_event(
         return Ok(InvocationResponse::log(summary));
     }
     match spec.name {
-        name if name == ORDER_PROCESSOR.name => order_processor::handle(services, &event).await,
-        name if name == EMAIL_NOTIFIER.name => email_notifier::handle(services, &event).await,
-        name if name == ORDER_STATUS_FEED.name => order_status_feed::handle(&event),
+        name if name == ORDER_PROCESSOR.name => {
+            order_processor::handle(services, event, span).await
+        }
+        name if name == EMAIL_NOTIFIER.name => email_notifier::handle(services, event, span).await,
+        name if name == ORDER_STATUS_FEED.name => order_status_feed::handle(event),
         other => Err(InvocationError::UnknownFunction(other.to_owned())),
     }
 }
@@ -253,8 +322,8 @@ pub struct Handler {
 
 impl Handler {
     /// Opens the store and transport from settings and binds `127.0.0.1:<port>`.
-    pub async fn build(settings: &HandlerSettings) -> anyhow::Result<Self> {
-        let services = Services::from_settings(settings).await?;
+    pub async fn build(settings: &HandlerSettings, tracer: Tracer) -> anyhow::Result<Self> {
+        let services = Services::from_settings(settings, tracer).await?;
         Self::with_services(settings.port, services).await
     }
 

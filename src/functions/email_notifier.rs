@@ -21,9 +21,9 @@
 //! before `sent` is recorded leads to one more send once the claim expires. The message carries a
 //! Message-ID derived from the order so mail systems can drop that duplicate.
 //!
-//! The confirmation event is built from the ledger entry (its id from the order id, its time the
-//! entry's), so a redelivery that finds the email `sent` or `failed` emits the same event again,
-//! in case the earlier answer was lost.
+//! The confirmation event is built from the ledger entry (its id from the order id, its time and
+//! trace context the entry's), so a redelivery that finds the email `sent` or `failed` emits the
+//! same event again, in case the earlier answer was lost.
 
 use anyhow::{Context, anyhow};
 use bytes::Bytes;
@@ -39,6 +39,7 @@ use crate::email::SendError;
 use crate::eventgrid::InboundEvent;
 use crate::invocation::InvocationResponse;
 use crate::store::{Collection, Created, Deleted, ETag, RecordKey, Replaced};
+use crate::trace::{Kind, Span, TraceParent};
 
 /// A ledger entry.
 #[derive(Debug, Serialize, Deserialize)]
@@ -60,12 +61,17 @@ pub enum LedgerEntry {
         message_id: String,
         #[serde(with = "time::serde::rfc3339")]
         sent_at: OffsetDateTime,
+        /// The context of the invocation that sent it, when it had one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        traceparent: Option<String>,
     },
     Failed {
         event_id: String,
         reason: String,
         #[serde(with = "time::serde::rfc3339")]
         failed_at: OffsetDateTime,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        traceparent: Option<String>,
     },
 }
 
@@ -75,6 +81,7 @@ const MAX_CLAIM_ROUNDS: usize = 4;
 pub async fn handle(
     services: &Services,
     event: &InboundEvent,
+    span: &mut Span,
 ) -> Result<InvocationResponse, InvocationError> {
     // OrderProcessor wrote this; if it does not read back, the two disagree on the contract (a
     // deployment problem): fail, so the event is retried and finally dead-lettered, not lost.
@@ -86,6 +93,8 @@ pub async fn handle(
     })?;
     let order_id = order.order_id();
     tracing::Span::current().record("order_id", order_id.as_str());
+    span.set("order.id", order_id.to_string());
+    let trace = span.traceparent();
     let key = RecordKey::new(Collection::EmailLedger, order_id.as_str())
         .map_err(|e| InvocationError::Internal(e.into()))?;
 
@@ -99,7 +108,7 @@ pub async fn handle(
             .map_err(InvocationError::Transient)?;
         let (etag, existing) = match created {
             Created::Created(etag) => {
-                return send_and_settle(services, event, &order, &key, etag).await;
+                return send_and_settle(services, event, &order, &key, etag, trace).await;
             }
             Created::Exists(record) => (record.etag, record.body),
         };
@@ -149,7 +158,7 @@ pub async fn handle(
                         claimed_at = %rfc3339(*claimed_at),
                         "took over an expired email claim; the earlier delivery may have sent it already (same Message-ID)"
                     );
-                    return send_and_settle(services, event, &order, &key, etag).await;
+                    return send_and_settle(services, event, &order, &key, etag, trace).await;
                 }
             }
         }
@@ -175,21 +184,32 @@ async fn send_and_settle(
     order: &NewOrder,
     key: &RecordKey,
     etag: ETag,
+    trace: Option<TraceParent>,
 ) -> Result<InvocationResponse, InvocationError> {
     let order_id = order.order_id();
-    let email = match services.renderer.render(order) {
+    let mut send = services.tracer.start("send email", Kind::Client, trace);
+    send.set("email.transport", services.email.describe());
+    let trace = send.traceparent();
+    let email = match services.renderer.render(order, trace) {
         Ok(email) => email,
         Err(e) => {
             release(services, key, &etag, order_id).await;
             return Err(InvocationError::Internal(anyhow!(e)));
         }
     };
-    match services.email.send(&email).await {
+    let sent = services.email.send(&email).await;
+    if let Err(e) = &sent {
+        send.fail(e.to_string());
+    }
+    send.end();
+    let traceparent = trace.map(|tp| tp.to_string());
+    match sent {
         Ok(()) => {
             let entry = LedgerEntry::Sent {
                 event_id: event.id.clone(),
                 message_id: email.message_id.clone(),
                 sent_at: OffsetDateTime::now_utc(),
+                traceparent,
             };
             let entry = settle(services, key, &etag, entry, order_id).await?;
             let summary = format!(
@@ -211,6 +231,7 @@ async fn send_and_settle(
                 event_id: event.id.clone(),
                 reason: reason.clone(),
                 failed_at: OffsetDateTime::now_utc(),
+                traceparent,
             };
             let entry = settle(services, key, &etag, entry, order_id).await?;
             let summary = format!(
@@ -230,11 +251,12 @@ fn confirmation(
     summary: String,
 ) -> Result<InvocationResponse, InvocationError> {
     let order_id = order.order_id();
-    let (event_type, time, data) = match entry {
+    let (event_type, time, mut data, traceparent) = match entry {
         LedgerEntry::Sent {
             event_id,
             message_id,
             sent_at,
+            traceparent,
         } => (
             ORDER_CONFIRMATION_SENT,
             *sent_at,
@@ -244,11 +266,13 @@ fn confirmation(
                 "messageId": message_id,
                 "acceptedEventId": event_id,
             }),
+            traceparent,
         ),
         LedgerEntry::Failed {
             event_id,
             reason,
             failed_at,
+            traceparent,
         } => (
             ORDER_CONFIRMATION_FAILED,
             *failed_at,
@@ -258,6 +282,7 @@ fn confirmation(
                 "reason": reason,
                 "acceptedEventId": event_id,
             }),
+            traceparent,
         ),
         LedgerEntry::Sending { .. } => {
             return Err(InvocationError::Internal(anyhow!(
@@ -265,6 +290,9 @@ fn confirmation(
             )));
         }
     };
+    if let Some(tp) = traceparent {
+        data[crate::trace::TRACEPARENT] = tp.clone().into();
+    }
     let event = recorded_event(
         &derived_id(event_type, order_id.as_str()),
         event_type,

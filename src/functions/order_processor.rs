@@ -12,7 +12,10 @@
 //!   did not get (or the host did not complete) the earlier answer, and only re-emitting
 //!   guarantees the output is not lost (at-least-once, like Event Grid itself);
 //! - the same order published again as a *new* event is acknowledged and emits nothing; an order
-//!   id reused with *different* content is rejected (`OrderRejected`), never overwritten.
+//!   id reused with *different* content is rejected (`OrderRejected`), never overwritten;
+//! - the trace context recorded with a record is the invocation's that created it, and the event
+//!   emitted from the record carries it in `data.traceparent`: a re-emission continues the same
+//!   trace from the same span.
 
 use anyhow::Context;
 use bytes::Bytes;
@@ -24,6 +27,7 @@ use crate::domain::{NewOrder, OrderId, Rejection, RejectionReason};
 use crate::eventgrid::{EventGridEvent, InboundEvent};
 use crate::invocation::InvocationResponse;
 use crate::store::{Collection, Created, RecordKey};
+use crate::trace::{Kind, Span};
 
 /// What `orders/<orderId>` holds.
 #[derive(Debug, Serialize, Deserialize)]
@@ -34,6 +38,9 @@ pub struct OrderRecord {
     pub event_id: String,
     pub recorded_at: String,
     pub accepted_event_id: String,
+    /// The context of the invocation that recorded it (W3C `traceparent`), when it had one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traceparent: Option<String>,
 }
 
 /// What `orders/rejected/<id>` holds.
@@ -46,30 +53,57 @@ pub struct RejectionRecord {
     pub reasons: Vec<RejectionReason>,
     pub rejected_at: String,
     pub rejected_event_id: String,
+    /// The context of the invocation that recorded it (W3C `traceparent`), when it had one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traceparent: Option<String>,
 }
 
 pub async fn handle(
     services: &Services,
     event: &InboundEvent,
+    span: &mut Span,
 ) -> Result<InvocationResponse, InvocationError> {
     match NewOrder::parse(event.data_text(), &services.limits) {
         Ok(order) => {
             tracing::Span::current().record("order_id", order.order_id().as_str());
-            record(services, event, &order).await
+            span.set("order.id", order.order_id().to_string());
+            record(services, event, &order, span).await
         }
         Err(rejection) => {
             if let Some(id) = &rejection.order_id {
                 tracing::Span::current().record("order_id", id.as_str());
+                span.set("order.id", id.clone());
             }
-            reject(services, event, rejection).await
+            reject(services, event, rejection, span).await
         }
     }
+}
+
+/// Creates `key` with `body` unless it exists, in a span of its own.
+async fn create(
+    services: &Services,
+    key: &RecordKey,
+    body: Vec<u8>,
+    span: &Span,
+) -> anyhow::Result<Created> {
+    let mut write = services
+        .tracer
+        .start("record", Kind::Client, span.traceparent());
+    write.set("record.key", key.to_string());
+    let created = services.store.create(key, Bytes::from(body)).await;
+    match &created {
+        Ok(Created::Created(_)) => write.set("record.created", true),
+        Ok(Created::Exists(_)) => write.set("record.created", false),
+        Err(e) => write.fail(e.to_string()),
+    }
+    Ok(created?)
 }
 
 async fn record(
     services: &Services,
     event: &InboundEvent,
     order: &NewOrder,
+    span: &Span,
 ) -> Result<InvocationResponse, InvocationError> {
     let order_id = order.order_id();
     let key = RecordKey::new(Collection::Orders, order_id.as_str())
@@ -82,11 +116,10 @@ async fn record(
         event_id: event.id.clone(),
         recorded_at: crate::eventgrid::now_rfc3339(),
         accepted_event_id: accepted_id.clone(),
+        traceparent: span.traceparent().map(|tp| tp.to_string()),
     };
     let body = serde_json::to_vec(&record).map_err(|e| InvocationError::Internal(e.into()))?;
-    let created = services
-        .store
-        .create(&key, Bytes::from(body))
+    let created = create(services, &key, body, span)
         .await
         .with_context(|| format!("failed to record order {order_id}"))
         .map_err(InvocationError::Transient)?;
@@ -115,7 +148,7 @@ async fn record(
                         ),
                     }],
                 };
-                return reject(services, event, rejection).await;
+                return reject(services, event, rejection, span).await;
             }
             if existing.event_id == event.id {
                 let summary = format!(
@@ -144,6 +177,9 @@ fn accepted_event(
 ) -> Result<EventGridEvent, InvocationError> {
     let mut data = serde_json::to_value(order).map_err(|e| InvocationError::Internal(e.into()))?;
     data["sourceEventId"] = record.event_id.clone().into();
+    if let Some(tp) = &record.traceparent {
+        data[crate::trace::TRACEPARENT] = tp.clone().into();
+    }
     recorded_event(
         &record.accepted_event_id,
         ORDER_ACCEPTED,
@@ -159,16 +195,20 @@ fn rejected_event(record: &RejectionRecord) -> Result<EventGridEvent, Invocation
         .order_id
         .as_deref()
         .and_then(|id| OrderId::parse(id).ok());
+    let mut data = serde_json::json!({
+        "orderId": record.order_id,
+        "sourceEventId": record.event_id,
+        "reasons": record.reasons,
+    });
+    if let Some(tp) = &record.traceparent {
+        data[crate::trace::TRACEPARENT] = tp.clone().into();
+    }
     recorded_event(
         &record.rejected_event_id,
         ORDER_REJECTED,
         subject(order_id.as_ref()),
         &record.rejected_at,
-        &serde_json::json!({
-            "orderId": record.order_id,
-            "sourceEventId": record.event_id,
-            "reasons": record.reasons,
-        }),
+        &data,
     )
 }
 
@@ -176,6 +216,7 @@ async fn reject(
     services: &Services,
     event: &InboundEvent,
     rejection: Rejection,
+    span: &Span,
 ) -> Result<InvocationResponse, InvocationError> {
     let event_key = derived_key(&event.id);
     let key = RecordKey::new(Collection::Orders, &format!("rejected/{event_key}"))
@@ -187,11 +228,10 @@ async fn reject(
         reasons: rejection.reasons.clone(),
         rejected_at: crate::eventgrid::now_rfc3339(),
         rejected_event_id: rejected_id.clone(),
+        traceparent: span.traceparent().map(|tp| tp.to_string()),
     };
     let body = serde_json::to_vec(&record).map_err(|e| InvocationError::Internal(e.into()))?;
-    let created = services
-        .store
-        .create(&key, Bytes::from(body))
+    let created = create(services, &key, body, span)
         .await
         .with_context(|| format!("failed to record the rejection of event {}", event.id))
         .map_err(InvocationError::Transient)?;

@@ -74,6 +74,7 @@ pub fn handler_settings() -> Vec<Setting> {
         OPERATORS,
     ]);
     all.extend_from_slice(telemetry::SETTINGS);
+    all.extend_from_slice(crate::trace::SETTINGS);
     all
 }
 

@@ -38,6 +38,7 @@ use crate::emulator::settings as emulator;
 use crate::emulator::{Emulator, EmulatorSettings};
 use crate::settings::{Layered, Reader};
 use crate::store::settings::{self as store, StoreSettings};
+use crate::trace::{self, Telemetry, TraceExport};
 use crate::webpubsub::DEFAULT_CONNECTION_SETTING;
 use crate::webpubsub_service::settings as webpubsub;
 use crate::webpubsub_service::{ServiceSettings, WebPubSubService};
@@ -71,6 +72,8 @@ pub struct LocalStack {
     store_dir: Option<PathBuf>,
     /// `ORDERGRID_OPERATORS` as the handler gets it.
     operators: String,
+    /// The host stand-in's spans.
+    host_telemetry: Telemetry,
 }
 
 impl LocalStack {
@@ -100,8 +103,11 @@ impl LocalStack {
                     .join(emulator::SUBSCRIPTIONS.default)
                     .display(),
             )
-            .or(&emulator::DEAD_LETTERS, data.join("dead-letters").display());
-        let emulator = Emulator::build(EmulatorSettings::from_env(emulator_env.env())?).await?;
+            .or(&emulator::DEAD_LETTERS, data.join("dead-letters").display())
+            .or(&emulator::TRACES, true);
+        let emulator_settings = EmulatorSettings::from_env(emulator_env.env())?;
+        let keeps_traces = emulator_settings.traces;
+        let emulator = Emulator::build(emulator_settings).await?;
         let webpubsub_env =
             Layered::over(env).set(&webpubsub::DATA, data.join("webpubsub").display());
         let webpubsub =
@@ -157,8 +163,33 @@ impl LocalStack {
             .unwrap_or("*")
             .to_owned();
         app_settings.insert(operators_setting.name.into(), operators.clone());
-        let host =
-            FunctionsHost::with_listener(&settings.app_root, app_settings, host_listener).await?;
+        // The host stand-in and the handler send their spans to the dashboard too, besides any
+        // OTEL_EXPORTER_OTLP_ENDPOINT of the environment.
+        if keeps_traces {
+            app_settings.insert(
+                trace::TRACE_SINK.name.into(),
+                emulator.base_url().to_owned(),
+            );
+        }
+        let host_telemetry = Telemetry::start(
+            &TraceExport::from_env(
+                Layered::over(env)
+                    .set_some(
+                        &trace::TRACE_SINK,
+                        keeps_traces.then(|| emulator.base_url().to_owned()),
+                    )
+                    .env(),
+            ),
+            "ordergrid-functions-host",
+            None,
+        )?;
+        let host = FunctionsHost::with_listener(
+            &settings.app_root,
+            app_settings,
+            host_listener,
+            host_telemetry.tracer(),
+        )
+        .await?;
         // The dashboard's view of the function app: the host's failed invocations, the store
         // and the outbox the handler writes.
         let outbox = match EmailSettings::read(&mut Reader::new(handler_env.env())).transport {
@@ -179,6 +210,7 @@ impl LocalStack {
             store,
             store_dir,
             operators,
+            host_telemetry,
         })
     }
 
@@ -367,6 +399,7 @@ impl LocalStack {
                 (emulator.await, done)
             }
         };
+        self.host_telemetry.shutdown();
         emulator.context("the emulator task failed")??;
         host.context("the host task failed")??;
         webpubsub

@@ -48,6 +48,9 @@ pub struct StackRecord {
     /// The folder store's folder, when records go to the folder store.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub store_dir: Option<PathBuf>,
+    /// Where the emulator takes spans for its dashboard (OTLP/HTTP), when it keeps traces.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace_sink: Option<String>,
     /// The process serving all of it.
     pub pid: u32,
     /// RFC 3339, UTC.
@@ -106,6 +109,9 @@ impl StackRecord {
             data_dir: emulator_data.to_owned(),
             emulator_data_dir: emulator_data.to_owned(),
             store_dir: None,
+            trace_sink: emulator
+                .keeps_traces()
+                .then(|| emulator.base_url().to_owned()),
             pid: std::process::id(),
             started_at: crate::eventgrid::now_rfc3339(),
         }
@@ -226,6 +232,7 @@ mod tests {
             data_dir: data.to_owned(),
             emulator_data_dir: data.join("emulator"),
             store_dir: None,
+            trace_sink: None,
             pid,
             started_at: "2026-01-01T00:00:00Z".into(),
         }

@@ -3,8 +3,9 @@
 //! - [`eventually`] / [`eventually_async`]: polling with a deadline (tests never sleep to wait);
 //! - [`process`]: a child process with its output gathered and its logged port read, killed
 //!   when dropped (`ordergrid serve`, `ordergrid emulator`, `ordergrid dev`, Azurite, …);
-//! - [`smtp::SmtpSink`], a real SMTP server (aiosmtpd), and [`azurite::Azurite`], the real Blob
-//!   Storage emulator;
+//! - [`smtp::SmtpSink`], a real SMTP server (aiosmtpd), [`otlp::OtlpReceiver`], a real OTLP
+//!   traces receiver (the OpenTelemetry project's protobuf messages), and [`azurite::Azurite`],
+//!   the real Blob Storage emulator;
 //! - [`receiver::Receiver`], a webhook whose answers a test switches at run time;
 //! - [`subscriptions`]: builders of the emulator's subscriptions file;
 //! - [`bench`]: the load generators' measurements and plumbing;
@@ -15,6 +16,7 @@
 
 pub mod azurite;
 pub mod bench;
+pub mod otlp;
 pub mod process;
 pub mod receiver;
 pub mod smtp;
@@ -154,4 +156,34 @@ pub fn eml_files(dir: &Path) -> Vec<PathBuf> {
         .unwrap_or_default();
     files.sort();
     files
+}
+
+/// Starts `tests/support/<script>` under the test environment's Python with `args`; it prints
+/// `READY <port>` once it listens, and stops when its stdin closes (so when the test process
+/// dies) or when the [`process::Process`] is dropped.
+pub fn support_script(script: &str, args: &[String]) -> (process::Process, u16) {
+    let (ready, first_line) = std::sync::mpsc::channel();
+    let process = process::Process::spawn_with_stdout(
+        Command::new(test_python())
+            .arg(repo_root().join("tests/support").join(script))
+            .args(args)
+            .stdin(Stdio::piped()),
+        move |line| {
+            let _ = ready.send(String::from_utf8_lossy(line).into_owned());
+        },
+    )
+    .unwrap_or_else(|e| panic!("failed to start {script}: {e}"));
+    let line = first_line
+        .recv_timeout(Duration::from_secs(30))
+        .unwrap_or_default();
+    let port = line
+        .strip_prefix("READY ")
+        .and_then(|p| p.trim().parse().ok())
+        .unwrap_or_else(|| {
+            panic!(
+                "{script} did not start: {line:?}\n{}",
+                process.stderr.text()
+            )
+        });
+    (process, port)
 }

@@ -2,12 +2,9 @@
 //! environment's Python, storing each message it accepts as a `.eml` file in a maildir folder.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::sync::mpsc;
-use std::time::Duration;
 
 use crate::process::Process;
-use crate::{repo_root, test_python};
+use crate::support_script;
 
 /// A running SMTP sink; stopped when dropped (and when the test process dies: it stops when its
 /// stdin closes).
@@ -28,33 +25,14 @@ impl SmtpSink {
     /// The sink on `port` (0: a free one) with `options` of `smtp_sink.py` (`--tls-mode`,
     /// `--cert`, `--key`, `--user`, `--password`).
     pub fn start_with(maildir: &Path, port: u16, options: &[&str]) -> SmtpSink {
-        // It prints `READY <port>` once it listens.
-        let (ready, first_line) = mpsc::channel();
-        let process = Process::spawn_with_stdout(
-            Command::new(test_python())
-                .arg(repo_root().join("tests/support/smtp_sink.py"))
-                .arg("--maildir")
-                .arg(maildir)
-                .args(["--port", &port.to_string()])
-                .args(options)
-                .stdin(Stdio::piped()),
-            move |line| {
-                let _ = ready.send(String::from_utf8_lossy(line).into_owned());
-            },
-        )
-        .expect("failed to start the SMTP sink");
-        let line = first_line
-            .recv_timeout(Duration::from_secs(30))
-            .unwrap_or_default();
-        let port = line
-            .strip_prefix("READY ")
-            .and_then(|p| p.trim().parse().ok())
-            .unwrap_or_else(|| {
-                panic!(
-                    "the SMTP sink did not start: {line:?}\n{}",
-                    process.stderr.text()
-                )
-            });
+        let mut args = vec![
+            "--maildir".to_owned(),
+            maildir.display().to_string(),
+            "--port".to_owned(),
+            port.to_string(),
+        ];
+        args.extend(options.iter().map(|o| (*o).to_owned()));
+        let (process, port) = support_script("smtp_sink.py", &args);
         SmtpSink {
             port,
             maildir: maildir.to_owned(),

@@ -209,9 +209,15 @@ async fn a_journey_shows_each_attempt_with_status_the_retry_and_the_dead_letter_
             .all(|w| w[0].at_ms <= w[1].at_ms),
         "in time order"
     );
+    assert!(journey.trace.spans.is_empty());
     assert!(
-        journey.trace.is_none(),
-        "the trace waterfall is a place holder for now"
+        journey
+            .trace
+            .note
+            .as_deref()
+            .is_some_and(|n| n.contains("ORDERGRID_EMULATOR_TRACES=true")),
+        "traces are off by default, and the journey says how to turn them on: {:?}",
+        journey.trace
     );
     let unknown = emulator
         .client
@@ -484,4 +490,145 @@ async fn the_pages_assets_are_embedded_and_load_nothing_from_elsewhere() {
             assert!(!text.contains(external), "{path} contains {external}");
         }
     }
+}
+
+const TRACEPARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+
+/// An OTLP/HTTP traces request holding one span of [`TRACEPARENT`]'s trace, under its span.
+fn otlp_request(name: &str) -> Vec<u8> {
+    use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+    use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
+    use prost::Message;
+    ExportTraceServiceRequest {
+        resource_spans: vec![ResourceSpans {
+            scope_spans: vec![ScopeSpans {
+                spans: vec![Span {
+                    trace_id: hex(&TRACEPARENT[3..35]),
+                    span_id: vec![7; 8],
+                    parent_span_id: hex(&TRACEPARENT[36..52]),
+                    name: name.into(),
+                    kind: 2,
+                    start_time_unix_nano: 1,
+                    end_time_unix_nano: 2,
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    }
+    .encode_to_vec()
+}
+
+fn hex(text: &str) -> Vec<u8> {
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&text[i..i + 2], 16).unwrap())
+        .collect()
+}
+
+/// With traces kept, a subscription mapping `data.traceparent` to a header gets it as mapped (as
+/// Azure sends a dynamic delivery property), each attempt is a span in the event's trace, the
+/// emulator takes OTLP (protobuf only) at `/v1/traces`, and the order's journey has them all.
+#[tokio::test]
+async fn delivery_attempts_and_otlp_spans_make_the_orders_trace() {
+    let receiver = Receiver::start().await;
+    let mut hook = webhook("hook", &receiver.url("/hook"));
+    hook["destination"]["properties"]["deliveryAttributeMappings"] = json!([
+        {"name": "traceparent", "type": "Dynamic", "properties": {"sourceField": "data.traceparent"}}
+    ]);
+    let emulator = Setup::new(file(vec![topic("orders", vec![hook])]))
+        .traces()
+        .start()
+        .await;
+    emulator
+        .publish_ok(
+            "orders",
+            &[event(
+                "t-1",
+                "NewOrder",
+                json!({"orderId": "TR-1", "traceparent": TRACEPARENT}),
+            )],
+        )
+        .await;
+    let delivered = eventually_async("the delivery", PATIENCE, async || {
+        receiver.notifications("/hook").into_iter().next()
+    })
+    .await;
+    assert_eq!(delivered.header("traceparent"), Some(TRACEPARENT));
+
+    let post = |content_type: &'static str, body: Vec<u8>| {
+        emulator
+            .client
+            .post(format!("{}/v1/traces", emulator.base))
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+    };
+    let json = post("application/json", b"{}".to_vec()).await.unwrap();
+    assert_eq!(json.status(), 415);
+    let garbage = post("application/x-protobuf", vec![0xff; 9]).await.unwrap();
+    assert_eq!(garbage.status(), 400);
+    let ok = post("application/x-protobuf", otlp_request("OrderProcessor"))
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 200);
+    assert!(
+        ok.bytes().await.unwrap().is_empty(),
+        "an empty ExportTraceServiceResponse"
+    );
+
+    let journey = eventually_async("the trace's spans", PATIENCE, async || {
+        let journey: Journey = emulator.get("/dashboard/api/orders/TR-1").await;
+        (journey.trace.spans.len() >= 2).then_some(journey)
+    })
+    .await;
+    assert_eq!(journey.trace.trace_ids, vec![TRACEPARENT[3..35].to_owned()]);
+    assert_eq!(journey.trace.note, None);
+    let delivery = journey
+        .trace
+        .spans
+        .iter()
+        .find(|s| s.name == "deliver to orders/hook")
+        .expect("the attempt's span");
+    assert_eq!(delivery.service, "ordergrid-emulator");
+    assert_eq!(
+        delivery.parent_span_id.as_deref(),
+        Some(&TRACEPARENT[36..52])
+    );
+    assert!(
+        delivery
+            .attributes
+            .contains(&("http.response.status_code".into(), "200".into())),
+        "{delivery:?}"
+    );
+    assert!(
+        journey
+            .trace
+            .spans
+            .iter()
+            .any(|s| s.name == "OrderProcessor")
+    );
+}
+
+/// Traces off (the default): the receiver says how to turn them on.
+#[tokio::test]
+async fn without_traces_the_otlp_receiver_says_how_to_keep_them() {
+    let (_receiver, emulator) = with_hook().await;
+    let answer = emulator
+        .client
+        .post(format!("{}/v1/traces", emulator.base))
+        .header("content-type", "application/x-protobuf")
+        .body(otlp_request("x"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 404);
+    assert!(
+        answer
+            .text()
+            .await
+            .unwrap()
+            .contains("ORDERGRID_EMULATOR_TRACES=true")
+    );
 }

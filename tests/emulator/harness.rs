@@ -108,6 +108,7 @@ pub struct Setup {
     dead_letter_dir: bool,
     https: bool,
     entra: EntraMode,
+    traces: bool,
 }
 
 impl Setup {
@@ -126,7 +127,14 @@ impl Setup {
             dead_letter_dir: false,
             https: false,
             entra: EntraMode::Local,
+            traces: false,
         }
+    }
+
+    /// Keep traces for the dashboard (`ORDERGRID_EMULATOR_TRACES=true`).
+    pub fn traces(mut self) -> Self {
+        self.traces = true;
+        self
     }
 
     /// Also serve HTTPS (on a free port), with the development CA in the data folder.
@@ -195,6 +203,8 @@ impl Setup {
             simple_publish: self.simple_publish,
             https_port: self.https.then_some(0),
             entra: self.entra,
+            traces: self.traces,
+            trace_export: Default::default(),
         };
         TestEmulator::run(settings, dir).await
     }

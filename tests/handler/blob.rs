@@ -351,6 +351,8 @@ async fn dead_letters_are_blobs_with_azures_names_and_content_in_azurite() {
         simple_publish: false,
         https_port: None,
         entra: ordergrid::emulator::entra::EntraMode::Off,
+        traces: false,
+        trace_export: Default::default(),
     };
     let emulator = Emulator::build(settings).await.unwrap();
     let (endpoint, base) = (

@@ -122,6 +122,7 @@ fn services(
         max_body_bytes: 4 * 1024 * 1024,
         client_tokens: None,
         operators: Operators::default(),
+        tracer: ordergrid::trace::Tracer::off(),
     }
 }
 
@@ -167,9 +168,16 @@ pub async fn serve(
 
 impl TestApp {
     pub async fn post(&self, path: &str, body: impl Into<reqwest::Body>) -> Answer {
-        let response = self
-            .client
-            .post(format!("{}{path}", self.base))
+        self.send(self.client.post(format!("{}{path}", self.base)), body)
+            .await
+    }
+
+    async fn send(
+        &self,
+        request: reqwest::RequestBuilder,
+        body: impl Into<reqwest::Body>,
+    ) -> Answer {
+        let response = request
             .header("content-type", "application/json; charset=utf-8")
             .header(
                 "x-azure-functions-invocationid",
@@ -188,6 +196,20 @@ impl TestApp {
     pub async fn invoke(&self, function: &str, envelope: &Value) -> Answer {
         self.post(&format!("/{function}"), envelope.to_string())
             .await
+    }
+
+    /// An invocation with the host's `traceparent` header, as the real host sends one.
+    pub async fn invoke_traced(
+        &self,
+        function: &str,
+        envelope: &Value,
+        traceparent: &str,
+    ) -> Answer {
+        let request = self
+            .client
+            .post(format!("{}/{function}", self.base))
+            .header("traceparent", traceparent);
+        self.send(request, envelope.to_string()).await
     }
 
     pub async fn orders(&self) -> Vec<String> {

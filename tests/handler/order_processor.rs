@@ -50,6 +50,60 @@ async fn a_valid_order_is_recorded_and_order_accepted_is_emitted() {
     assert_eq!(record["acceptedEventId"], accepted["id"]);
 }
 
+/// With no tracer (the default, and so on Azure unless an OTLP endpoint is set) the handler
+/// forwards the context its invocation continued: the host's when it is in the event's trace,
+/// else the event's own; a trace continued downstream never points at a span nobody recorded.
+/// The context is recorded with the order, so a redelivery re-emits the same event.
+#[tokio::test]
+async fn emitted_events_carry_the_trace_context_the_invocation_continued() {
+    const EVENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    const HOST_IN_TRACE: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-1111111111111111-01";
+    const HOST_ELSEWHERE: &str = "00-aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-2222222222222222-00";
+    let app = spawn_app().await;
+    let traced = |order_id: &str| {
+        let mut data = new_order(order_id);
+        data["traceparent"] = EVENT.into();
+        data
+    };
+    let answer = app
+        .invoke_traced(
+            "OrderProcessor",
+            &invoke_env("evt-t1", traced("T-1")),
+            HOST_IN_TRACE,
+        )
+        .await;
+    assert_eq!(answer.emitted()[0]["data"]["traceparent"], HOST_IN_TRACE);
+    let answer = app
+        .invoke_traced(
+            "OrderProcessor",
+            &invoke_env("evt-t2", traced("T-2")),
+            HOST_ELSEWHERE,
+        )
+        .await;
+    assert_eq!(answer.emitted()[0]["data"]["traceparent"], EVENT);
+    let redelivered = app
+        .invoke_traced(
+            "OrderProcessor",
+            &invoke_env("evt-t1", traced("T-1")),
+            HOST_ELSEWHERE,
+        )
+        .await;
+    assert_eq!(
+        redelivered.emitted()[0]["data"]["traceparent"],
+        HOST_IN_TRACE,
+        "re-emitted as recorded, the same event"
+    );
+    let rejected = app
+        .invoke_traced(
+            "OrderProcessor",
+            &invoke_env("evt-bad", json!({"orderId": "T-3"})),
+            HOST_ELSEWHERE,
+        )
+        .await;
+    assert_eq!(rejected.emitted()[0]["eventType"], "OrderRejected");
+    assert_eq!(rejected.emitted()[0]["data"]["traceparent"], HOST_ELSEWHERE);
+}
+
 #[tokio::test]
 async fn amounts_keep_the_digits_sent_and_items_and_currency_are_carried() {
     let app = spawn_app().await;

@@ -66,7 +66,9 @@ async fn app_with_smtp(dir: tempfile::TempDir, settings: &[(&str, String)]) -> T
     );
     env.insert("FUNCTIONS_CUSTOMHANDLER_PORT".into(), "0".into());
     let settings = HandlerSettings::from_env(&env).unwrap();
-    let services = Services::from_settings(&settings).await.unwrap();
+    let services = Services::from_settings(&settings, ordergrid::trace::Tracer::off())
+        .await
+        .unwrap();
     let store = services.store.clone();
     serve(services, store, PathBuf::new(), dir).await
 }

@@ -1,7 +1,8 @@
 //! The local dashboard in real Chromium (issue 13), through `ordergrid dev` as the README runs it:
 //! with the SMTP server down, find the failing order by its id and see the handler's real error,
-//! watch its email's event dead-lettered; then, restarted with the outbox, redeliver that dead
-//! letter from the page and see the email. The Playwright side is
+//! see the order's trace as a waterfall with the failed sends, watch its email's event
+//! dead-lettered; then, restarted with the outbox, redeliver that dead letter from the page and see
+//! the email, and its send in the trace. The Playwright side is
 //! `tests/support/browser_dashboard.mjs`; screenshots go to `target/test-artifacts/dashboard/`.
 
 use std::path::PathBuf;
@@ -37,13 +38,13 @@ async fn the_dashboard_finds_a_failing_order_shows_its_cause_and_redelivers_its_
         ("ORDERGRID_SMTP_TLS", "none".to_owned()),
     ];
     let stack = Stack::start(dir.path(), &smtp_down, &["--time-scale", "0.0001"]).await;
-    let shots = phase(&stack, "failing", "30001", 4).await;
-    assert_eq!(shots.len(), 3);
+    let shots = phase(&stack, "failing", "30001", 5).await;
+    assert_eq!(shots.len(), 4);
     stack.interrupt().await;
 
     // The fault is gone: started normally, email goes to the outbox.
     let stack = Stack::start(dir.path(), &[], &[]).await;
-    let shots = phase(&stack, "redeliver", "30001", 3).await;
+    let shots = phase(&stack, "redeliver", "30001", 4).await;
     assert_eq!(shots.len(), 1);
     assert_eq!(stack.outbox(), ["30001.eml"]);
     stack.interrupt().await;

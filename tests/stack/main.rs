@@ -11,3 +11,4 @@ mod live_feed;
 mod node;
 mod readme;
 mod resilience;
+mod traces;

@@ -3,9 +3,10 @@
 //
 // Usage: node browser_dashboard.mjs <phase> '<config JSON>'
 //   phase:  failing   (the stack runs with SMTP down: find the failing order by its id, see the
-//                      handler's real error, watch its email's event dead-lettered, see the charts)
+//                      handler's real error and the failed sends in its trace, watch its email's
+//                      event dead-lettered, see the charts)
 //           redeliver (the stack runs again with the outbox: redeliver that dead letter from the
-//                      journey, confirming first, and see the email)
+//                      journey, confirming first, and see the email and its span in the trace)
 //   config: {emulator, topicEndpoint, binary, stackDir, chromium, artifacts, orderId}
 // Each check asserts and prints one {"ok": …} line (and {"screenshot": path} per screenshot); exit
 // code 0 when all passed. Waits are Playwright's polls with deadlines, never sleeps.
@@ -28,16 +29,19 @@ const ok = (check) => console.log(JSON.stringify({ ok: check }));
 
 const ordergrid = (args, stdin) => runOrdergrid(config, args, stdin);
 
+// No --endpoint: publish finds the stack through its record, as the README's does, and so sends
+// its span to the stack's dashboard and the order's trace context with the order.
 function publish(id, value) {
   return ordergrid([
-    "publish", "--endpoint", config.topicEndpoint, "--order-id", id, "--customer-id", "c-1",
-    "--value", value, "--email", "buyer@example.com",
+    "publish", "--order-id", id, "--customer-id", "c-1", "--value", value, "--email", "buyer@example.com",
   ]);
 }
 
-async function screenshot(page, name) {
+/** The whole page, or the element `selector` names. */
+async function screenshot(page, name, selector) {
   const file = path.join(config.artifacts, name);
-  await page.screenshot({ path: file, fullPage: true });
+  if (selector) await (await page.$(selector)).screenshot({ path: file });
+  else await page.screenshot({ path: file, fullPage: true });
   console.log(JSON.stringify({ screenshot: file }));
 }
 
@@ -58,6 +62,10 @@ try {
     await page.click(`#events tr[data-order-id="${orderId}"] a.order-link`);
     await page.waitForSelector(`#journey[data-order-id="${orderId}"]:not([hidden])`);
   };
+
+  /** The waterfall has a row for `name` of `service` in `state` (ok or failed). */
+  const span = (name, state, service) =>
+    page.waitForSelector(`#trace li[data-span="${name}"][data-service="${service}"][data-state="${state}"]`);
 
   if (phase === "failing") {
     await publish(orderId, "150.00");
@@ -84,6 +92,17 @@ try {
     assert.match(text, /smtp/i, `the handler's own error, not GenericError alone: ${text}`);
     ok(`the failed delivery shows the handler's cause: ${text}`);
     await screenshot(page, "journey-failing.png");
+
+    // One trace: the publish, the OrderProcessor in the host and the handler, and the email's
+    // failed sends, pushed to the open page as the spans arrive.
+    await span("publish NewOrder", "ok", "ordergrid-cli");
+    await span("OrderProcessor", "ok", "ordergrid-handler");
+    await span("send email", "failed", "ordergrid-handler");
+    await span("EmailNotifier", "failed", "ordergrid-functions-host");
+    await span("deliver to orders/email-notifier", "failed", "ordergrid-emulator");
+    const ids = await page.textContent("#trace p");
+    ok(`the journey's waterfall draws the order's trace, the failed sends marked: ${ids}`);
+    await screenshot(page, "trace-failing.png", "#trace");
 
     await page.waitForSelector('#journey-dead-letters li[data-reason="TimeToLiveExceeded"]');
     const record = await page.textContent("#journey-order");
@@ -127,6 +146,8 @@ try {
     const eml = await page.evaluate(async (url) => (await fetch(url)).text(), href);
     assert.match(eml, new RegExp(`Subject: .*${orderId}`));
     ok(`the email appears, pushed live: ${line}`);
+    await span("send email", "ok", "ordergrid-handler");
+    ok("the trace gains the email's successful send, in the same trace as before the restart");
     await screenshot(page, "journey-redelivered.png");
   } else {
     throw new Error(`no phase ${phase}`);

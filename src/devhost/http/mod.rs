@@ -37,8 +37,9 @@ use self::wire::{RequestData, Source};
 use super::HostState;
 use super::binding_data::BindingData;
 use super::manifest::{FunctionManifest, TriggerKind};
-use super::worker::InvokeError;
+use super::worker::{Invocation, InvokeError};
 use crate::invocation::{AnswerError, HostAnswer, InvocationRequest};
+use crate::trace::{self, Kind, TraceParent};
 
 /// The host's request body limit unless `FUNCTIONS_REQUEST_BODY_SIZE_LIMIT` sets another.
 pub const DEFAULT_BODY_LIMIT: u64 = 104_857_600;
@@ -139,17 +140,34 @@ pub async fn serve(State(host): State<Arc<HostState>>, request: Request) -> Resp
         return StatusCode::PAYLOAD_TOO_LARGE.into_response();
     };
     let invocation_id = uuid::Uuid::new_v4().to_string();
-    match invoke(
+    let parent = parts
+        .headers
+        .get(trace::TRACEPARENT)
+        .and_then(|v| v.to_str().ok())
+        .and_then(TraceParent::parse);
+    let mut span = host
+        .tracer
+        .start(function.name.clone(), Kind::Server, parent);
+    span.set("faas.invocation_id", invocation_id.clone());
+    span.set("faas.trigger", "http");
+    let invoked = invoke(
         &host,
         function,
         &parts,
         content_length,
         &bytes,
         &route_values,
-        &invocation_id,
+        Invocation {
+            id: &invocation_id,
+            traceparent: span.traceparent().unwrap_or_else(TraceParent::root),
+        },
     )
-    .await
-    {
+    .await;
+    if let Err(e) = &invoked {
+        span.fail(e.to_string());
+    }
+    span.end();
+    match invoked {
         Ok(response) => {
             let mut out = Response::new(Body::from(response.body));
             *out.status_mut() = response.status;
@@ -172,8 +190,9 @@ async fn invoke(
     content_length: Option<u64>,
     bytes: &[u8],
     route_values: &RouteValues,
-    invocation_id: &str,
+    invocation: Invocation<'_>,
 ) -> Result<wire::Response, InvocationError> {
+    let invocation_id = invocation.id;
     let content_type = parts
         .headers
         .get(header::CONTENT_TYPE)
@@ -202,7 +221,7 @@ async fn invoke(
     .to_vec();
     let answered = host
         .worker
-        .invoke(&function.name, invocation_id, envelope)
+        .invoke(&function.name, invocation, envelope)
         .await
         .map_err(InvocationError::Handler)?;
     if !(200..300).contains(&answered.status) {

@@ -28,6 +28,7 @@
 
 pub mod indexer;
 pub mod metrics;
+pub mod traces;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Mutex;
@@ -146,6 +147,9 @@ pub enum Change {
         topic: String,
         reason: PublishFailure,
     },
+    /// Spans of these traces arrived.
+    #[serde(rename_all = "camelCase")]
+    Spans { trace_ids: Vec<String> },
 }
 
 pub struct Activity {
@@ -293,6 +297,11 @@ impl Activity {
             outcome: record.outcome.clone(),
             next: record.next.clone(),
         });
+    }
+
+    /// Spans of `trace_ids` arrived (see [`traces`]).
+    pub fn traced(&self, trace_ids: Vec<String>) {
+        let _ = self.changes.send(Change::Spans { trace_ids });
     }
 
     /// A dead letter was written.

@@ -176,8 +176,20 @@ pub struct Journey {
     pub retries: Vec<PendingView>,
     pub dead_letters: Vec<DeadLetterView>,
     pub timeline: Vec<TimelineEntry>,
-    /// The order's trace (a waterfall), once traces exist; always `null` for now.
-    pub trace: Option<Value>,
+    /// The order's trace, for the waterfall.
+    pub trace: TraceView,
+}
+
+/// The spans of the traces an order's events and records carry (`traceparent`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TraceView {
+    /// The trace ids found (one when the order was published once, with trace context).
+    pub trace_ids: Vec<String>,
+    /// Their spans, by start time.
+    pub spans: Vec<crate::trace::otlp::SpanRecord>,
+    /// Why there are no spans, when there are none.
+    pub note: Option<String>,
 }
 
 /// Publish refusals of a topic by reason.

@@ -5,6 +5,7 @@ pub mod admin;
 pub mod dashboard;
 pub mod error;
 pub mod identity;
+pub mod otlp;
 pub mod publish;
 
 use std::collections::HashMap;
@@ -23,6 +24,7 @@ use axum::routing::{get, post};
 use self::error::ApiError;
 use self::publish::{MAX_REQUEST_BYTES, Route};
 use super::activity::Activity;
+use super::activity::traces::TraceStore;
 use super::dead_letter::DeadLetterSink;
 use super::delivery::{SubscriptionRuntime, webhook};
 use super::entra::{EntraMode, LocalIdentity};
@@ -63,6 +65,8 @@ pub struct ApiState {
     pub dashboard_token: String,
     /// The function app's side of the dashboard, when the local stack attached it.
     pub app: std::sync::OnceLock<Arc<dyn dashboard::AppView>>,
+    /// Spans for the dashboard's waterfall, when traces are kept (`ORDERGRID_EMULATOR_TRACES`).
+    pub traces: Option<Arc<TraceStore>>,
 }
 
 /// How a request reached the API; the HTTPS server adds `Https` to every request.
@@ -119,6 +123,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
             "/eventsubscriptions/{name}/validate",
             get(admin::manual_validation),
         )
+        .route("/v1/traces", post(otlp::traces))
         .merge(dashboard::routes())
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_REQUEST_BYTES))

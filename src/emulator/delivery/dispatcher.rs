@@ -15,6 +15,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::log_budget::{Admit, LogBudget};
+use super::retry::Failure;
 use super::state::{Attempted, DeliveryState, Effects, Item, Note, Start};
 use super::{Query, SubscriptionRuntime, webhook};
 use crate::emulator::activity::Activity;
@@ -25,7 +26,9 @@ use crate::emulator::settings::DeliverySettings;
 use crate::emulator::spool::{RecoveredSubscription, Spool, SpoolError};
 use crate::emulator::subscriptions::Subscription;
 use crate::eventgrid::Schema;
+use crate::eventgrid::protocol;
 use crate::journal::Position;
+use crate::trace::{self, Kind, Span, TraceParent, Tracer};
 
 /// A finished request, reported back to the loop.
 enum Done {
@@ -51,6 +54,8 @@ pub struct Dispatcher {
     done_tx: mpsc::UnboundedSender<Done>,
     done_rx: mpsc::UnboundedReceiver<Done>,
     queries: mpsc::Receiver<Query>,
+    /// A span per attempt whose request carries a `traceparent` (see [`Dispatcher::start`]).
+    tracer: Tracer,
 }
 
 impl Dispatcher {
@@ -67,6 +72,7 @@ impl Dispatcher {
         settings: Arc<DeliverySettings>,
         recovered: Option<RecoveredSubscription>,
         activity: Arc<Activity>,
+        tracer: Tracer,
     ) -> (Self, Arc<SubscriptionRuntime>) {
         let recovered = recovered.unwrap_or_default();
         let counters = recovered.counters;
@@ -101,6 +107,7 @@ impl Dispatcher {
             done_tx,
             done_rx,
             queries: query_rx,
+            tracer,
         };
         (dispatcher, rt)
     }
@@ -219,9 +226,22 @@ impl Dispatcher {
         match start {
             Start::Attempt { items, request } => {
                 let sender = self.sender.clone();
+                let span = self.attempt_span(&request);
                 tokio::spawn(async move {
                     let started = Instant::now();
                     let result = sender.send(&request).await;
+                    if let Some(mut span) = span {
+                        match &result {
+                            Ok(status) | Err(Failure::Status(status)) => {
+                                span.set("http.response.status_code", i64::from(*status));
+                                if !(200..300).contains(status) {
+                                    span.fail(format!("answered {status}"));
+                                }
+                            }
+                            Err(Failure::Timeout) => span.fail("no answer in time"),
+                            Err(Failure::Connection) => span.fail("no connection"),
+                        }
+                    }
                     let _ = done.send(Done::Attempt {
                         items,
                         result,
@@ -243,6 +263,35 @@ impl Dispatcher {
                 });
             }
         }
+    }
+
+    /// The span of an attempt whose request carries a `traceparent`: Event Grid knows an event's
+    /// trace only through a delivery property mapping it (see [`crate::trace::context`]), and
+    /// the header goes out as mapped, unchanged, as Azure sends it; the span is the emulator's
+    /// own account of the attempt (Event Grid reports no spans to Application Insights).
+    fn attempt_span(&self, request: &webhook::Outgoing) -> Option<Span> {
+        if !self.tracer.is_on() {
+            return None;
+        }
+        let parent = request
+            .headers
+            .iter()
+            .find(|(name, _)| name.eq_ignore_ascii_case(trace::TRACEPARENT))
+            .and_then(|(_, value)| TraceParent::parse(value))?;
+        let mut span = self.tracer.start(
+            format!("deliver to {}", self.rt.key),
+            Kind::Client,
+            Some(parent),
+        );
+        span.set("eventgrid.subscription", self.rt.key.clone());
+        if let Some((_, count)) = request
+            .headers
+            .iter()
+            .find(|(name, _)| name.eq_ignore_ascii_case(protocol::DELIVERY_COUNT))
+        {
+            span.set("eventgrid.delivery_count", count.clone());
+        }
+        Some(span)
     }
 
     fn log(&self, note: Note) {

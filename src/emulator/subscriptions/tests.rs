@@ -128,7 +128,15 @@ fn the_repository_file_loads_with_every_subscription() {
                 preferred_bytes: 64 * 1024
             }
         );
-        assert!(subscription.delivery_attributes.is_empty());
+        // Each maps the event's trace context to the header the Functions host parents its
+        // invocation on (see crate::trace::context).
+        assert_eq!(
+            subscription.delivery_attributes,
+            vec![DeliveryAttribute::Dynamic {
+                name: "traceparent".into(),
+                source_field: "data.traceparent".into(),
+            }]
+        );
     }
 }
 

@@ -209,6 +209,8 @@ async function showEvent(position) {
 // ---- an order's journey ----
 
 let journeyOrder = null;
+/** The trace ids of the journey shown, so arriving spans refresh its waterfall. */
+let journeyTraces = [];
 
 async function showJourney(orderId) {
   journeyOrder = orderId;
@@ -303,6 +305,59 @@ async function showJourney(orderId) {
     email.dataset.state = "none";
     email.append(el("p", { text: "(no email in the outbox for this order)" }));
   }
+  journeyTraces = j.trace.traceIds;
+  renderTrace(j.trace);
+}
+
+/** Spans in tree order (each followed by its children, by start time), with their depth. */
+function spanTree(spans) {
+  const ids = new Set(spans.map((s) => s.spanId));
+  const children = new Map();
+  for (const s of spans) {
+    const parent = s.parentSpanId && ids.has(s.parentSpanId) ? s.parentSpanId : "";
+    if (!children.has(parent)) children.set(parent, []);
+    children.get(parent).push(s);
+  }
+  const out = [];
+  const walk = (parent, depth) => {
+    for (const s of (children.get(parent) ?? []).sort((a, b) => a.startUnixNano - b.startUnixNano)) {
+      out.push({ span: s, depth });
+      walk(s.spanId, depth + 1);
+    }
+  };
+  walk("", 0);
+  return out;
+}
+
+/** The order's trace as a waterfall: a row per span, a bar where it lies in the trace's time. */
+function renderTrace(trace) {
+  const box = clear($("trace"));
+  box.dataset.state = trace.spans.length ? "spans" : "empty";
+  box.append(el("p", { class: "muted" }, trace.traceIds.length ? `trace ${trace.traceIds.join(", ")}` : "", trace.note ? ` ${trace.note}` : ""));
+  if (!trace.spans.length) return;
+  const start = Math.min(...trace.spans.map((s) => s.startUnixNano));
+  const end = Math.max(...trace.spans.map((s) => s.endUnixNano));
+  const total = Math.max(1, end - start);
+  const rows = el("ol", { class: "waterfall" });
+  for (const { span, depth } of spanTree(trace.spans)) {
+    const ms = (span.endUnixNano - span.startUnixNano) / 1e6;
+    const bar = el("span", { class: `bar ${span.error ? "failed" : "ok"}`, title: span.error ?? "" });
+    bar.style.left = `${((span.startUnixNano - start) / total) * 100}%`;
+    bar.style.width = `${Math.max(0.3, ((span.endUnixNano - span.startUnixNano) / total) * 100)}%`;
+    const name = el("span", { class: "span-name" }, el("strong", { text: span.name }), ` ${span.service}`);
+    name.style.paddingLeft = `${depth}rem`;
+    const facts = span.attributes.filter(([k]) => k === "order.id" || k === "http.response.status_code" || k === "event.type").map(([k, v]) => `${k}=${v}`);
+    rows.append(
+      el(
+        "li",
+        { "data-span": span.name, "data-service": span.service, "data-state": span.error ? "failed" : "ok" },
+        name,
+        el("span", { class: "track" }, bar),
+        el("span", { class: "span-time", text: `${ms.toFixed(1)} ms${span.error ? ` · ${span.error}` : ""}${facts.length ? ` · ${facts.join(" ")}` : ""}` }),
+      ),
+    );
+  }
+  box.append(rows);
 }
 
 // ---- counters and charts ----
@@ -472,7 +527,8 @@ function connect() {
     const visible = (p) => document.querySelector(`#events tr[data-position="${CSS.escape(p)}"]`);
     if ((change.kind === "event" && list.page === 0) || (change.positions ?? []).some(visible)) refreshEvents();
     const orders = change.orderIds ?? (change.orderId ? [change.orderId] : []);
-    if (journeyOrder && (orders.includes(journeyOrder) || change.kind === "deadLettered")) refreshJourney();
+    const traced = (change.traceIds ?? []).some((id) => journeyTraces.includes(id));
+    if (journeyOrder && (orders.includes(journeyOrder) || change.kind === "deadLettered" || traced)) refreshJourney();
   });
 }
 

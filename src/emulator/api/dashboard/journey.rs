@@ -15,9 +15,10 @@ use super::super::ApiState;
 use super::super::admin::AdminError;
 use super::{detail, secured};
 use crate::emulator::admin::dashboard::{
-    DeadLetterView, EmailView, EventDetail, Journey, OrderSide, TimelineEntry,
+    DeadLetterView, EmailView, EventDetail, Journey, OrderSide, TimelineEntry, TraceView,
 };
 use crate::emulator::clock::rfc3339_ms;
+use crate::trace::{Carried, TraceParent};
 
 /// Events of one order looked at, at most; dead-letter blobs read for one journey, at most.
 const MAX_EVENTS: usize = 200;
@@ -268,6 +269,7 @@ pub async fn journey(
         )));
     }
     let timeline = timeline(&events, &order, &dead);
+    let trace = trace(&api, &events, &order);
     Ok(Json(Journey {
         order_id,
         events,
@@ -276,8 +278,74 @@ pub async fn journey(
         retries,
         dead_letters: dead,
         timeline,
-        trace: None,
+        trace,
     }))
+}
+
+/// The traces the order's events (`data.traceparent`, or a CloudEvent's `traceparent`) and
+/// records (`traceparent`) name, with the spans kept of them.
+fn trace(api: &ApiState, events: &[EventDetail], order: &OrderSide) -> TraceView {
+    let mut parents: Vec<TraceParent> = Vec::new();
+    let mut note = |tp: Option<TraceParent>| {
+        if let Some(tp) = tp
+            && !parents.iter().any(|p| p.trace_id == tp.trace_id)
+        {
+            parents.push(tp);
+        }
+    };
+    for payload in events.iter().filter_map(|e| e.payload.as_deref()) {
+        let Ok(event) = serde_json::from_str::<Value>(payload) else {
+            continue;
+        };
+        let carried = match event.get("data") {
+            Some(data @ Value::Object(_)) => Carried::in_data(&data.to_string()),
+            _ => Carried::default(),
+        };
+        note(carried.parent().or_else(|| {
+            event
+                .get(crate::trace::TRACEPARENT)
+                .and_then(Value::as_str)
+                .and_then(TraceParent::parse)
+        }));
+    }
+    for record in order
+        .record
+        .iter()
+        .chain(&order.rejections)
+        .chain(&order.email_ledger)
+    {
+        note(
+            record
+                .get(crate::trace::TRACEPARENT)
+                .and_then(Value::as_str)
+                .and_then(TraceParent::parse),
+        );
+    }
+    let trace_ids: Vec<String> = parents.iter().map(TraceParent::trace_id_hex).collect();
+    let Some(store) = &api.traces else {
+        return TraceView {
+            trace_ids,
+            spans: Vec::new(),
+            note: Some(
+                "traces are not kept: set ORDERGRID_EMULATOR_TRACES=true (ordergrid dev does)"
+                    .into(),
+            ),
+        };
+    };
+    let mut spans: Vec<_> = trace_ids.iter().flat_map(|id| store.trace(id)).collect();
+    spans.sort_by_key(|s| s.start_unix_nano);
+    let note = match (trace_ids.is_empty(), spans.is_empty()) {
+        (true, _) => Some(
+            "no trace context: the order's events carry no data.traceparent (publish with ordergrid publish, or add one)".into(),
+        ),
+        (false, true) => Some("no spans received for this trace (yet)".into()),
+        (false, false) => None,
+    };
+    TraceView {
+        trace_ids,
+        spans,
+        note,
+    }
 }
 
 /// The order's email as the outbox holds it (`text/plain`, so the browser shows it as it is).
