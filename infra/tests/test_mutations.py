@@ -1,8 +1,8 @@
 """The subscription, role and app-settings checks fail when the Bicep drops or hard-codes a property.
 
 Each mutation below edits a temporary copy of infra/ (never the real files) the way a careless
-change would, and the checks of test_subscriptions.py, test_app_identity.py and test_web_pubsub.py
-must then fail. Several
+change would, and the checks of test_subscriptions.py, test_app_identity.py, test_web_pubsub.py and
+test_telemetry.py must then fail. Several
 mutations hard-code exactly today's value (maxEventsPerBatch 1, 64 KB, the retry policy, the
 dead-letter container): those pass on the real file and are caught only by the edited copies of
 the file (test_subscriptions.VARIANTS), which is the point of having them.
@@ -20,6 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import test_app_identity as ta  # noqa: E402
 import test_subscriptions as ts  # noqa: E402
+import test_telemetry as tt  # noqa: E402
 import test_web_pubsub as tw  # noqa: E402
 from bicep_eval import Unsupported  # noqa: E402
 
@@ -191,6 +192,18 @@ MUTATIONS = [
         "    appWebPubSubServiceOwner\n    webPubSubHub\n",
         "    webPubSubHub\n",
     ),
+    (
+        "allow Application Insights' instrumentation key",
+        MAIN,
+        "    DisableLocalAuth: true\n  }\n}",
+        "    DisableLocalAuth: false\n  }\n}",
+    ),
+    (
+        "drop the Entra authentication of the host's telemetry",
+        MAIN,
+        "      APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'Authorization=AAD'\n",
+        "",
+    ),
 ]
 
 
@@ -208,6 +221,7 @@ def _check_all(case: unittest.TestCase, infra: Path) -> None:
             case.assertIs(rt.data_sender_enabled, rt.file_topic["name"] == "orders")
     ta.check_all(case, infra)
     tw.check_all(case, infra)
+    tt.check_all(case, infra)
 
 
 class MutationsAreDetected(unittest.TestCase):

@@ -42,7 +42,15 @@ FEED_SUBSCRIPTION = {
     "name": "order-status-feed",
     "destination": {
         "endpointType": "AzureFunction",
-        "properties": {"functionName": "OrderStatusFeed", "maxEventsPerBatch": 1, "preferredBatchSizeInKilobytes": 64},
+        "properties": {
+            "functionName": "OrderStatusFeed",
+            "maxEventsPerBatch": 1,
+            "preferredBatchSizeInKilobytes": 64,
+            # The event's trace context, for the host (issue 13; test_telemetry.py).
+            "deliveryAttributeMappings": [
+                {"name": "traceparent", "type": "Dynamic", "properties": {"sourceField": "data.traceparent"}}
+            ],
+        },
     },
     "filter": {
         "includedEventTypes": [
