@@ -21,7 +21,9 @@ if [ ! -x "$base_bin" ] || [ "$(cat "$base_bin.commit" 2>/dev/null)" != "$BASE" 
     rm -rf "$base_src"
     git worktree prune
     git worktree add --detach "$base_src" "$BASE"
-    (cd "$base_src" && CARGO_TARGET_DIR="$PWD/../../../target" cargo build --release --bin ordergrid)
+    # Built as bench_prepare builds this tree's (with the generator, so cargo unifies the same
+    # features, reqwest's `json` among them, into both binaries).
+    (cd "$base_src" && CARGO_TARGET_DIR="$PWD/../../../target" cargo build --release --bin ordergrid --example handler_load)
     mkdir -p "$(dirname "$base_bin")"
     cp target/release/ordergrid "$base_bin"
     echo "$BASE" > "$base_bin.commit"
