@@ -27,7 +27,8 @@
 //!   writes), [`email`] (rendering and transports), [`blob`] (Blob Storage connections), and
 //!   [`journal`] (the segmented, group-committed log under the store and the spool);
 //! - [`settings`] (the reader every wing declares its settings with), [`telemetry`] (logging),
-//!   [`trace`] (W3C trace context, OpenTelemetry spans, OTLP) and [`shutdown`] (signals).
+//!   [`trace`] (W3C trace context, OpenTelemetry spans, OTLP), [`local_guard`] (what every local
+//!   server refuses from hostile web pages) and [`shutdown`] (signals).
 //!
 //! See `ARCHITECTURE.md` for the flows and invariants.
 
@@ -44,6 +45,7 @@ pub mod functions;
 pub mod invocation;
 pub mod journal;
 pub mod json;
+pub mod local_guard;
 pub mod settings;
 pub mod shutdown;
 pub mod stack;

@@ -40,6 +40,7 @@ use tokio_util::sync::CancellationToken;
 
 use self::manifest::AppManifest;
 use self::worker::{Worker, WorkerState};
+use crate::local_guard::LocalGuard;
 use crate::trace::Tracer;
 
 /// The host's initialization timeout (code default 30 s).
@@ -64,6 +65,15 @@ pub struct HostState {
     pub tracer: Tracer,
 }
 
+/// How the stand-in runs, besides the app and its settings.
+#[derive(Debug, Clone, Default)]
+pub struct HostOptions {
+    /// A span for each invocation (off unless an OTLP endpoint is set).
+    pub tracer: Tracer,
+    /// What it refuses from hostile pages (see [`crate::local_guard`]).
+    pub guard: LocalGuard,
+}
+
 impl HostState {
     /// A loaded function, by its exact name.
     pub fn function(&self, name: &str) -> Option<&manifest::FunctionManifest> {
@@ -78,6 +88,7 @@ pub struct FunctionsHost {
     state: Arc<HostState>,
     supervisor: tokio::task::JoinHandle<()>,
     stop: CancellationToken,
+    guard: LocalGuard,
 }
 
 impl FunctionsHost {
@@ -87,9 +98,9 @@ impl FunctionsHost {
         root: &Path,
         settings: HashMap<String, String>,
         port: u16,
-        tracer: Tracer,
+        options: HostOptions,
     ) -> anyhow::Result<Self> {
-        Self::with_listener(root, settings, bind(port).await?, tracer).await
+        Self::with_listener(root, settings, bind(port).await?, options).await
     }
 
     /// As [`FunctionsHost::build`], on a listener bound beforehand (so its URL can be given to
@@ -98,7 +109,7 @@ impl FunctionsHost {
         root: &Path,
         settings: HashMap<String, String>,
         listener: tokio::net::TcpListener,
-        tracer: Tracer,
+        options: HostOptions,
     ) -> anyhow::Result<Self> {
         let manifest = AppManifest::load(root)?;
         let not_loaded: Vec<(String, String)> = manifest
@@ -135,8 +146,9 @@ impl FunctionsHost {
                 web_pubsub: Default::default(),
                 http,
                 failures: Default::default(),
-                tracer,
+                tracer: options.tracer,
             }),
+            guard: options.guard,
             supervisor,
             stop,
         })
@@ -190,6 +202,10 @@ impl FunctionsHost {
             // (`HttpRequestBodySizeMiddleware` runs before any route).
             .layer(axum::extract::DefaultBodyLimit::max(
                 usize::try_from(self.state.http.body_limit).unwrap_or(usize::MAX),
+            ))
+            .layer(axum::middleware::from_fn_with_state(
+                self.guard.clone(),
+                crate::local_guard::layer,
             ))
             .with_state(self.state.clone());
         let mut states = self.state.worker.subscribe();

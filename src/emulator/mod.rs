@@ -205,6 +205,7 @@ impl Emulator {
             dashboard_token: api::dashboard::new_token(),
             app: std::sync::OnceLock::new(),
             traces,
+            guard: settings.guard.clone(),
         });
         Ok(Self {
             listener,

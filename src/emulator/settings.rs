@@ -13,6 +13,7 @@ use super::dead_letter::DeadLetterStorage;
 use super::entra::EntraMode;
 use crate::blob::BlobConnection;
 use crate::eventgrid::sas::TopicKey;
+use crate::local_guard::LocalGuard;
 use crate::settings::{Reader, Setting, SettingsError, parse_port};
 use crate::trace::TraceExport;
 
@@ -123,6 +124,7 @@ pub const SETTINGS: &[Setting] = &[
     HTTPS_PORT,
     ENTRA,
     TRACES,
+    crate::local_guard::ALLOWED_HOSTS,
 ];
 
 #[derive(Debug, Clone)]
@@ -146,6 +148,8 @@ pub struct EmulatorSettings {
     pub traces: bool,
     /// Where the emulator's own spans are exported, besides the dashboard.
     pub trace_export: TraceExport,
+    /// What the API refuses from hostile pages.
+    pub guard: LocalGuard,
 }
 
 /// Durations and limits of delivery. Azure's durations are multiplied by `time_scale`.
@@ -211,6 +215,7 @@ impl EmulatorSettings {
             .unwrap_or(EntraMode::Local);
         let traces = r.flag(&TRACES);
         let trace_export = TraceExport::read(&r);
+        let guard = LocalGuard::read(&r);
         let subscriptions_file = PathBuf::from(r.string(&SUBSCRIPTIONS));
         let dead_letters = match BlobConnection::from_env(env, DEAD_LETTER_STORAGE.name) {
             Ok(Some(connection)) => DeadLetterStorage::Blob(connection),
@@ -236,6 +241,7 @@ impl EmulatorSettings {
             entra,
             traces,
             trace_export,
+            guard,
         })
     }
 }

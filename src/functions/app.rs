@@ -30,6 +30,7 @@ use crate::email::{ConfirmationRenderer, EmailTransport};
 use crate::eventgrid::InboundEvent;
 use crate::invocation::http::HttpRequestData;
 use crate::invocation::{InvocationRequest, InvocationResponse};
+use crate::local_guard::LocalGuard;
 use crate::store::RecordStore;
 use crate::trace::{self, Carried, Kind, Span, TraceParent, Tracer};
 
@@ -48,6 +49,8 @@ pub struct Services {
     pub operators: Operators,
     /// Spans for each invocation and what it does (off unless an OTLP endpoint is set).
     pub tracer: Tracer,
+    /// What the handler refuses from hostile pages (see [`crate::local_guard`]).
+    pub guard: LocalGuard,
 }
 
 impl Services {
@@ -83,6 +86,7 @@ impl Services {
             client_tokens,
             operators: settings.operators.clone(),
             tracer,
+            guard: settings.guard.clone(),
         })
     }
 }
@@ -96,6 +100,10 @@ pub fn app(services: Arc<Services>) -> Router {
         .route("/{function}", post(invoke))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(limit))
+        .layer(axum::middleware::from_fn_with_state(
+            services.guard.clone(),
+            crate::local_guard::layer,
+        ))
         .with_state(services)
 }
 

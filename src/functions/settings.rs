@@ -9,6 +9,7 @@ use rust_decimal::Decimal;
 
 use crate::domain::{Currency, OrderLimits};
 use crate::email::settings::{self as email, EmailSettings};
+use crate::local_guard::LocalGuard;
 use crate::settings::{Reader, Setting, SettingsError};
 use crate::store::settings::{self as store, StoreSettings};
 use crate::telemetry;
@@ -72,6 +73,7 @@ pub fn handler_settings() -> Vec<Setting> {
         WEBPUBSUB,
         WEBPUBSUB_SERVICE_URI,
         OPERATORS,
+        crate::local_guard::ALLOWED_HOSTS,
     ]);
     all.extend_from_slice(telemetry::SETTINGS);
     all.extend_from_slice(crate::trace::SETTINGS);
@@ -90,6 +92,8 @@ pub struct HandlerSettings {
     /// The live feed's Web PubSub service; `None` when neither form of the setting is set.
     pub web_pubsub: Option<WebPubSubConnection>,
     pub operators: Operators,
+    /// What the handler refuses from hostile pages (only the host calls it).
+    pub guard: LocalGuard,
 }
 
 impl HandlerSettings {
@@ -170,7 +174,9 @@ impl HandlerSettings {
                     .get(AUTH_ENABLED_VARIABLE)
                     .is_some_and(|v| v.trim().eq_ignore_ascii_case("true")),
             );
+        let guard = LocalGuard::read(&r);
         r.finish(Self {
+            guard,
             port,
             store,
             email,

@@ -32,10 +32,11 @@ use std::path::PathBuf;
 use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 
-use crate::devhost::{self, FunctionsHost};
+use crate::devhost::{self, FunctionsHost, HostOptions};
 use crate::email::settings::{self as email, EmailSettings, TransportSettings};
 use crate::emulator::settings as emulator;
 use crate::emulator::{Emulator, EmulatorSettings};
+use crate::local_guard::LocalGuard;
 use crate::settings::{Layered, Reader};
 use crate::store::settings::{self as store, StoreSettings};
 use crate::trace::{self, Telemetry, TraceExport};
@@ -187,7 +188,10 @@ impl LocalStack {
             &settings.app_root,
             app_settings,
             host_listener,
-            host_telemetry.tracer(),
+            HostOptions {
+                tracer: host_telemetry.tracer(),
+                guard: LocalGuard::read(&Reader::new(env)),
+            },
         )
         .await?;
         // The dashboard's view of the function app: the host's failed invocations, the store

@@ -33,6 +33,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use settings::ServiceSettings;
 
+use crate::local_guard::LocalGuard;
 use crate::webpubsub::AccessKey;
 
 /// Azure's limit on one message: "plain text, binary, or JSON format, with a maximum size of
@@ -46,6 +47,7 @@ pub struct Service {
     recovery_window: Duration,
     max_unacked: usize,
     stop: CancellationToken,
+    guard: LocalGuard,
 }
 
 pub struct WebPubSubService {
@@ -76,6 +78,7 @@ impl WebPubSubService {
                 recovery_window: settings.recovery_window,
                 max_unacked: settings.max_unacked,
                 stop: CancellationToken::new(),
+                guard: settings.guard,
             }),
         })
     }
@@ -132,6 +135,10 @@ pub fn router(service: Arc<Service>) -> axum::Router {
         .route("/client", axum::routing::get(client::connect))
         .route("/client/", axum::routing::get(client::connect))
         .fallback(rest::handle)
+        .layer(axum::middleware::from_fn_with_state(
+            service.guard.clone(),
+            crate::local_guard::layer,
+        ))
         .with_state(service)
 }
 

@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::local_guard::LocalGuard;
 use crate::settings::{Reader, Setting, SettingsError};
 use crate::webpubsub::AccessKey;
 
@@ -40,7 +41,14 @@ pub const MAX_UNACKED: Setting = Setting::new(
 );
 
 /// The service's settings, in the README's order.
-pub const SETTINGS: &[Setting] = &[PORT, DATA, KEY, RECOVERY_WINDOW, MAX_UNACKED];
+pub const SETTINGS: &[Setting] = &[
+    PORT,
+    DATA,
+    KEY,
+    RECOVERY_WINDOW,
+    MAX_UNACKED,
+    crate::local_guard::ALLOWED_HOSTS,
+];
 
 #[derive(Debug, Clone)]
 pub struct ServiceSettings {
@@ -51,6 +59,7 @@ pub struct ServiceSettings {
     pub key: Option<AccessKey>,
     pub recovery_window: Duration,
     pub max_unacked: usize,
+    pub guard: LocalGuard,
 }
 
 impl ServiceSettings {
@@ -65,12 +74,14 @@ impl ServiceSettings {
                 s.parse().ok().filter(|n| *n > 0)
             })
             .unwrap_or(1);
+        let guard = LocalGuard::read(&r);
         r.finish(Self {
             port,
             data_dir,
             key,
             recovery_window,
             max_unacked,
+            guard,
         })
     }
 }

@@ -81,7 +81,7 @@ impl App {
         let log = dir.path().join("invocations.jsonl");
         let mut settings = settings;
         settings.insert("FAKE_HANDLER_LOG".into(), log.display().to_string());
-        let host = FunctionsHost::build(dir.path(), settings, 0, ordergrid::trace::Tracer::off())
+        let host = FunctionsHost::build(dir.path(), settings, 0, Default::default())
             .await
             .unwrap_or_else(|e| panic!("the stand-in did not start: {e:#}"));
         let base = host.base_url();

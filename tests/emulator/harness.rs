@@ -205,6 +205,7 @@ impl Setup {
             entra: self.entra,
             traces: self.traces,
             trace_export: Default::default(),
+            guard: Default::default(),
         };
         TestEmulator::run(settings, dir).await
     }

@@ -15,6 +15,7 @@ mod delivery;
 mod entra;
 mod handshake;
 mod harness;
+mod hostile;
 mod no_loss;
 mod publish;
 mod publish_cli;

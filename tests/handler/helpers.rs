@@ -123,6 +123,7 @@ fn services(
         client_tokens: None,
         operators: Operators::default(),
         tracer: ordergrid::trace::Tracer::off(),
+        guard: Default::default(),
     }
 }
 

@@ -233,3 +233,33 @@ async fn other_event_types_are_acknowledged_and_ignored() {
     assert!(app.orders().await.is_empty());
     assert!(app.emails().is_empty());
 }
+
+/// Only the Functions host calls the handler, and it sends neither `Origin` nor a foreign `Host`
+/// (issue 14): a page of another origin, or a rebound name, gets 403 and records nothing.
+#[tokio::test]
+async fn a_page_of_another_origin_cannot_invoke_a_function() {
+    let app = spawn_app().await;
+    let body = envelope("OrderProcessor", eg_event("evt-page", new_order("P-1"))).to_string();
+    let invoke = |name: &'static str, value: String| {
+        app.client
+            .post(format!("{}/OrderProcessor", app.base))
+            .header("content-type", "text/plain")
+            .header(name, value)
+            .body(body.clone())
+            .send()
+    };
+    let cross = invoke("origin", "https://evil.example".into())
+        .await
+        .unwrap();
+    assert_eq!(cross.status(), 403);
+    let port = app.base.rsplit(':').next().unwrap().to_owned();
+    let rebound = invoke("host", format!("rebind.test:{port}")).await.unwrap();
+    assert_eq!(rebound.status(), 403);
+    assert!(app.orders().await.is_empty(), "nothing recorded");
+    assert_eq!(
+        app.invoke("OrderProcessor", &serde_json::from_str(&body).unwrap())
+            .await
+            .status,
+        200
+    );
+}

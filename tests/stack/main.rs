@@ -7,6 +7,7 @@ mod cli;
 mod dashboard;
 mod entra;
 mod helpers;
+mod hostile;
 mod live_feed;
 mod node;
 mod readme;

@@ -168,3 +168,28 @@ async fn the_token_api_makes_tokens_the_client_endpoint_accepts() {
     let mut ws = s.connect(&token, "json.webpubsub.azure.v1").await.unwrap();
     assert_eq!(ws.connected().await["userId"], "ann");
 }
+
+/// DNS rebinding (issue 14): the service answers loopback names only, whatever the request
+/// carries; a client's upgrade through another name is refused before its token is read.
+#[tokio::test]
+async fn a_rebound_name_is_refused_before_anything_else() {
+    let service = Service::start().await;
+    let http = reqwest::Client::new();
+    let health = |host: &'static str| {
+        http.get(format!("{}/api/health", service.base))
+            .header("host", host)
+            .send()
+    };
+    assert_eq!(health("localhost").await.unwrap().status(), 200);
+    let refused = health("rebind.test").await.unwrap();
+    assert_eq!(refused.status(), 403);
+    let body: serde_json::Value = refused.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "HostNotAllowed");
+    let upgrade = http
+        .get(format!("{}/client/hubs/orders", service.base))
+        .header("host", "rebind.test")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(upgrade.status(), 403);
+}

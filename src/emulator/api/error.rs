@@ -54,6 +54,16 @@ impl ApiError {
         }
     }
 
+    /// `/publish` takes JSON only (not Azure's API: ordergrid's code names).
+    pub fn unsupported_media_type(message: impl Into<String>) -> Self {
+        Self {
+            status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            code: "UnsupportedMediaType",
+            detail_code: "UnsupportedMediaType",
+            message: message.into(),
+        }
+    }
+
     pub fn unavailable(message: impl Into<String>) -> Self {
         Self {
             status: StatusCode::SERVICE_UNAVAILABLE,

@@ -33,6 +33,7 @@ use super::spool::Spool;
 use super::tls::DevCertificate;
 use crate::eventgrid::Schema;
 use crate::eventgrid::sas::TopicKey;
+use crate::local_guard::LocalGuard;
 
 /// A topic as the publish API sees it.
 pub struct TopicState {
@@ -67,6 +68,8 @@ pub struct ApiState {
     pub app: std::sync::OnceLock<Arc<dyn dashboard::AppView>>,
     /// Spans for the dashboard's waterfall, when traces are kept (`ORDERGRID_EMULATOR_TRACES`).
     pub traces: Option<Arc<TraceStore>>,
+    /// What every request goes through first (see [`crate::local_guard`]).
+    pub guard: LocalGuard,
 }
 
 /// How a request reached the API; the HTTPS server adds `Https` to every request.
@@ -127,6 +130,10 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .merge(dashboard::routes())
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_REQUEST_BYTES))
+        .layer(axum::middleware::from_fn_with_state(
+            state.guard.clone(),
+            crate::local_guard::layer,
+        ))
         .with_state(state)
 }
 
@@ -223,6 +230,23 @@ async fn publish_simple(
         )
         .into_response();
     };
+    // It needs no key, so it must not be a "simple" request a web page can send without a CORS
+    // preflight (text/plain, a form): JSON only, as the seed's curl sends it. The counter
+    // counts it, like any refused publish.
+    let json = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|t| {
+            let t = t.trim().to_ascii_lowercase();
+            t == "application/json" || t.ends_with("+json")
+        });
+    if !json {
+        let refused = Err(ApiError::unsupported_media_type(
+            "The simple /publish endpoint takes Content-Type: application/json only (a web page cannot send that without asking first).",
+        ));
+        return respond(record_refusal(&api, topic, refused));
+    }
     let request = publish::Request {
         path: "/publish",
         https: false,
