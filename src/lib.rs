@@ -26,7 +26,8 @@
 //! - side effects behind interfaces with in-memory twins: [`store`] (records with conditional
 //!   writes), [`email`] (rendering and transports), [`blob`] (Blob Storage connections), and
 //!   [`journal`] (the segmented, group-committed log under the store and the spool);
-//! - [`settings`] (the reader every wing declares its settings with), [`telemetry`] (logging),
+//! - [`settings`] (the reader every wing declares its settings with), [`http_server`] (how every
+//!   local server serves HTTP, with timeouts and a connection cap), [`telemetry`] (logging),
 //!   [`trace`] (W3C trace context, OpenTelemetry spans, OTLP), [`local_guard`] (what every local
 //!   server refuses from hostile web pages) and [`shutdown`] (signals).
 //!
@@ -42,6 +43,7 @@ pub mod email;
 pub mod emulator;
 pub mod eventgrid;
 pub mod functions;
+pub mod http_server;
 pub mod invocation;
 pub mod journal;
 pub mod json;

@@ -72,6 +72,8 @@ pub struct HostOptions {
     pub tracer: Tracer,
     /// What it refuses from hostile pages (see [`crate::local_guard`]).
     pub guard: LocalGuard,
+    /// Timeouts and the connection cap of its listener (see [`crate::http_server`]).
+    pub http: crate::http_server::HttpLimits,
 }
 
 impl HostState {
@@ -89,6 +91,7 @@ pub struct FunctionsHost {
     supervisor: tokio::task::JoinHandle<()>,
     stop: CancellationToken,
     guard: LocalGuard,
+    http: crate::http_server::HttpLimits,
 }
 
 impl FunctionsHost {
@@ -149,6 +152,7 @@ impl FunctionsHost {
                 tracer: options.tracer,
             }),
             guard: options.guard,
+            http: options.http,
             supervisor,
             stop,
         })
@@ -226,9 +230,7 @@ impl FunctionsHost {
                 reason = failed => { let _ = tx.send(reason); }
             }
         };
-        let served = axum::serve(self.listener, router)
-            .with_graceful_shutdown(stopping)
-            .await;
+        let served = crate::http_server::serve(self.listener, router, self.http, stopping).await;
         self.stop.cancel();
         let _ = self.supervisor.await;
         served.context("the Functions host stand-in failed")?;

@@ -23,6 +23,7 @@
 use std::sync::Arc;
 
 use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -84,8 +85,15 @@ pub async fn eventgrid(
     RawQuery(query): RawQuery,
     method: Method,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Response {
+    let body = match body {
+        Ok(body) => body,
+        Err(e) if crate::http_server::timed_out(&e) => {
+            return text(StatusCode::REQUEST_TIMEOUT, e.to_string());
+        }
+        Err(e) => return e.into_response(),
+    };
     if !extension.eq_ignore_ascii_case("eventgrid") {
         return text(
             StatusCode::NOT_FOUND,

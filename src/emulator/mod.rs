@@ -53,6 +53,7 @@ pub use self::settings::EmulatorSettings;
 use self::spool::{Spool, SpoolError};
 use self::subscriptions::SubscriptionsFile;
 use crate::eventgrid::sas::TopicKey;
+use crate::http_server::{self, HttpLimits};
 use crate::journal::JournalOptions;
 use crate::trace::{SpanSink, Telemetry};
 
@@ -71,6 +72,7 @@ pub struct Emulator {
     dispatchers: Vec<Dispatcher>,
     keys: Vec<TopicKeys>,
     telemetry: Telemetry,
+    http: HttpLimits,
 }
 
 impl Emulator {
@@ -214,6 +216,7 @@ impl Emulator {
             dispatchers,
             keys,
             telemetry,
+            http: settings.http,
         })
     }
 
@@ -321,18 +324,21 @@ impl Emulator {
             stop.clone(),
         ));
         let router = api::router(self.api.clone());
+        let limits = self.http;
         let https = self.https.map(|listener| {
             let router = router.clone().layer(axum::Extension(api::Transport::Https));
             let stop = stop.clone();
             tokio::spawn(async move {
-                axum::serve(listener, router)
-                    .with_graceful_shutdown(async move { stop.cancelled().await })
-                    .await
+                http_server::serve(
+                    listener,
+                    router,
+                    limits,
+                    async move { stop.cancelled().await },
+                )
+                .await
             })
         });
-        let served = axum::serve(self.listener, router)
-            .with_graceful_shutdown(shutdown)
-            .await;
+        let served = http_server::serve(self.listener, router, limits, shutdown).await;
         stop.cancel();
         if let Some(https) = https {
             let _ = https.await;

@@ -13,6 +13,7 @@ use super::dead_letter::DeadLetterStorage;
 use super::entra::EntraMode;
 use crate::blob::BlobConnection;
 use crate::eventgrid::sas::TopicKey;
+use crate::http_server::HttpLimits;
 use crate::local_guard::LocalGuard;
 use crate::settings::{Reader, Setting, SettingsError, parse_port};
 use crate::trace::TraceExport;
@@ -125,6 +126,9 @@ pub const SETTINGS: &[Setting] = &[
     ENTRA,
     TRACES,
     crate::local_guard::ALLOWED_HOSTS,
+    crate::http_server::HEADER_TIMEOUT,
+    crate::http_server::BODY_TIMEOUT,
+    crate::http_server::MAX_CONNECTIONS,
 ];
 
 #[derive(Debug, Clone)]
@@ -150,6 +154,8 @@ pub struct EmulatorSettings {
     pub trace_export: TraceExport,
     /// What the API refuses from hostile pages.
     pub guard: LocalGuard,
+    /// Timeouts and the connection cap of its HTTP and HTTPS listeners.
+    pub http: HttpLimits,
 }
 
 /// Durations and limits of delivery. Azure's durations are multiplied by `time_scale`.
@@ -216,6 +222,7 @@ impl EmulatorSettings {
         let traces = r.flag(&TRACES);
         let trace_export = TraceExport::read(&r);
         let guard = LocalGuard::read(&r);
+        let http = HttpLimits::read(&mut r);
         let subscriptions_file = PathBuf::from(r.string(&SUBSCRIPTIONS));
         let dead_letters = match BlobConnection::from_env(env, DEAD_LETTER_STORAGE.name) {
             Ok(Some(connection)) => DeadLetterStorage::Blob(connection),
@@ -242,6 +249,7 @@ impl EmulatorSettings {
             traces,
             trace_export,
             guard,
+            http,
         })
     }
 }

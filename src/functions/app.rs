@@ -28,6 +28,7 @@ use super::{
 use crate::domain::OrderLimits;
 use crate::email::{ConfirmationRenderer, EmailTransport};
 use crate::eventgrid::InboundEvent;
+use crate::http_server::{self, HttpLimits};
 use crate::invocation::http::HttpRequestData;
 use crate::invocation::{InvocationRequest, InvocationResponse};
 use crate::local_guard::LocalGuard;
@@ -51,6 +52,8 @@ pub struct Services {
     pub tracer: Tracer,
     /// What the handler refuses from hostile pages (see [`crate::local_guard`]).
     pub guard: LocalGuard,
+    /// Timeouts and the connection cap of its listener (see [`crate::http_server`]).
+    pub http: HttpLimits,
 }
 
 impl Services {
@@ -87,6 +90,7 @@ impl Services {
             operators: settings.operators.clone(),
             tracer,
             guard: settings.guard.clone(),
+            http: settings.http,
         })
     }
 }
@@ -202,6 +206,9 @@ async fn dispatch(
         .find(|f| f.name == function)
         .ok_or_else(|| InvocationError::UnknownFunction(function.to_owned()))?;
     let body = body.map_err(|rejection| match rejection.status() {
+        _ if http_server::timed_out(&rejection) => {
+            InvocationError::BodyTimedOut(rejection.to_string())
+        }
         StatusCode::PAYLOAD_TOO_LARGE => InvocationError::TooLarge {
             limit: services.max_body_bytes,
         },
@@ -326,6 +333,7 @@ async fn on_request(
 pub struct Handler {
     listener: tokio::net::TcpListener,
     router: Router,
+    limits: HttpLimits,
 }
 
 impl Handler {
@@ -343,6 +351,7 @@ impl Handler {
             .with_context(|| format!("failed to listen on {addr}"))?;
         Ok(Self {
             listener,
+            limits: services.http,
             router: app(Arc::new(services)),
         })
     }
@@ -356,8 +365,7 @@ impl Handler {
         self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        axum::serve(self.listener, self.router)
-            .with_graceful_shutdown(shutdown)
+        http_server::serve(self.listener, self.router, self.limits, shutdown)
             .await
             .context("the handler server failed")
     }

@@ -18,6 +18,9 @@ pub enum InvocationError {
     BadEnvelope(String),
     #[error("the request body is larger than {limit} bytes")]
     TooLarge { limit: usize },
+    /// The host would never: a client other than the host, or one that stalled.
+    #[error("{0}")]
+    BodyTimedOut(String),
     #[error("no function named {0:?} here (names are case-sensitive); this handler serves {list}", list = super::FUNCTIONS.map(|f| f.name).join(", "))]
     UnknownFunction(String),
     #[error(
@@ -60,6 +63,7 @@ impl InvocationError {
             | Self::MissingBinding { .. }
             | Self::BadEvent(_) => StatusCode::BAD_REQUEST,
             Self::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::BodyTimedOut(_) => StatusCode::REQUEST_TIMEOUT,
             Self::UnknownFunction(_) => StatusCode::NOT_FOUND,
             Self::Transient(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -71,6 +75,7 @@ impl InvocationError {
             Self::NotJson(_) => "InvalidJson",
             Self::BadEnvelope(_) => "InvalidEnvelope",
             Self::TooLarge { .. } => "PayloadTooLarge",
+            Self::BodyTimedOut(_) => "RequestTimeout",
             Self::UnknownFunction(_) => "FunctionNotFound",
             Self::MissingBinding { .. } => "BindingNotFound",
             Self::BadEvent(_) => "InvalidEvent",

@@ -9,6 +9,7 @@ use rust_decimal::Decimal;
 
 use crate::domain::{Currency, OrderLimits};
 use crate::email::settings::{self as email, EmailSettings};
+use crate::http_server::HttpLimits;
 use crate::local_guard::LocalGuard;
 use crate::settings::{Reader, Setting, SettingsError};
 use crate::store::settings::{self as store, StoreSettings};
@@ -75,6 +76,7 @@ pub fn handler_settings() -> Vec<Setting> {
         OPERATORS,
         crate::local_guard::ALLOWED_HOSTS,
     ]);
+    all.extend_from_slice(crate::http_server::SETTINGS);
     all.extend_from_slice(telemetry::SETTINGS);
     all.extend_from_slice(crate::trace::SETTINGS);
     all
@@ -94,6 +96,8 @@ pub struct HandlerSettings {
     pub operators: Operators,
     /// What the handler refuses from hostile pages (only the host calls it).
     pub guard: LocalGuard,
+    /// Timeouts and the connection cap of its listener.
+    pub http: HttpLimits,
 }
 
 impl HandlerSettings {
@@ -175,8 +179,10 @@ impl HandlerSettings {
                     .is_some_and(|v| v.trim().eq_ignore_ascii_case("true")),
             );
         let guard = LocalGuard::read(&r);
+        let http = HttpLimits::read(&mut r);
         r.finish(Self {
             guard,
+            http,
             port,
             store,
             email,

@@ -36,6 +36,7 @@ use crate::devhost::{self, FunctionsHost, HostOptions};
 use crate::email::settings::{self as email, EmailSettings, TransportSettings};
 use crate::emulator::settings as emulator;
 use crate::emulator::{Emulator, EmulatorSettings};
+use crate::http_server::HttpLimits;
 use crate::local_guard::LocalGuard;
 use crate::settings::{Layered, Reader};
 use crate::store::settings::{self as store, StoreSettings};
@@ -191,6 +192,7 @@ impl LocalStack {
             HostOptions {
                 tracer: host_telemetry.tracer(),
                 guard: LocalGuard::read(&Reader::new(env)),
+                http: HttpLimits::read(&mut Reader::new(env)),
             },
         )
         .await?;

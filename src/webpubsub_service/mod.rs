@@ -54,6 +54,7 @@ pub struct WebPubSubService {
     listener: tokio::net::TcpListener,
     service: Arc<Service>,
     base_url: String,
+    http: crate::http_server::HttpLimits,
 }
 
 impl WebPubSubService {
@@ -71,6 +72,7 @@ impl WebPubSubService {
         };
         Ok(Self {
             listener,
+            http: settings.http,
             base_url,
             service: Arc::new(Service {
                 key,
@@ -114,13 +116,12 @@ impl WebPubSubService {
         let listener = axum::serve::ListenerExt::tap_io(self.listener, |tcp| {
             let _ = tcp.set_nodelay(true);
         });
-        let served = axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                shutdown.await;
-                service.stop.cancel();
-                service.hubs.close_all("the service is stopping");
-            })
-            .await;
+        let served = crate::http_server::serve(listener, app, self.http, async move {
+            shutdown.await;
+            service.stop.cancel();
+            service.hubs.close_all("the service is stopping");
+        })
+        .await;
         served.context("the Web PubSub service's HTTP server failed")
     }
 }

@@ -20,6 +20,7 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use percent_encoding::percent_decode_str;
@@ -134,8 +135,15 @@ pub async fn handle(
     method: Method,
     uri: Uri,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Response {
+    let body = match body {
+        Ok(body) => body,
+        Err(e) if crate::http_server::timed_out(&e) => {
+            return StatusCode::REQUEST_TIMEOUT.into_response();
+        }
+        Err(e) => return e.into_response(),
+    };
     match route(&service, &method, &uri, &headers, body) {
         Ok(response) => response,
         Err(e) => e.into_response(),

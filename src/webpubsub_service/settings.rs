@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::http_server::HttpLimits;
 use crate::local_guard::LocalGuard;
 use crate::settings::{Reader, Setting, SettingsError};
 use crate::webpubsub::AccessKey;
@@ -48,6 +49,9 @@ pub const SETTINGS: &[Setting] = &[
     RECOVERY_WINDOW,
     MAX_UNACKED,
     crate::local_guard::ALLOWED_HOSTS,
+    crate::http_server::HEADER_TIMEOUT,
+    crate::http_server::BODY_TIMEOUT,
+    crate::http_server::MAX_CONNECTIONS,
 ];
 
 #[derive(Debug, Clone)]
@@ -60,6 +64,7 @@ pub struct ServiceSettings {
     pub recovery_window: Duration,
     pub max_unacked: usize,
     pub guard: LocalGuard,
+    pub http: HttpLimits,
 }
 
 impl ServiceSettings {
@@ -75,6 +80,7 @@ impl ServiceSettings {
             })
             .unwrap_or(1);
         let guard = LocalGuard::read(&r);
+        let http = HttpLimits::read(&mut r);
         r.finish(Self {
             port,
             data_dir,
@@ -82,6 +88,7 @@ impl ServiceSettings {
             recovery_window,
             max_unacked,
             guard,
+            http,
         })
     }
 }

@@ -109,6 +109,7 @@ pub struct Setup {
     https: bool,
     entra: EntraMode,
     traces: bool,
+    http: ordergrid::http_server::HttpLimits,
 }
 
 impl Setup {
@@ -128,7 +129,14 @@ impl Setup {
             https: false,
             entra: EntraMode::Local,
             traces: false,
+            http: Default::default(),
         }
+    }
+
+    /// Timeouts and the connection cap of its listeners.
+    pub fn http(mut self, limits: ordergrid::http_server::HttpLimits) -> Self {
+        self.http = limits;
+        self
     }
 
     /// Keep traces for the dashboard (`ORDERGRID_EMULATOR_TRACES=true`).
@@ -206,6 +214,7 @@ impl Setup {
             traces: self.traces,
             trace_export: Default::default(),
             guard: Default::default(),
+            http: self.http,
         };
         TestEmulator::run(settings, dir).await
     }

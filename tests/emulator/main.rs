@@ -21,3 +21,4 @@ mod publish;
 mod publish_cli;
 mod retry;
 mod sdk;
+mod slow_clients;

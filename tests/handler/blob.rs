@@ -354,6 +354,7 @@ async fn dead_letters_are_blobs_with_azures_names_and_content_in_azurite() {
         traces: false,
         trace_export: Default::default(),
         guard: Default::default(),
+        http: Default::default(),
     };
     let emulator = Emulator::build(settings).await.unwrap();
     let (endpoint, base) = (

@@ -124,6 +124,7 @@ fn services(
         operators: Operators::default(),
         tracer: ordergrid::trace::Tracer::off(),
         guard: Default::default(),
+        http: Default::default(),
     }
 }
 

@@ -135,9 +135,13 @@ pub async fn serve(State(host): State<Arc<HostState>>, request: Request) -> Resp
     if content_length.is_some_and(|n| n > limit) {
         return StatusCode::PAYLOAD_TOO_LARGE.into_response();
     }
-    let Ok(bytes) = axum::body::to_bytes(body, usize::try_from(limit).unwrap_or(usize::MAX)).await
-    else {
-        return StatusCode::PAYLOAD_TOO_LARGE.into_response();
+    let bytes = match axum::body::to_bytes(body, usize::try_from(limit).unwrap_or(usize::MAX)).await
+    {
+        Ok(bytes) => bytes,
+        Err(e) if crate::http_server::timed_out(&e) => {
+            return StatusCode::REQUEST_TIMEOUT.into_response();
+        }
+        Err(_) => return StatusCode::PAYLOAD_TOO_LARGE.into_response(),
     };
     let invocation_id = uuid::Uuid::new_v4().to_string();
     let parent = parts

@@ -54,6 +54,17 @@ impl ApiError {
         }
     }
 
+    /// A body that did not arrive in time (`ORDERGRID_HTTP_BODY_TIMEOUT`). Azure's front end
+    /// answers such a client too, but its answer is not documented: ordergrid's code name.
+    pub fn request_timeout(message: impl Into<String>) -> Self {
+        Self {
+            status: StatusCode::REQUEST_TIMEOUT,
+            code: "RequestTimeout",
+            detail_code: "RequestTimeout",
+            message: message.into(),
+        }
+    }
+
     /// `/publish` takes JSON only (not Azure's API: ordergrid's code names).
     pub fn unsupported_media_type(message: impl Into<String>) -> Self {
         Self {

@@ -69,6 +69,9 @@ pub async fn publish(
         authorize(api, topic, path, https, query, headers)?;
     }
     let body = body.map_err(|rejection| match rejection.status() {
+        _ if crate::http_server::timed_out(&rejection) => {
+            ApiError::request_timeout(format!("The request body could not be read: {rejection}."))
+        }
         StatusCode::PAYLOAD_TOO_LARGE => ApiError::too_large(format!(
             "The request body is larger than the {MAX_REQUEST_BYTES} bytes (1 MB) Event Grid accepts per request."
         )),
