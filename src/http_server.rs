@@ -200,9 +200,18 @@ async fn body_deadline(State(limit): State<Duration>, request: Request, next: Ne
 /// Whether reading a body failed because it missed its deadline (anywhere in `error`'s chain,
 /// as axum's body rejections wrap it).
 pub fn timed_out(error: &(dyn std::error::Error + 'static)) -> bool {
+    in_chain::<BodyTimedOut>(error)
+}
+
+/// Whether reading a body failed because it was longer than the limit it was read with.
+pub fn too_long(error: &(dyn std::error::Error + 'static)) -> bool {
+    in_chain::<http_body_util::LengthLimitError>(error)
+}
+
+fn in_chain<E: std::error::Error + 'static>(error: &(dyn std::error::Error + 'static)) -> bool {
     let mut next = Some(error);
     while let Some(error) = next {
-        if error.is::<BodyTimedOut>() {
+        if error.is::<E>() {
             return true;
         }
         next = error.source();

@@ -14,8 +14,6 @@ use std::time::Instant;
 
 use axum::Extension;
 use axum::Router;
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{HeaderMap, Uri};
 use axum::response::{IntoResponse, Response};
@@ -129,33 +127,12 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/v1/traces", post(otlp::traces))
         .merge(dashboard::routes())
         .fallback(not_found)
-        .layer(axum::middleware::from_fn(refuse_declared_oversize))
         .layer(DefaultBodyLimit::max(MAX_REQUEST_BYTES))
         .layer(axum::middleware::from_fn_with_state(
             state.guard.clone(),
             crate::local_guard::layer,
         ))
         .with_state(state)
-}
-
-/// A body declared larger than any request the API takes is refused before it is read: waiting
-/// for it would hold the connection until the body timeout, for an answer known at once.
-async fn refuse_declared_oversize(
-    request: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> Response {
-    let declared = request
-        .headers()
-        .get(axum::http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok());
-    match declared {
-        Some(length) if length > MAX_REQUEST_BYTES as u64 => ApiError::too_large(format!(
-            "The request body is {length} bytes, larger than the {MAX_REQUEST_BYTES} bytes (1 MB) Event Grid accepts per request."
-        ))
-        .into_response(),
-        _ => next.run(request).await,
-    }
 }
 
 async fn not_found(uri: axum::http::Uri) -> Response {
@@ -174,7 +151,7 @@ async fn publish_events(
     transport: Option<Extension<Transport>>,
     Query(query): Query<HashMap<String, String>>,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    body: axum::body::Body,
 ) -> Response {
     let topics = || {
         api.topics
@@ -232,7 +209,7 @@ async fn publish_simple(
     State(api): State<Arc<ApiState>>,
     Query(query): Query<HashMap<String, String>>,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    body: axum::body::Body,
 ) -> Response {
     if !api.simple_publish {
         return ApiError::not_found(format!(

@@ -12,7 +12,6 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use time::OffsetDateTime;
@@ -48,7 +47,8 @@ pub struct Request<'a> {
     pub https: bool,
     pub query: &'a HashMap<String, String>,
     pub headers: &'a HeaderMap,
-    pub body: Result<Bytes, BytesRejection>,
+    /// Read only once the request is authorized and its declared length is within the limit.
+    pub body: axum::body::Body,
 }
 
 pub async fn publish(
@@ -68,15 +68,7 @@ pub async fn publish(
         check_api_version(query)?;
         authorize(api, topic, path, https, query, headers)?;
     }
-    let body = body.map_err(|rejection| match rejection.status() {
-        _ if crate::http_server::timed_out(&rejection) => {
-            ApiError::request_timeout(format!("The request body could not be read: {rejection}."))
-        }
-        StatusCode::PAYLOAD_TOO_LARGE => ApiError::too_large(format!(
-            "The request body is larger than the {MAX_REQUEST_BYTES} bytes (1 MB) Event Grid accepts per request."
-        )),
-        _ => ApiError::bad_request(format!("The request body could not be read: {}", rejection.body_text())),
-    })?;
+    let body = read_body(headers, body).await?;
     if body.len() > MAX_REQUEST_BYTES {
         return Err(ApiError::too_large(format!(
             "The request body is {} bytes, larger than the {MAX_REQUEST_BYTES} bytes (1 MB) Event Grid accepts per request.",
@@ -317,6 +309,36 @@ fn parse_objects(body: &[u8], batch: bool) -> Result<Vec<Result<Vec<Field<'_>>, 
         .and_then(|()| parser.end())
         .map_err(|e| invalid_json(&e))?;
     Ok(objects)
+}
+
+/// The request's body, within [`MAX_REQUEST_BYTES`]: a declared length over it is refused before
+/// anything is read (waiting for it would hold the connection until the body timeout, for an
+/// answer known at once), a body that stalls is answered 408.
+async fn read_body(headers: &HeaderMap, body: axum::body::Body) -> Result<Bytes, ApiError> {
+    let too_large = |length: Option<u64>| {
+        let length = length.map_or_else(|| "larger".to_owned(), |l| format!("{l} bytes, larger"));
+        ApiError::too_large(format!(
+            "The request body is {length} than the {MAX_REQUEST_BYTES} bytes (1 MB) Event Grid accepts per request."
+        ))
+    };
+    let declared = headers
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if let Some(length) = declared.filter(|l| *l > MAX_REQUEST_BYTES as u64) {
+        return Err(too_large(Some(length)));
+    }
+    axum::body::to_bytes(body, MAX_REQUEST_BYTES)
+        .await
+        .map_err(|e| {
+            if crate::http_server::timed_out(&e) {
+                ApiError::request_timeout(format!("The request body could not be read: {e}."))
+            } else if crate::http_server::too_long(&e) {
+                too_large(None)
+            } else {
+                ApiError::bad_request(format!("The request body could not be read: {e}"))
+            }
+        })
 }
 
 /// The events of a request, validated and stamped, in the topic's input schema.

@@ -639,7 +639,7 @@ async fn test_order(
             https: false,
             query: &query,
             headers: &headers,
-            body: Ok(Bytes::from(event.to_string())),
+            body: axum::body::Body::from(event.to_string()),
         },
     )
     .await
