@@ -328,4 +328,52 @@ mod tests {
         assert!(answer.outputs.contains_key("OutputEvents"));
         assert!(!answer.outputs.contains_key("outputEvents"));
     }
+
+    // Property tests (issue 14).
+    use crate::json::strategies::{arbitrary_json, json_like, object_of};
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Whatever the host (or anyone) sends: an envelope or a reason, never a panic.
+        #[test]
+        fn any_body_is_an_envelope_or_a_reason(
+            body in prop_oneof![
+                json_like(),
+                arbitrary_json(),
+                object_of(&["Data", "Metadata", "data", "metadata"], &[r#"{"event":{"id":"1"}}"#, "{}", "null"]),
+            ],
+            bytes in prop::collection::vec(any::<u8>(), 0..64),
+        ) {
+            if let Ok(request) = InvocationRequest::parse(body.as_bytes()) {
+                let _ = request.binding("event");
+            }
+            let _ = InvocationRequest::parse(&bytes);
+        }
+
+        /// What the host stand-in writes is what the handler reads: every binding's text.
+        #[test]
+        fn an_envelope_round_trips(
+            bindings in prop::collection::btree_map("[a-zA-Z]{1,8}", arbitrary_json(), 0..5),
+            metadata in prop::option::of(arbitrary_json()),
+        ) {
+            let values: Vec<(String, Box<RawValue>)> = bindings
+                .into_iter()
+                .filter_map(|(k, v)| Some((k, serde_json::from_str::<Box<RawValue>>(&v).ok()?)))
+                .collect();
+            let metadata = metadata.and_then(|m| serde_json::from_str::<Box<RawValue>>(&m).ok());
+            let written = InvocationRequest {
+                data: values.iter().map(|(k, v)| (k.clone(), &**v)).collect(),
+                metadata: metadata.as_deref(),
+            }
+            .to_vec();
+            let read = InvocationRequest::parse(&written).unwrap();
+            prop_assert_eq!(read.data.len(), values.len());
+            for (name, value) in &values {
+                prop_assert_eq!(read.binding(name).unwrap().get(), value.get());
+            }
+            // `"Metadata": null` reads as no Metadata, as serde reads an Option.
+            let expected = metadata.as_deref().map(RawValue::get).filter(|m| *m != "null");
+            prop_assert_eq!(read.metadata.map(RawValue::get), expected);
+        }
+    }
 }

@@ -708,4 +708,6 @@ impl<'a> Parser<'a> {
 }
 
 #[cfg(test)]
+pub(crate) mod strategies;
+#[cfg(test)]
 mod tests;

@@ -1249,4 +1249,40 @@ mod tests {
         assert_eq!(token_from_authorization("Bearer eyJ0eXAi"), None);
         assert_eq!(token_from_authorization("Shared"), None);
     }
+
+    // Property tests (issue 14).
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Whatever is presented as a token or a key: an answer, never a panic.
+        #[test]
+        fn any_text_as_a_token_or_a_key_is_answered(
+            text in prop_oneof!["\\PC{0,200}", "(r|e|s|skn)=[^&]{0,40}(&(r|e|s|skn)=[^&]{0,40}){0,4}"],
+        ) {
+            let _ = verify(&text, &[key()], NOW, Some(&AT_HOST));
+            let _ = TopicKey::parse(&text);
+            let _ = token_from_authorization(&text);
+        }
+
+        /// A token made for a resource and a time verifies there with its key, and any change to
+        /// the text it signs, or another key, is refused.
+        #[test]
+        fn a_made_token_verifies_and_a_changed_one_does_not(
+            seconds in 60i64..1_000_000,
+            at in any::<prop::sample::Index>(),
+            replacement in "[a-zA-Z0-9%=&:/._-]",
+        ) {
+            let expires = NOW + time::Duration::seconds(seconds);
+            let token = generate(ENDPOINT, expires, &key());
+            prop_assert!(verify(&token, &[key()], NOW, Some(&AT_HOST)).is_ok());
+            prop_assert!(verify(&token, &[TopicKey::generate()], NOW, Some(&AT_HOST)).is_err());
+            let signed = token.rfind("&s=").unwrap();
+            let i = at.index(signed);
+            let mut changed = token.clone();
+            changed.replace_range(i..i + 1, &replacement);
+            if changed != token {
+                prop_assert!(verify(&changed, &[key()], NOW, Some(&AT_HOST)).is_err(), "{changed}");
+            }
+        }
+    }
 }

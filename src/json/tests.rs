@@ -1,6 +1,7 @@
 use proptest::prelude::*;
 use serde_json::value::RawValue;
 
+use super::strategies::{arbitrary_json, json_like};
 use super::*;
 
 fn parse(text: &str) -> Result<Json, JsonError> {
@@ -138,52 +139,6 @@ fn writing_keeps_numbers_and_escapes_what_json_needs() {
         r#"{"n":1.50e3,"s":"q\"\u0001\t/é","a":[true,null]}"#
     );
     assert_eq!(parse(&written).unwrap(), value);
-}
-
-/// Text built from JSON's own tokens, so random input often comes close to being valid.
-fn json_like() -> impl Strategy<Value = String> {
-    let token = prop_oneof![
-        Just("{".to_owned()),
-        Just("}".to_owned()),
-        Just("[".to_owned()),
-        Just("]".to_owned()),
-        Just(",".to_owned()),
-        Just(":".to_owned()),
-        Just(" ".to_owned()),
-        Just("\"k\"".to_owned()),
-        Just("\"\\u".to_owned()),
-        Just("\\".to_owned()),
-        Just("\"".to_owned()),
-        Just("true".to_owned()),
-        Just("nul".to_owned()),
-        Just("null".to_owned()),
-        "-?[0-9]{0,3}(\\.[0-9]{0,2})?([eE][+-]?[0-9]{0,3})?",
-        "[a-f0-9]{1,4}",
-        "\\PC{0,3}",
-    ];
-    prop::collection::vec(token, 0..24).prop_map(|tokens| tokens.concat())
-}
-
-fn arbitrary_json() -> impl Strategy<Value = String> {
-    let leaf = prop_oneof![
-        Just("null".to_owned()),
-        any::<bool>().prop_map(|b| b.to_string()),
-        "-?(0|[1-9][0-9]{0,30})(\\.[0-9]{1,30})?([eE][+-]?[0-9]{1,4})?",
-        "\\PC{0,12}".prop_map(|s| serde_json::to_string(&s).unwrap()),
-        Just(r#""\ud800\u0041""#.to_owned()),
-    ];
-    leaf.prop_recursive(6, 64, 6, |inner| {
-        prop_oneof![
-            prop::collection::vec(inner.clone(), 0..6).prop_map(|v| format!("[{}]", v.join(" , "))),
-            prop::collection::vec(("\\PC{0,6}", inner), 0..6).prop_map(|members| {
-                let members: Vec<String> = members
-                    .into_iter()
-                    .map(|(k, v)| format!("{}:{v}", serde_json::to_string(&k).unwrap()))
-                    .collect();
-                format!("{{ {} }}", members.join(","))
-            }),
-        ]
-    })
 }
 
 proptest! {

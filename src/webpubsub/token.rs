@@ -323,4 +323,41 @@ mod tests {
             "AccessKey(<redacted>)"
         );
     }
+
+    // Property tests (issue 14).
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Whatever is presented as a token: a reason or the claims, never a panic.
+        #[test]
+        fn any_text_as_a_token_is_answered(
+            text in prop_oneof![
+                "\\PC{0,120}",
+                "[A-Za-z0-9_-]{0,40}\\.[A-Za-z0-9_-]{0,60}\\.[A-Za-z0-9_-]{0,43}",
+            ],
+        ) {
+            let _ = verify(&text, &AccessKey::new("key"), 1_000, exact, AUD);
+        }
+
+        /// A signed token verifies with its claims; another key, or a changed character, does not.
+        #[test]
+        fn a_signed_token_round_trips_and_a_changed_one_does_not(
+            sub in prop::option::of("\\PC{0,20}"),
+            groups in prop::collection::vec("[a-z0-9-]{1,12}", 0..3),
+            at in any::<prop::sample::Index>(),
+        ) {
+            let key = AccessKey::new("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789ABCDEFGH");
+            let mut claims = Claims::new(AUD, 1_000, 3_600);
+            claims.sub = sub;
+            claims.groups = OneOrMany::of(groups);
+            let token = sign(&claims, &key);
+            prop_assert_eq!(verify(&token, &key, 1_000, exact, AUD), Ok(claims));
+            prop_assert!(verify(&token, &AccessKey::new("other"), 1_000, exact, AUD).is_err());
+            let i = at.index(token.len());
+            let replacement = if token.as_bytes()[i] == b'A' { "B" } else { "A" };
+            let mut changed = token.clone();
+            changed.replace_range(i..i + 1, replacement);
+            prop_assert!(verify(&changed, &key, 1_000, exact, AUD).is_err(), "{}", changed);
+        }
+    }
 }

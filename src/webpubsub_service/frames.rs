@@ -459,4 +459,25 @@ mod tests {
         assert_eq!(failed["error"]["name"], "Forbidden");
         assert_eq!(failed["ackId"], 4);
     }
+
+    // Property tests (issue 14).
+    use crate::json::strategies::{arbitrary_json, json_like, object_of};
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Whatever a client sends on a JSON subprotocol: a request or a reason, never a panic.
+        #[test]
+        fn any_frame_is_a_request_or_a_reason(
+            text in prop_oneof![
+                json_like(),
+                arbitrary_json(),
+                object_of(
+                    &["type", "group", "ackId", "dataType", "data", "noEcho", "event", "sequenceId"],
+                    &[r#""joinGroup""#, r#""sendToGroup""#, r#""sequenceAck""#, r#""ping""#, r#""json""#, r#""text""#, r#""binary""#, "1", r#""g""#, "true"],
+                ),
+            ],
+        ) {
+            let _ = Request::parse(&text);
+        }
+    }
 }

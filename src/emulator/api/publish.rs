@@ -777,4 +777,108 @@ mod tests {
             br#"{"orderId":"12345","orderValue":150.0}"#
         );
     }
+
+    // Property tests (issue 14): whatever the body, an answer in Azure's shape, never a panic.
+    use crate::json::strategies::{arbitrary_json, json_like, object_of};
+    use proptest::prelude::*;
+
+    const EVENT_GRID_NAMES: &[&str] = &[
+        "id",
+        "subject",
+        "eventType",
+        "eventTime",
+        "dataVersion",
+        "metadataVersion",
+        "topic",
+        "data",
+        "Id",
+        "EVENTTYPE",
+    ];
+    const CLOUD_EVENT_NAMES: &[&str] = &[
+        "id",
+        "source",
+        "type",
+        "specversion",
+        "time",
+        "subject",
+        "datacontenttype",
+        "data",
+        "data_base64",
+        "dataschema",
+        "traceparent",
+        "SpecVersion",
+    ];
+    const GOOD: &[&str] = &[
+        r#""1""#,
+        r#""1.0""#,
+        r#""2020-01-01T00:00:00Z""#,
+        r#""orders/1""#,
+        r#""/ordergrid""#,
+        r#"{"orderId":"A-1"}"#,
+    ];
+
+    fn bodies(names: &'static [&'static str]) -> impl Strategy<Value = String> {
+        prop_oneof![
+            json_like(),
+            arbitrary_json(),
+            object_of(names, GOOD),
+            prop::collection::vec(object_of(names, GOOD), 0..4)
+                .prop_map(|events| format!("[{}]", events.join(","))),
+        ]
+    }
+
+    fn answered(
+        result: Result<Vec<Event>, ApiError>,
+        required: &[&str],
+    ) -> Result<(), TestCaseError> {
+        match result {
+            Ok(events) => {
+                for event in events {
+                    let value = crate::json::Json::parse(&event.body, MAX_EVENT_DEPTH + 1)
+                        .map_err(|e| {
+                            TestCaseError::fail(format!("stored event is not JSON: {e}"))
+                        })?;
+                    for field in required {
+                        prop_assert!(
+                            value
+                                .get(field)
+                                .and_then(crate::json::Json::as_str)
+                                .is_some(),
+                            "{field} in {}",
+                            String::from_utf8_lossy(&event.body)
+                        );
+                    }
+                }
+            }
+            Err(e) => {
+                prop_assert!(matches!(e.status.as_u16(), 400 | 413), "{}", e.status);
+                prop_assert!(!e.message.is_empty());
+            }
+        }
+        Ok(())
+    }
+
+    proptest! {
+        #[test]
+        fn any_event_grid_body_is_accepted_whole_or_refused_in_azures_shape(
+            body in bodies(EVENT_GRID_NAMES),
+        ) {
+            let result = parse_events(&topic(Schema::EventGrid), &headers("application/json"), body.as_bytes());
+            answered(result, &["id", "subject", "eventType", "eventTime"])?;
+            answered(parse_simple(&topic(Schema::EventGrid), body.as_bytes()), &["id", "eventType"])?;
+        }
+
+        #[test]
+        fn any_cloud_events_body_is_accepted_whole_or_refused_in_azures_shape(
+            body in bodies(CLOUD_EVENT_NAMES),
+            content_type in prop::sample::select(vec![
+                "application/cloudevents+json; charset=utf-8",
+                "application/cloudevents-batch+json; charset=utf-8",
+                "application/json",
+            ]),
+        ) {
+            let result = parse_events(&topic(Schema::CloudEvents), &headers(content_type), body.as_bytes());
+            answered(result, &["id", "source", "type", "specversion"])?;
+        }
+    }
 }

@@ -285,3 +285,106 @@ fn simple_filter_properties_are_type_checked() {
         ]
     );
 }
+
+// Property tests (issue 14): any filter object is a filter or a list of problems, and a filter
+// evaluates any event, of any shape, to a verdict.
+mod properties {
+    use super::*;
+    use crate::json::strategies::{arbitrary_json, object_of};
+    use proptest::prelude::*;
+
+    const OPERATORS: &[&str] = &[
+        r#""NumberIn""#,
+        r#""NumberNotIn""#,
+        r#""NumberLessThan""#,
+        r#""NumberGreaterThan""#,
+        r#""NumberLessThanOrEquals""#,
+        r#""NumberGreaterThanOrEquals""#,
+        r#""NumberInRange""#,
+        r#""NumberNotInRange""#,
+        r#""BoolEquals""#,
+        r#""StringIn""#,
+        r#""StringNotIn""#,
+        r#""StringContains""#,
+        r#""StringNotContains""#,
+        r#""StringBeginsWith""#,
+        r#""StringNotBeginsWith""#,
+        r#""StringEndsWith""#,
+        r#""StringNotEndsWith""#,
+        r#""IsNullOrUndefined""#,
+        r#""IsNotNull""#,
+        r#""data.a""#,
+        r#""data.a.b""#,
+        r#""subject""#,
+        r#""eventType""#,
+        r#""id""#,
+        "[1, 2.5, -3]",
+        r#"["a", "B"]"#,
+        "[[0, 10]]",
+        "true",
+        "5",
+    ];
+
+    fn advanced_filter() -> impl Strategy<Value = String> {
+        object_of(&["operatorType", "key", "value", "values"], OPERATORS)
+    }
+
+    fn filter() -> impl Strategy<Value = Value> {
+        (
+            prop::collection::vec(advanced_filter(), 0..4),
+            prop::option::of(arbitrary_json()),
+            any::<bool>(),
+        )
+            .prop_map(|(advanced, types, arrays)| {
+                let advanced: Vec<Value> = advanced
+                    .iter()
+                    .filter_map(|a| serde_json::from_str(a).ok())
+                    .collect();
+                let mut filter = json!({
+                    "advancedFilters": advanced,
+                    "enableAdvancedFilteringOnArrays": arrays,
+                });
+                if let Some(types) = types.and_then(|t| serde_json::from_str(&t).ok()) {
+                    filter["includedEventTypes"] = types;
+                }
+                filter
+            })
+    }
+
+    fn event() -> impl Strategy<Value = String> {
+        prop_oneof![
+            arbitrary_json(),
+            object_of(
+                &["id", "subject", "eventType", "type", "data", "source"],
+                &[
+                    r#"{"a": {"b": 3}}"#,
+                    r#"{"a": [1, "x", null, true]}"#,
+                    r#""x""#,
+                    "7",
+                    "null"
+                ],
+            ),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn any_filter_is_read_and_any_event_gets_a_verdict(
+            filter in filter(),
+            noise in arbitrary_json(),
+            events in prop::collection::vec(event(), 1..4),
+        ) {
+            if let Ok(noise) = serde_json::from_str::<Value>(&noise) {
+                let _ = Filter::from_json(&noise);
+            }
+            if let Ok(filter) = Filter::from_json(&filter) {
+                for event in &events {
+                    if let Ok(event) = Json::parse(event.as_bytes(), 64) {
+                        let _ = filter.matches(&event, Schema::EventGrid);
+                        let _ = filter.matches(&event, Schema::CloudEvents);
+                    }
+                }
+            }
+        }
+    }
+}

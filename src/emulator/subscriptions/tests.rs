@@ -769,3 +769,65 @@ fn resource_names_are_checked_by_their_newtypes() {
     assert_eq!(name.upper(), "ORDER-PROCESSOR");
     assert_eq!(name.to_string(), "order-processor");
 }
+
+// Property tests (issue 14): any text as the subscriptions file is a file or errors that say
+// what is wrong; so is the repository's file with any one value replaced by any JSON.
+mod properties {
+    use super::*;
+    use crate::json::strategies::{arbitrary_json, json_like};
+    use proptest::prelude::*;
+
+    /// Every value of `value`, as a JSON pointer.
+    fn pointers(value: &serde_json::Value, at: String, out: &mut Vec<String>) {
+        match value {
+            serde_json::Value::Object(members) => {
+                for (k, v) in members {
+                    pointers(
+                        v,
+                        format!("{at}/{}", k.replace('~', "~0").replace('/', "~1")),
+                        out,
+                    );
+                }
+            }
+            serde_json::Value::Array(items) => {
+                for (i, v) in items.iter().enumerate() {
+                    pointers(v, format!("{at}/{i}"), out);
+                }
+            }
+            _ => {}
+        }
+        out.push(at);
+    }
+
+    proptest! {
+        #[test]
+        fn any_text_is_a_file_or_says_why_not(text in prop_oneof![json_like(), arbitrary_json()]) {
+            if let Err(e) = SubscriptionsFile::parse(&text, "test") {
+                prop_assert!(!e.to_string().is_empty());
+            }
+        }
+
+        #[test]
+        fn the_repository_file_with_one_value_changed_is_read_or_refused_with_reasons(
+            at in any::<prop::sample::Index>(),
+            replacement in arbitrary_json(),
+        ) {
+            let text = std::fs::read_to_string(
+                Path::new(env!("CARGO_MANIFEST_DIR")).join("infra/subscriptions.json"),
+            )
+            .unwrap();
+            let mut doc: serde_json::Value = serde_json::from_str(&text).unwrap();
+            let mut all = Vec::new();
+            pointers(&doc, String::new(), &mut all);
+            let pointer = &all[at.index(all.len())];
+            let replacement = serde_json::from_str(&replacement).unwrap_or(serde_json::Value::Null);
+            match doc.pointer_mut(pointer) {
+                Some(slot) => *slot = replacement,
+                None => doc = replacement,
+            }
+            if let Err(e) = SubscriptionsFile::parse(&doc.to_string(), "test") {
+                prop_assert!(!e.to_string().is_empty());
+            }
+        }
+    }
+}
