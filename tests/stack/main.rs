@@ -6,6 +6,7 @@ mod choreography;
 mod cli;
 mod dashboard;
 mod entra;
+mod full_disk;
 mod helpers;
 mod hostile;
 mod live_feed;
