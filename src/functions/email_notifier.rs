@@ -315,13 +315,12 @@ async fn settle(
 ) -> Result<LedgerEntry, InvocationError> {
     let body =
         Bytes::from(serde_json::to_vec(&entry).map_err(|e| InvocationError::Internal(e.into()))?);
-    let mut last_error = None;
     // The email is out; a failed write here would lead to a second email once the claim expires,
-    // so it is worth a few quick retries before giving up.
-    for delay_ms in [0u64, 50, 250] {
-        if delay_ms > 0 {
-            tokio::time::sleep(std::time::Duration::from_millis(delay_ms)).await;
-        }
+    // so it is retried, backing off from 50 ms, for up to half the claim's lease: a store that
+    // is down for a few seconds (the torture test cuts Azurite) costs a wait, not a resend.
+    let give_up = tokio::time::Instant::now() + services.email_claim_timeout / 2;
+    let mut delay = std::time::Duration::from_millis(50);
+    loop {
         match services.store.replace(key, body.clone(), etag).await {
             Ok(Replaced::Replaced(_)) => return Ok(entry),
             Ok(Replaced::Conflict(current)) => {
@@ -333,13 +332,16 @@ async fn settle(
                     .filter(|current| !matches!(current, LedgerEntry::Sending { .. }));
                 return Ok(settled.unwrap_or(entry));
             }
-            Err(e) => last_error = Some(e),
+            Err(e) if tokio::time::Instant::now() + delay > give_up => {
+                return Err(InvocationError::Transient(anyhow!(
+                    "the confirmation for order {order_id} was sent but could not be recorded: {e}"
+                )));
+            }
+            Err(_) => {}
         }
+        tokio::time::sleep(delay).await;
+        delay *= 2;
     }
-    Err(InvocationError::Transient(anyhow!(
-        "the confirmation for order {order_id} was sent but could not be recorded: {}",
-        last_error.map(|e| e.to_string()).unwrap_or_default()
-    )))
 }
 
 /// Gives the claim up after a failed send so the retry can claim it at once.

@@ -13,4 +13,5 @@ mod live_feed;
 mod node;
 mod readme;
 mod resilience;
+mod torture;
 mod traces;
