@@ -208,6 +208,7 @@ impl Emulator {
             app: std::sync::OnceLock::new(),
             traces,
             guard: settings.guard.clone(),
+            publish_buffer: Arc::new(tokio::sync::Semaphore::new(settings.publish_buffer / 1024)),
         });
         Ok(Self {
             listener,

@@ -79,6 +79,11 @@ pub const MAX_PENDING: Setting = Setting::new(
     "10000",
     "retries a subscription may hold before it stops taking new events",
 );
+pub const PUBLISH_BUFFER: Setting = Setting::new(
+    "ORDERGRID_EMULATOR_PUBLISH_BUFFER",
+    "64MiB",
+    "request bodies the publish API reads and stores at once, by their declared size; more wait their turn (memory stays bounded under bursts)",
+);
 pub const SIMPLE_PUBLISH: Setting = Setting::new(
     "ORDERGRID_EMULATOR_SIMPLE_PUBLISH",
     "true",
@@ -121,6 +126,7 @@ pub const SETTINGS: &[Setting] = &[
     DEAD_LETTER_DELAY,
     CONCURRENCY,
     MAX_PENDING,
+    PUBLISH_BUFFER,
     SIMPLE_PUBLISH,
     HTTPS_PORT,
     ENTRA,
@@ -152,6 +158,8 @@ pub struct EmulatorSettings {
     pub traces: bool,
     /// Where the emulator's own spans are exported, besides the dashboard.
     pub trace_export: TraceExport,
+    /// Bytes of request bodies the publish API holds at once ([`PUBLISH_BUFFER`]).
+    pub publish_buffer: usize,
     /// What the API refuses from hostile pages.
     pub guard: LocalGuard,
     /// Timeouts and the connection cap of its HTTP and HTTPS listeners.
@@ -223,6 +231,24 @@ impl EmulatorSettings {
         let trace_export = TraceExport::read(&r);
         let guard = LocalGuard::read(&r);
         let http = HttpLimits::read(&mut r);
+        let publish_buffer = r
+            .parse(&PUBLISH_BUFFER, "a size of 1MiB or more, like 64MiB", |s| {
+                let (number, unit) =
+                    s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+                let unit = match unit.trim() {
+                    "" | "B" => 1,
+                    "KiB" => 1024,
+                    "MiB" => 1024 * 1024,
+                    "GiB" => 1024 * 1024 * 1024,
+                    _ => return None,
+                };
+                number
+                    .parse::<usize>()
+                    .ok()?
+                    .checked_mul(unit)
+                    .filter(|n| *n >= 1024 * 1024)
+            })
+            .unwrap_or(64 * 1024 * 1024);
         let subscriptions_file = PathBuf::from(r.string(&SUBSCRIPTIONS));
         let dead_letters = match BlobConnection::from_env(env, DEAD_LETTER_STORAGE.name) {
             Ok(Some(connection)) => DeadLetterStorage::Blob(connection),
@@ -250,6 +276,7 @@ impl EmulatorSettings {
             trace_export,
             guard,
             http,
+            publish_buffer,
         })
     }
 }

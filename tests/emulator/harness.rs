@@ -215,6 +215,7 @@ impl Setup {
             trace_export: Default::default(),
             guard: Default::default(),
             http: self.http,
+            publish_buffer: 64 * 1024 * 1024,
         };
         TestEmulator::run(settings, dir).await
     }

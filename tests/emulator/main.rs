@@ -16,6 +16,7 @@ mod entra;
 mod handshake;
 mod harness;
 mod hostile;
+mod memory;
 mod no_loss;
 mod publish;
 mod publish_cli;

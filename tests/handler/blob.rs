@@ -355,6 +355,7 @@ async fn dead_letters_are_blobs_with_azures_names_and_content_in_azurite() {
         trace_export: Default::default(),
         guard: Default::default(),
         http: Default::default(),
+        publish_buffer: 64 * 1024 * 1024,
     };
     let emulator = Emulator::build(settings).await.unwrap();
     let (endpoint, base) = (

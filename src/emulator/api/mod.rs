@@ -68,6 +68,8 @@ pub struct ApiState {
     pub traces: Option<Arc<TraceStore>>,
     /// What every request goes through first (see [`crate::local_guard`]).
     pub guard: LocalGuard,
+    /// KiB of request bodies the publish API may hold at once (`ORDERGRID_EMULATOR_PUBLISH_BUFFER`).
+    pub publish_buffer: Arc<tokio::sync::Semaphore>,
 }
 
 /// How a request reached the API; the HTTPS server adds `Https` to every request.

@@ -68,6 +68,21 @@ pub async fn publish(
         check_api_version(query)?;
         authorize(api, topic, path, https, query, headers)?;
     }
+    // Memory stays bounded under bursts: the body is read, parsed and stored only while its
+    // declared size (or, undeclared, the most a request may be) fits in the publish buffer.
+    let declared = headers
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    let kib = declared.map_or(MAX_REQUEST_BYTES, |l| {
+        l.min(MAX_REQUEST_BYTES as u64) as usize
+    }) / 1024
+        + 1;
+    let _buffer = api
+        .publish_buffer
+        .acquire_many(u32::try_from(kib).unwrap_or(u32::MAX))
+        .await
+        .map_err(|_| ApiError::unavailable("The emulator is stopping."))?;
     let body = read_body(headers, body).await?;
     if body.len() > MAX_REQUEST_BYTES {
         return Err(ApiError::too_large(format!(

@@ -1,0 +1,161 @@
+//! Memory under bursts (issue 14): thousands of concurrent publishes, then many large but legal
+//! bodies at once, against `ordergrid emulator` as a process (its RSS read from /proc). What a
+//! burst allocates is bounded while it lasts and returned after.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use futures::future::join_all;
+use ordergrid::eventgrid::sas::TopicKey;
+use ordergrid_testing::process::{Process, ordergrid};
+use ordergrid_testing::receiver::Receiver;
+use serde_json::json;
+
+use crate::harness::{PATIENCE, event, eventually_async, file, topic, webhook};
+
+/// What this test allows the emulator's resident memory to grow by, over its idle size, while
+/// bursts arrive and once they are over. The design's bound while they arrive: the publish
+/// buffer (`ORDERGRID_EMULATOR_PUBLISH_BUFFER`, 64 MiB) and what is in flight to the webhook
+/// (`ORDERGRID_EMULATOR_CONCURRENCY`, 64, times 900 KiB), each held about twice over (the body
+/// and the event made of it, the delivery and its send buffer): some 240 MiB, whatever the
+/// burst's size. Measured: 229 MiB at the peak, 36 MiB after.
+const PEAK_GROWTH_MIB: u64 = 320;
+const AFTER_GROWTH_MIB: u64 = 64;
+
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bursts_of_publishes_and_large_bodies_leave_memory_bounded() {
+    let receiver = Receiver::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let subscriptions = dir.path().join("subscriptions.json");
+    std::fs::write(
+        &subscriptions,
+        file(vec![topic(
+            "orders",
+            vec![webhook("hook", &receiver.url("/hook"))],
+        )])
+        .to_string(),
+    )
+    .unwrap();
+    let key = TopicKey::generate();
+    let (process, base) = Process::spawn_listening(
+        ordergrid(env!("CARGO_BIN_EXE_ordergrid"), "emulator")
+            .env("ORDERGRID_EMULATOR_PORT", "0")
+            .env("ORDERGRID_EMULATOR_HTTPS_PORT", "off")
+            .env("ORDERGRID_EMULATOR_SUBSCRIPTIONS", &subscriptions)
+            .env("ORDERGRID_EMULATOR_DATA", dir.path().join("data"))
+            .env("ORDERGRID_EMULATOR_KEY", key.expose_secret()),
+        PATIENCE,
+    )
+    .await
+    .unwrap();
+    let pid = process.pid();
+    let url = format!("{base}/orders/api/events?api-version=2018-01-01");
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()
+        .unwrap();
+    let publish = |body: String| {
+        client
+            .post(&url)
+            .header("aeg-sas-key", key.expose_secret())
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+    };
+    // Warm up, then the idle size.
+    for i in 0..20 {
+        let answer =
+            publish(json!([event(&format!("w-{i}"), "NewOrder", json!({"n": i}))]).to_string())
+                .await;
+        assert_eq!(answer.unwrap().status(), 200);
+    }
+    let idle = rss_kib(pid);
+
+    let peak = Arc::new(AtomicU64::new(idle));
+    let sampler = tokio::spawn({
+        let peak = peak.clone();
+        async move {
+            loop {
+                peak.fetch_max(rss_kib(pid), Ordering::Relaxed);
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        }
+    });
+    // 2,000 small publishes at once.
+    let small = join_all((0..2_000).map(|i| {
+        publish(json!([event(&format!("s-{i}"), "NewOrder", json!({"n": i}))]).to_string())
+    }))
+    .await;
+    assert!(
+        small
+            .iter()
+            .all(|a| a.as_ref().is_ok_and(|a| a.status() == 200))
+    );
+    // Bodies of 900 KiB (one event whose data is a long string) at once: a burst of 100, then one
+    // three times as large. Each is accepted whole and delivered before the next.
+    let filler = "x".repeat(900 * 1024);
+    let mut delivered = 2_020;
+    let mut peaks = Vec::new();
+    for (burst, size) in [(0, 100), (1, 300)] {
+        let large = join_all((0..size).map(|i| {
+            publish(
+                json!([event(
+                    &format!("l-{burst}-{i}"),
+                    "NewOrder",
+                    json!({"pad": filler})
+                )])
+                .to_string(),
+            )
+        }))
+        .await;
+        assert!(
+            large
+                .iter()
+                .all(|a| a.as_ref().is_ok_and(|a| a.status() == 200)),
+            "large but legal bodies are accepted"
+        );
+        delivered += size;
+        eventually_async("every event delivered", PATIENCE, async || {
+            (receiver.delivered_ids("/hook").len() >= delivered).then_some(())
+        })
+        .await;
+        peaks.push(peak.load(Ordering::Relaxed));
+    }
+    sampler.abort();
+    let after = rss_kib(pid);
+    let mib = |kib: u64| kib / 1024;
+    println!(
+        "memory: idle {} MiB; peak {} MiB after 100 large bodies, {} MiB after 300 more; {} MiB after",
+        mib(idle),
+        mib(peaks[0]),
+        mib(peaks[1]),
+        mib(after)
+    );
+    // Bounded: three times the burst does not take three times the memory.
+    assert!(
+        peaks[1] - idle < (peaks[0] - idle) * 3 / 2,
+        "memory grew with the burst: {} then {} MiB over idle",
+        mib(peaks[0] - idle),
+        mib(peaks[1] - idle)
+    );
+    assert!(
+        peaks[1] - idle < PEAK_GROWTH_MIB * 1024,
+        "peak grew by {} MiB",
+        mib(peaks[1] - idle)
+    );
+    assert!(
+        after.saturating_sub(idle) < AFTER_GROWTH_MIB * 1024,
+        "after the bursts, {} MiB more than idle",
+        mib(after.saturating_sub(idle))
+    );
+}
