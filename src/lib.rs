@@ -43,6 +43,8 @@ pub mod email;
 pub mod emulator;
 pub mod eventgrid;
 pub mod functions;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod http_server;
 pub mod invocation;
 pub mod journal;

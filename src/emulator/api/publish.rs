@@ -357,7 +357,7 @@ async fn read_body(headers: &HeaderMap, body: axum::body::Body) -> Result<Bytes,
 }
 
 /// The events of a request, validated and stamped, in the topic's input schema.
-fn parse_events(
+pub(crate) fn parse_events(
     topic: &TopicState,
     headers: &HeaderMap,
     body: &[u8],
@@ -580,7 +580,7 @@ fn check_cloud_event(fields: Vec<Field<'_>>, i: usize) -> Result<Event, ApiError
 /// The simple publish's `{"eventType": "NewOrder", "data": {...}}` (one object or an array), with the
 /// envelope fields Event Grid requires filled in: `id` (a new GUID), `subject` (the topic name),
 /// `eventTime` (now) and `dataVersion` ("1.0").
-fn parse_simple(topic: &TopicState, body: &[u8]) -> Result<Vec<Event>, ApiError> {
+pub(crate) fn parse_simple(topic: &TopicState, body: &[u8]) -> Result<Vec<Event>, ApiError> {
     let batch = body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[');
     let objects = parse_objects(body, batch)?;
     if objects.is_empty() || objects.len() > MAX_EVENTS {
