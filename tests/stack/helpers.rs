@@ -247,14 +247,9 @@ impl Observer {
 /// The repository's subscriptions file plus a webhook subscription for every status event the
 /// functions emit.
 pub fn subscriptions_with_observer(dir: &Path, observer_url: &str) -> PathBuf {
-    let mut file: Value = serde_json::from_str(
-        &std::fs::read_to_string(repo_root().join("infra/subscriptions.json")).unwrap(),
-    )
-    .unwrap();
-    file["topics"][0]["subscriptions"]
-        .as_array_mut()
-        .unwrap()
-        .push(only(
+    subscriptions_with(
+        dir,
+        only(
             webhook("observer", observer_url),
             &[
                 "OrderAccepted",
@@ -262,7 +257,21 @@ pub fn subscriptions_with_observer(dir: &Path, observer_url: &str) -> PathBuf {
                 "OrderConfirmationSent",
                 "OrderConfirmationFailed",
             ],
-        ));
+        ),
+    )
+}
+
+/// The repository's subscriptions file plus `subscription` on the `orders` topic, written in
+/// `dir`.
+pub fn subscriptions_with(dir: &Path, subscription: Value) -> PathBuf {
+    let mut file: Value = serde_json::from_str(
+        &std::fs::read_to_string(repo_root().join("infra/subscriptions.json")).unwrap(),
+    )
+    .unwrap();
+    file["topics"][0]["subscriptions"]
+        .as_array_mut()
+        .unwrap()
+        .push(subscription);
     let path = dir.join("subscriptions.json");
     std::fs::write(&path, serde_json::to_vec_pretty(&file).unwrap()).unwrap();
     path

@@ -26,7 +26,7 @@ use ordergrid_testing::smtp::SmtpSink;
 use ordergrid_testing::subscriptions::{only, webhook};
 use serde_json::{Value, json};
 
-use crate::helpers::{Stack, binary, eventually_async, free_port, repo_root, succeeds};
+use crate::helpers::{Stack, binary, eventually_async, free_port, subscriptions_with, succeeds};
 
 #[derive(Debug, Default)]
 struct Load {
@@ -73,16 +73,10 @@ async fn faults_at_random_moments_lose_nothing_acknowledged_and_send_each_email_
         .map(|_| Reply::Status(if rng.u8(0..4) == 0 { 500 } else { 200 }))
         .collect();
     hook.reply("/events", replies, Reply::Status(200));
-    let mut file: Value = serde_json::from_str(
-        &std::fs::read_to_string(repo_root().join("infra/subscriptions.json")).unwrap(),
-    )
-    .unwrap();
-    file["topics"][0]["subscriptions"]
-        .as_array_mut()
-        .unwrap()
-        .push(only(webhook("hook", &hook.url("/events")), &["NewOrder"]));
-    let subscriptions = dir.path().join("subscriptions.json");
-    std::fs::write(&subscriptions, file.to_string()).unwrap();
+    let subscriptions = subscriptions_with(
+        dir.path(),
+        only(webhook("hook", &hook.url("/events")), &["NewOrder"]),
+    );
 
     let mut env = store_env(&azurite);
     env.extend([
