@@ -12,7 +12,7 @@
 //! - Event Grid schema: the schema has no extension attributes, and Event Grid does not pass the
 //!   publish request's headers on to subscribers (Microsoft in azure-sdk-for-net#13575: "Event
 //!   Grid does not deliver these custom headers to destinations"). So an ordergrid event carries
-//!   its context in `data.traceparent` (and `data.tracestate`), and each subscription maps it to
+//!   its context in `data.traceparent`, and each subscription maps it to
 //!   the delivery's `traceparent` header with a dynamic delivery property (`sourceField:
 //!   data.traceparent`, `infra/subscriptions.json`), the way Microsoft's docs map a CloudEvent's
 //!   `traceparent` for Service Bus and Event Hubs destinations (Event Grid
@@ -30,8 +30,6 @@ use serde::Deserialize;
 
 /// The HTTP header and the CloudEvents attribute.
 pub const TRACEPARENT: &str = "traceparent";
-/// The HTTP header and the CloudEvents attribute.
-pub const TRACESTATE: &str = "tracestate";
 
 /// A valid `traceparent`: trace id, parent (span) id and whether the caller sampled it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -90,7 +88,7 @@ impl TraceParent {
         to_hex(&self.trace_id)
     }
 
-    pub fn span_context(&self, state: Option<&str>) -> SpanContext {
+    pub fn span_context(&self) -> SpanContext {
         SpanContext::new(
             TraceId::from_bytes(self.trace_id),
             SpanId::from_bytes(self.span_id),
@@ -100,9 +98,7 @@ impl TraceParent {
                 TraceFlags::default()
             },
             true,
-            state
-                .and_then(|s| s.parse::<TraceState>().ok())
-                .unwrap_or_default(),
+            TraceState::default(),
         )
     }
 
@@ -127,14 +123,13 @@ impl fmt::Display for TraceParent {
     }
 }
 
-/// The trace context an event carries: `traceparent` and `tracestate` at the top of its `data`
-/// (Event Grid schema) or as CloudEvents attributes.
+/// The trace context an event carries: `traceparent` at the top of its `data` (Event Grid
+/// schema) or as a CloudEvents attribute. `tracestate`, vendor data no part of ordergrid reads,
+/// is not carried on.
 #[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
 pub struct Carried {
     #[serde(default)]
     pub traceparent: Option<String>,
-    #[serde(default)]
-    pub tracestate: Option<String>,
 }
 
 impl Carried {
@@ -260,7 +255,7 @@ mod tests {
             prop_assume!(trace != [0; 16] && span != [0; 8]);
             let tp = TraceParent { trace_id: trace, span_id: span, sampled };
             prop_assert_eq!(TraceParent::parse(&tp.to_string()), Some(tp));
-            prop_assert_eq!(TraceParent::of(&tp.span_context(None)), Some(tp));
+            prop_assert_eq!(TraceParent::of(&tp.span_context()), Some(tp));
         }
 
         #[test]

@@ -41,7 +41,7 @@ use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::trace::{SdkTracer, SdkTracerProvider, SpanData, SpanExporter};
 
-pub use context::{Carried, TRACEPARENT, TRACESTATE, TraceParent, invocation_parent};
+pub use context::{Carried, TRACEPARENT, TraceParent, invocation_parent};
 
 use crate::settings::{Reader, Setting};
 
@@ -211,7 +211,6 @@ pub enum Kind {
     Client,
     /// Hands a message to a broker: a publish.
     Producer,
-    Internal,
 }
 
 impl Tracer {
@@ -230,17 +229,6 @@ impl Tracer {
         kind: Kind,
         parent: Option<TraceParent>,
     ) -> Span {
-        self.start_at(name, kind, parent, SystemTime::now())
-    }
-
-    /// As [`Tracer::start`], started at `at`.
-    pub fn start_at(
-        &self,
-        name: impl Into<Cow<'static, str>>,
-        kind: Kind,
-        parent: Option<TraceParent>,
-        at: SystemTime,
-    ) -> Span {
         let Some(tracer) = &self.inner else {
             return Span {
                 inner: None,
@@ -248,7 +236,7 @@ impl Tracer {
             };
         };
         let cx = match parent {
-            Some(p) => Context::new().with_remote_span_context(p.span_context(None)),
+            Some(p) => Context::new().with_remote_span_context(p.span_context()),
             None => Context::new(),
         };
         let span = tracer
@@ -257,9 +245,8 @@ impl Tracer {
                 Kind::Server => SpanKind::Server,
                 Kind::Client => SpanKind::Client,
                 Kind::Producer => SpanKind::Producer,
-                Kind::Internal => SpanKind::Internal,
             })
-            .with_start_time(at)
+            .with_start_time(SystemTime::now())
             .start_with_context(tracer, &cx);
         Span {
             inner: Some(span),
@@ -276,14 +263,6 @@ pub struct Span {
 }
 
 impl Span {
-    /// A span that records nothing and forwards `parent`.
-    pub fn passing(parent: Option<TraceParent>) -> Self {
-        Self {
-            inner: None,
-            parent,
-        }
-    }
-
     /// The context to forward: this span's when it is recorded, else the one it received.
     pub fn traceparent(&self) -> Option<TraceParent> {
         self.inner
