@@ -41,7 +41,7 @@ use super::worker::{Invocation, InvokeError};
 use crate::eventgrid::protocol;
 use crate::invocation::{HostAnswer, InvocationRequest};
 use crate::json::Json;
-use crate::trace::{self, Kind, TraceParent};
+use crate::trace::{Kind, TraceParent};
 
 /// The origins whose abuse-protection handshake is answered with their own name (Azure's public
 /// and sovereign clouds, as the extension lists them).
@@ -143,10 +143,7 @@ pub async fn eventgrid(
                     .get(protocol::DELIVERY_COUNT)
                     .and_then(|v| v.to_str().ok())
                     .and_then(|v| v.parse().ok()),
-                traceparent: headers
-                    .get(trace::TRACEPARENT)
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(TraceParent::parse),
+                traceparent: TraceParent::of_headers(&headers),
             };
             notification(&host, function, &body, &delivery).await
         }

@@ -138,10 +138,7 @@ async fn invoke(
         .unwrap_or("")
         .to_owned();
     // The host's invocation context (functions-custom-handler.md §2.2).
-    let host_parent = headers
-        .get(trace::TRACEPARENT)
-        .and_then(|v| v.to_str().ok())
-        .and_then(TraceParent::parse);
+    let host_parent = TraceParent::of_headers(&headers);
     let span = tracing::info_span!(
         "invocation",
         function = %function,

@@ -83,6 +83,14 @@ impl TraceParent {
         }
     }
 
+    /// The `traceparent` header of a request, when it has a valid one.
+    pub fn of_headers(headers: &axum::http::HeaderMap) -> Option<Self> {
+        headers
+            .get(TRACEPARENT)
+            .and_then(|v| v.to_str().ok())
+            .and_then(Self::parse)
+    }
+
     /// The trace id as 32 lowercase hex digits (Application Insights' `operation_Id`).
     pub fn trace_id_hex(&self) -> String {
         to_hex(&self.trace_id)

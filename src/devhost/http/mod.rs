@@ -39,7 +39,7 @@ use super::binding_data::BindingData;
 use super::manifest::{FunctionManifest, TriggerKind};
 use super::worker::{Invocation, InvokeError};
 use crate::invocation::{AnswerError, HostAnswer, InvocationRequest};
-use crate::trace::{self, Kind, TraceParent};
+use crate::trace::{Kind, TraceParent};
 
 /// The host's request body limit unless `FUNCTIONS_REQUEST_BODY_SIZE_LIMIT` sets another.
 pub const DEFAULT_BODY_LIMIT: u64 = 104_857_600;
@@ -144,11 +144,7 @@ pub async fn serve(State(host): State<Arc<HostState>>, request: Request) -> Resp
         Err(_) => return StatusCode::PAYLOAD_TOO_LARGE.into_response(),
     };
     let invocation_id = uuid::Uuid::new_v4().to_string();
-    let parent = parts
-        .headers
-        .get(trace::TRACEPARENT)
-        .and_then(|v| v.to_str().ok())
-        .and_then(TraceParent::parse);
+    let parent = TraceParent::of_headers(&parts.headers);
     let mut span = host
         .tracer
         .start(function.name.clone(), Kind::Server, parent);

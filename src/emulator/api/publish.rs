@@ -68,28 +68,8 @@ pub async fn publish(
         check_api_version(query)?;
         authorize(api, topic, path, https, query, headers)?;
     }
-    // Memory stays bounded under bursts: the body is read, parsed and stored only while its
-    // declared size (or, undeclared, the most a request may be) fits in the publish buffer.
-    let declared = headers
-        .get(axum::http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok());
-    let kib = declared.map_or(MAX_REQUEST_BYTES, |l| {
-        l.min(MAX_REQUEST_BYTES as u64) as usize
-    }) / 1024
-        + 1;
-    let _buffer = api
-        .publish_buffer
-        .acquire_many(u32::try_from(kib).unwrap_or(u32::MAX))
-        .await
-        .map_err(|_| ApiError::unavailable("The emulator is stopping."))?;
-    let body = read_body(headers, body).await?;
-    if body.len() > MAX_REQUEST_BYTES {
-        return Err(ApiError::too_large(format!(
-            "The request body is {} bytes, larger than the {MAX_REQUEST_BYTES} bytes (1 MB) Event Grid accepts per request.",
-            body.len()
-        )));
-    }
+    // Held until the events are stored: see [`read_body`].
+    let (body, _buffer) = read_body(api, headers, body).await?;
     let events = match route {
         Route::Azure => parse_events(topic, headers, &body)?,
         Route::Simple => parse_simple(topic, &body)?,
@@ -326,10 +306,17 @@ fn parse_objects(body: &[u8], batch: bool) -> Result<Vec<Result<Vec<Field<'_>>, 
     Ok(objects)
 }
 
-/// The request's body, within [`MAX_REQUEST_BYTES`]: a declared length over it is refused before
-/// anything is read (waiting for it would hold the connection until the body timeout, for an
-/// answer known at once), a body that stalls is answered 408.
-async fn read_body(headers: &HeaderMap, body: axum::body::Body) -> Result<Bytes, ApiError> {
+/// The request's body, within [`MAX_REQUEST_BYTES`], with its share of the publish buffer.
+/// A declared length over the limit is refused before anything is read (waiting for it would
+/// hold the connection until the body timeout, for an answer known at once); then, so memory
+/// stays bounded under bursts, the body is read (and, while the permit is held, parsed and
+/// stored) only once its declared size, or undeclared the most a request may be, fits in the
+/// buffer; a body that stalls is answered 408.
+async fn read_body<'a>(
+    api: &'a ApiState,
+    headers: &HeaderMap,
+    body: axum::body::Body,
+) -> Result<(Bytes, tokio::sync::SemaphorePermit<'a>), ApiError> {
     let too_large = |length: Option<u64>| {
         let length = length.map_or_else(|| "larger".to_owned(), |l| format!("{l} bytes, larger"));
         ApiError::too_large(format!(
@@ -343,7 +330,13 @@ async fn read_body(headers: &HeaderMap, body: axum::body::Body) -> Result<Bytes,
     if let Some(length) = declared.filter(|l| *l > MAX_REQUEST_BYTES as u64) {
         return Err(too_large(Some(length)));
     }
-    axum::body::to_bytes(body, MAX_REQUEST_BYTES)
+    let kib = declared.map_or(MAX_REQUEST_BYTES, |l| l as usize) / 1024 + 1;
+    let permit = api
+        .publish_buffer
+        .acquire_many(u32::try_from(kib).unwrap_or(u32::MAX))
+        .await
+        .map_err(|_| ApiError::unavailable("The emulator is stopping."))?;
+    let bytes = axum::body::to_bytes(body, MAX_REQUEST_BYTES)
         .await
         .map_err(|e| {
             if crate::http_server::timed_out(&e) {
@@ -353,7 +346,8 @@ async fn read_body(headers: &HeaderMap, body: axum::body::Body) -> Result<Bytes,
             } else {
                 ApiError::bad_request(format!("The request body could not be read: {e}"))
             }
-        })
+        })?;
+    Ok((bytes, permit))
 }
 
 /// The events of a request, validated and stamped, in the topic's input schema.

@@ -18,7 +18,7 @@ use crate::emulator::admin::dashboard::{
     DeadLetterView, EmailView, EventDetail, Journey, OrderSide, TimelineEntry, TraceView,
 };
 use crate::emulator::clock::rfc3339_ms;
-use crate::trace::{Carried, TraceParent};
+use crate::trace::TraceParent;
 
 /// Events of one order looked at, at most; dead-letter blobs read for one journey, at most.
 const MAX_EVENTS: usize = 200;
@@ -297,16 +297,18 @@ fn trace(api: &ApiState, events: &[EventDetail], order: &OrderSide) -> TraceView
         let Ok(event) = serde_json::from_str::<Value>(payload) else {
             continue;
         };
-        let carried = match event.get("data") {
-            Some(data @ Value::Object(_)) => Carried::in_data(&data.to_string()),
-            _ => Carried::default(),
-        };
-        note(carried.parent().or_else(|| {
-            event
-                .get(crate::trace::TRACEPARENT)
+        // `data.traceparent` (Event Grid schema), else a CloudEvent's own attribute.
+        let carried = |at: &Value| {
+            at.get(crate::trace::TRACEPARENT)
                 .and_then(Value::as_str)
                 .and_then(TraceParent::parse)
-        }));
+        };
+        note(
+            event
+                .get("data")
+                .and_then(carried)
+                .or_else(|| carried(&event)),
+        );
     }
     for record in order
         .record
