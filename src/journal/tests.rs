@@ -56,6 +56,58 @@ async fn a_torn_tail_is_cut_off_and_the_journal_stays_writable() {
     assert_eq!(all, payloads(&["one", "three"]));
 }
 
+/// A SIGKILL (or a power cut) in the middle of a group commit leaves any prefix of the batch's
+/// bytes on disk. Cut at every byte: what earlier commits made durable is intact, of the torn
+/// batch only whole records survive (none of them was acknowledged, so either way is allowed),
+/// and the journal takes new appends after it.
+#[tokio::test]
+async fn a_kill_at_any_byte_of_a_group_commit_keeps_every_earlier_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let (first, torn) = (
+        payloads(&["one", "two"]),
+        payloads(&["three", "four", "five"]),
+    );
+    let seg = segment_path(dir.path(), 1);
+    let committed = {
+        let journal = Journal::open(dir.path(), JournalOptions::default()).unwrap();
+        journal.append(first.clone()).await.unwrap();
+        let committed = fs::metadata(&seg).unwrap().len();
+        journal.append(torn.clone()).await.unwrap();
+        committed
+    };
+    let whole = fs::read(&seg).unwrap();
+    let mut survivors = 0;
+    for cut in committed..=whole.len() as u64 {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(segment_path(dir.path(), 1), &whole[..cut as usize]).unwrap();
+        let journal = Journal::open(dir.path(), JournalOptions::default()).unwrap();
+        let all = contents(&journal);
+        let (kept, rest) = all.split_at(first.len());
+        assert_eq!(kept, first, "cut at byte {cut}");
+        assert_eq!(
+            rest,
+            &torn[..rest.len()],
+            "cut at byte {cut}: a prefix of the batch"
+        );
+        assert!(
+            rest.len() >= survivors,
+            "cut at byte {cut}: more bytes keep no fewer records"
+        );
+        survivors = rest.len();
+        journal.append(payloads(&["after"])).await.unwrap();
+        assert_eq!(
+            contents(&journal).last().unwrap(),
+            "after",
+            "cut at byte {cut}"
+        );
+    }
+    assert_eq!(
+        survivors,
+        torn.len(),
+        "the whole batch survives the last cut"
+    );
+}
+
 #[tokio::test]
 async fn damage_in_an_older_segment_is_reported_when_read() {
     let dir = tempfile::tempdir().unwrap();
