@@ -18,7 +18,13 @@
 //! - at most `concurrency` requests are in flight, and an event is never in two at once;
 //! - the time to live is checked when an attempt is due, never in between (as Azure does);
 //! - an event that ends delivery is dead-lettered when the subscription has a destination for
-//!   it, else dropped and counted (as Azure does); nothing leaves the state unaccounted.
+//!   it, else dropped and counted (as Azure does); nothing leaves the state unaccounted;
+//! - the counters survive a kill exactly: each count is made for one event, and is carried by the
+//!   state record its step writes for that event, or, when it writes none (a first attempt
+//!   delivered, an event dropped on its first look), by the first watermark past the event. The
+//!   watermark's counters leave out the counts of events at or after it (`uncarried`), which a
+//!   restart dispatches and counts again; an event at or after it that was settled (after a
+//!   retry, while an earlier one was still in flight) is not dispatched again (`settled_ahead`).
 
 use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
 use std::sync::Arc;
@@ -86,6 +92,13 @@ pub struct DeliveryState {
     busy: HashSet<Position>,
     in_flight: usize,
     counters: Counters,
+    /// Counts of events no state record carries yet, and their sum: the watermark's counters
+    /// leave out those of events at or after it.
+    uncarried: BTreeMap<Position, Counters>,
+    uncarried_sum: Counters,
+    /// Events at or after the watermark that were settled: a checkpoint restates them, and
+    /// those recovered are not dispatched again.
+    settled_ahead: BTreeSet<Position>,
     written_watermark: Option<(Position, Counters)>,
     /// Events before this were in the spool when the emulator started; dispatching them from
     /// the cursor means they may have been delivered before a restart.
@@ -122,6 +135,9 @@ impl DeliveryState {
             busy: HashSet::new(),
             in_flight: 0,
             counters: recovered.counters,
+            uncarried: BTreeMap::new(),
+            uncarried_sum: Counters::default(),
+            settled_ahead: recovered.settled_ahead,
             written_watermark: recovered.watermark.map(|w| (w, recovered.counters)),
             replay_until: if recovered.watermark.is_some() {
                 end
@@ -197,7 +213,7 @@ impl DeliveryState {
 
     /// Whether a buffered event is for this subscription ([`wanted`]) and not waiting already.
     fn wants(&self, stored: &StoredEvent) -> Wanted {
-        if self.pending.contains_key(&stored.at) {
+        if self.pending.contains_key(&stored.at) || self.settled_ahead.contains(&stored.at) {
             return Wanted::No;
         }
         wanted(&self.topic, self.input_schema, &self.subscription, stored)
@@ -225,7 +241,7 @@ impl DeliveryState {
             let Some(event) = self.buffer.pop_front() else {
                 break;
             };
-            self.counters.matched += 1;
+            self.count(event.at, |c| c.matched += 1);
             if event.at < self.replay_until {
                 self.counters.replayed_after_restart += 1;
             }
@@ -383,8 +399,9 @@ impl DeliveryState {
             // whose destination is gone; keeping them pending would hold them for ever.
             for (at, _) in &events {
                 self.pending.remove(at);
-                self.counters.dropped += 1;
-                effects.records.push(self.settled(*at));
+                self.count(*at, |c| c.dropped += 1);
+                let record = self.settled(*at);
+                effects.records.push(record);
             }
             effects.notes.push(Note::DestinationGone {
                 events: events.len(),
@@ -429,10 +446,11 @@ impl DeliveryState {
         for item in &items {
             let attempts = item.previous + 1;
             let Some(failure) = failure else {
-                self.counters.delivered += 1;
+                self.count(item.at, |c| c.delivered += 1);
                 if !item.first {
                     self.pending.remove(&item.at);
-                    effects.records.push(self.settled(item.at));
+                    let record = self.settled(item.at);
+                    effects.records.push(record);
                 }
                 continue;
             };
@@ -452,8 +470,8 @@ impl DeliveryState {
                         action: PendingAction::Deliver,
                         last: Some(last.clone()),
                     };
+                    self.count(item.at, |c| c.retried += 1);
                     self.schedule(item.at, pending, &mut effects);
-                    self.counters.retried += 1;
                     next = format!("retry at {}", rfc3339_ms(due_ms));
                 }
                 Decision::GiveUp(reason) => {
@@ -503,8 +521,9 @@ impl DeliveryState {
                 for at in positions {
                     self.busy.remove(&at);
                     self.pending.remove(&at);
-                    self.counters.dead_lettered += 1;
-                    effects.records.push(self.settled(at));
+                    self.count(at, |c| c.dead_lettered += 1);
+                    let record = self.settled(at);
+                    effects.records.push(record);
                 }
                 effects.notes.push(Note::DeadLettered { blob });
             }
@@ -513,14 +532,12 @@ impl DeliveryState {
                     now + self.settings.scaled(Duration::from_secs(60)).as_millis() as i64;
                 for at in positions {
                     self.busy.remove(&at);
-                    if let Some(pending) = self.pending.get_mut(&at) {
-                        pending.due_ms = again_ms;
-                        self.due.insert((again_ms, at));
-                        effects.records.push(StateRecord::Pending {
-                            sub: self.key.clone(),
-                            pos: at,
-                            pending: pending.clone(),
-                        });
+                    if let Some(pending) = self.pending.get(&at) {
+                        let pending = Pending {
+                            due_ms: again_ms,
+                            ..pending.clone()
+                        };
+                        self.schedule(at, pending, &mut effects);
                     }
                 }
                 effects
@@ -555,16 +572,33 @@ impl DeliveryState {
             self.schedule(item.at, pending, effects);
             "dead-letter".to_owned()
         } else {
+            self.count(item.at, |c| c.dropped += 1);
             if self.pending.remove(&item.at).is_some() {
-                effects.records.push(self.settled(item.at));
+                let record = self.settled(item.at);
+                effects.records.push(record);
             }
-            self.counters.dropped += 1;
             effects.notes.push(Note::Dropped {
                 event_id: item.id.clone(),
                 reason,
             });
             "dropped".to_owned()
         }
+    }
+
+    /// Makes a count for the event at `at`, uncarried until a record for it takes it.
+    fn count(&mut self, at: Position, bump: fn(&mut Counters)) {
+        let mut count = Counters::default();
+        bump(&mut count);
+        self.counters.add(&count);
+        self.uncarried.entry(at).or_default().add(&count);
+        self.uncarried_sum.add(&count);
+    }
+
+    /// The counts of the event at `at` that no record carries yet, for the record being written.
+    fn carry(&mut self, at: Position) -> Counters {
+        let counts = self.uncarried.remove(&at).unwrap_or_default();
+        self.uncarried_sum.subtract(&counts);
+        counts
     }
 
     fn schedule(&mut self, at: Position, pending: Pending, effects: &mut Effects) {
@@ -574,13 +608,18 @@ impl DeliveryState {
             sub: self.key.clone(),
             pos: at,
             pending,
+            counts: self.carry(at),
         });
     }
 
-    fn settled(&self, at: Position) -> StateRecord {
+    fn settled(&mut self, at: Position) -> StateRecord {
+        if at >= self.watermark() {
+            self.settled_ahead.insert(at);
+        }
         StateRecord::Settled {
             sub: self.key.clone(),
             pos: at,
+            counts: self.carry(at),
         }
     }
 
@@ -606,22 +645,36 @@ impl DeliveryState {
             .map_or(mark, |&first| mark.min(first))
     }
 
-    pub fn watermark_record(&self) -> StateRecord {
+    /// The watermark and the counters a record of it carries: every count but those of the
+    /// events at or after it that no record carries (a restart dispatches those again).
+    fn durable_watermark(&mut self) -> (Position, Counters) {
+        let watermark = self.watermark();
+        self.settled_ahead = self.settled_ahead.split_off(&watermark);
+        let after = self.uncarried.split_off(&watermark);
+        for counts in std::mem::replace(&mut self.uncarried, after).values() {
+            self.uncarried_sum.subtract(counts);
+        }
+        let mut counters = self.counters;
+        counters.subtract(&self.uncarried_sum);
+        (watermark, counters)
+    }
+
+    /// The watermark record; it counts as written from here.
+    pub fn watermark_record(&mut self) -> StateRecord {
+        let (pos, counters) = self.durable_watermark();
+        self.written_watermark = Some((pos, counters));
         StateRecord::Watermark {
             sub: self.key.clone(),
-            pos: self.watermark(),
-            counters: self.counters,
+            pos,
+            counters,
         }
     }
 
     /// The watermark record, when it says something the last one written did not (or none
-    /// was written yet); it counts as written from here.
+    /// was written yet).
     pub fn watermark_if_changed(&mut self) -> Option<StateRecord> {
-        let now = (self.watermark(), self.counters);
-        (self.written_watermark != Some(now)).then(|| {
-            self.written_watermark = Some(now);
-            self.watermark_record()
-        })
+        let now = self.durable_watermark();
+        (self.written_watermark != Some(now)).then(|| self.watermark_record())
     }
 
     /// The oldest spool position this subscription still needs.
@@ -634,16 +687,24 @@ impl DeliveryState {
     }
 
     /// The whole state, restated for a compacted state journal.
-    pub fn checkpoint_records(&self) -> Vec<StateRecord> {
+    pub fn checkpoint_records(&mut self) -> Vec<StateRecord> {
+        let watermark = self.watermark_record();
         let mut records = vec![StateRecord::Checkpoint {
             sub: self.key.clone(),
         }];
+        // The watermark that ends the checkpoint restates every count.
         records.extend(self.pending.iter().map(|(at, p)| StateRecord::Pending {
             sub: self.key.clone(),
             pos: *at,
             pending: p.clone(),
+            counts: Counters::default(),
         }));
-        records.push(self.watermark_record());
+        records.extend(self.settled_ahead.iter().map(|at| StateRecord::Settled {
+            sub: self.key.clone(),
+            pos: *at,
+            counts: Counters::default(),
+        }));
+        records.push(watermark);
         records
     }
 }

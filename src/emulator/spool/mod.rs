@@ -21,7 +21,7 @@
 //! - state records of one journal are durable in order, so a durable watermark implies that the
 //!   `pending` records written before it are durable too.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
@@ -214,7 +214,9 @@ impl Recent {
     }
 }
 
-/// Per-subscription counters, persisted with each watermark so they survive restarts.
+/// Per-subscription counters. They survive restarts exactly: a watermark record carries the
+/// counts of everything before it, and each pending or settled record the counts that came with
+/// it ([`StateRecord`]).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct Counters {
@@ -230,6 +232,37 @@ pub struct Counters {
     /// Events dispatched again after a restart because no watermark covered them yet; an upper
     /// bound on the duplicates a restart caused.
     pub replayed_after_restart: u64,
+}
+
+impl Counters {
+    pub fn is_zero(&self) -> bool {
+        *self == Self::default()
+    }
+
+    pub fn add(&mut self, other: &Self) {
+        self.apply(other, u64::saturating_add);
+    }
+
+    pub fn subtract(&mut self, other: &Self) {
+        self.apply(other, u64::saturating_sub);
+    }
+
+    fn apply(&mut self, other: &Self, op: fn(u64, u64) -> u64) {
+        let Self {
+            matched,
+            delivered,
+            retried,
+            dead_lettered,
+            dropped,
+            replayed_after_restart,
+        } = other;
+        self.matched = op(self.matched, *matched);
+        self.delivered = op(self.delivered, *delivered);
+        self.retried = op(self.retried, *retried);
+        self.dead_lettered = op(self.dead_lettered, *dead_lettered);
+        self.dropped = op(self.dropped, *dropped);
+        self.replayed_after_restart = op(self.replayed_after_restart, *replayed_after_restart);
+    }
 }
 
 /// What a pending event waits for.
@@ -262,6 +295,14 @@ pub struct Pending {
     pub last: Option<LastAttempt>,
 }
 
+/// One line of the state journal. Replayed in order at open, the records restore each
+/// subscription: the last watermark sets its position and counters, and every pending or settled
+/// record after it adds the counts made in the step that wrote it (`counts`). So a kill between
+/// two watermarks loses no count of an event that will not be dispatched again, and counts none
+/// twice: the counts of an event at or after the watermark that left no record are in neither,
+/// and are made again when it is dispatched again, while one at or after it that was settled is
+/// not dispatched again ([`RecoveredSubscription::settled_ahead`]). Records written before
+/// `counts` existed read as counting nothing.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "t", rename_all = "camelCase")]
 pub enum StateRecord {
@@ -275,10 +316,14 @@ pub enum StateRecord {
         pos: Position,
         #[serde(flatten)]
         pending: Pending,
+        #[serde(default, skip_serializing_if = "Counters::is_zero")]
+        counts: Counters,
     },
     Settled {
         sub: String,
         pos: Position,
+        #[serde(default, skip_serializing_if = "Counters::is_zero")]
+        counts: Counters,
     },
     Checkpoint {
         sub: String,
@@ -290,7 +335,52 @@ pub enum StateRecord {
 pub struct RecoveredSubscription {
     pub watermark: Option<Position>,
     pub pending: BTreeMap<Position, Pending>,
+    /// Events at or after the watermark that were settled (after a retry): a restart does not
+    /// dispatch them again.
+    pub settled_ahead: BTreeSet<Position>,
     pub counters: Counters,
+}
+
+impl RecoveredSubscription {
+    /// Replays the state journal's records, in order, into each subscription's state.
+    pub fn replay(
+        subs: &mut HashMap<String, RecoveredSubscription>,
+        records: impl IntoIterator<Item = StateRecord>,
+    ) {
+        for record in records {
+            match record {
+                StateRecord::Watermark { sub, pos, counters } => {
+                    let entry = subs.entry(sub).or_default();
+                    entry.watermark = Some(pos);
+                    entry.counters = counters;
+                    entry.settled_ahead = entry.settled_ahead.split_off(&pos);
+                }
+                StateRecord::Pending {
+                    sub,
+                    pos,
+                    pending,
+                    counts,
+                } => {
+                    let entry = subs.entry(sub).or_default();
+                    entry.pending.insert(pos, pending);
+                    entry.counters.add(&counts);
+                }
+                StateRecord::Settled { sub, pos, counts } => {
+                    let entry = subs.entry(sub).or_default();
+                    entry.pending.remove(&pos);
+                    entry.counters.add(&counts);
+                    if entry.watermark.is_none_or(|w| pos >= w) {
+                        entry.settled_ahead.insert(pos);
+                    }
+                }
+                StateRecord::Checkpoint { sub } => {
+                    let entry = subs.entry(sub).or_default();
+                    entry.pending.clear();
+                    entry.settled_ahead.clear();
+                }
+            }
+        }
+    }
 }
 
 pub struct Spool {
@@ -331,22 +421,7 @@ impl Spool {
                     state.dir().display()
                 ))
             })?;
-            match record {
-                StateRecord::Watermark { sub, pos, counters } => {
-                    let entry = subs.entry(sub).or_default();
-                    entry.watermark = Some(pos);
-                    entry.counters = counters;
-                }
-                StateRecord::Pending { sub, pos, pending } => {
-                    subs.entry(sub).or_default().pending.insert(pos, pending);
-                }
-                StateRecord::Settled { sub, pos } => {
-                    subs.entry(sub).or_default().pending.remove(&pos);
-                }
-                StateRecord::Checkpoint { sub } => {
-                    subs.entry(sub).or_default().pending.clear();
-                }
-            }
+            RecoveredSubscription::replay(&mut subs, [record]);
         }
         let spool = Self {
             events,
@@ -518,6 +593,10 @@ mod tests {
     async fn state_is_replayed_in_order_after_a_reopen() {
         let dir = tempfile::tempdir().unwrap();
         let sub = "orders/a".to_owned();
+        let delivered = |delivered| Counters {
+            delivered,
+            ..Default::default()
+        };
         let pending = |attempts| Pending {
             attempts,
             due_ms: 1000,
@@ -542,28 +621,46 @@ mod tests {
                         sub: sub.clone(),
                         pos: pos(1, 0),
                         pending: pending(1),
+                        counts: Counters::default(),
                     },
                     StateRecord::Pending {
                         sub: sub.clone(),
                         pos: pos(1, 10),
                         pending: pending(1),
+                        counts: Counters::default(),
                     },
                     StateRecord::Pending {
                         sub: sub.clone(),
                         pos: pos(1, 0),
                         pending: pending(2),
+                        counts: Counters::default(),
                     },
                     StateRecord::Settled {
                         sub: sub.clone(),
                         pos: pos(1, 10),
+                        // Before the watermark, which restates every count.
+                        counts: delivered(1),
                     },
                     StateRecord::Watermark {
                         sub: sub.clone(),
                         pos: pos(1, 20),
-                        counters: Counters {
-                            delivered: 3,
+                        counters: delivered(3),
+                    },
+                    // After it: the counts of the step that wrote it are added.
+                    StateRecord::Pending {
+                        sub: sub.clone(),
+                        pos: pos(1, 25),
+                        pending: pending(1),
+                        counts: Counters {
+                            matched: 1,
+                            retried: 1,
                             ..Default::default()
                         },
+                    },
+                    StateRecord::Settled {
+                        sub: sub.clone(),
+                        pos: pos(1, 25),
+                        counts: delivered(1),
                     },
                 ])
                 .await
@@ -572,7 +669,15 @@ mod tests {
         let (spool, recovered) = Spool::open(dir.path(), JournalOptions::default()).unwrap();
         let state = &recovered[&sub];
         assert_eq!(state.watermark, Some(pos(1, 20)));
-        assert_eq!(state.counters.delivered, 3);
+        assert_eq!(
+            state.counters,
+            Counters {
+                matched: 1,
+                delivered: 4,
+                retried: 1,
+                ..Default::default()
+            }
+        );
         assert_eq!(state.pending.len(), 1);
         assert_eq!(state.pending[&pos(1, 0)].attempts, 2);
         let (events, _) = spool.read_events(pos(1, 0), 1024).unwrap();
@@ -597,11 +702,13 @@ mod tests {
                         sub: sub.clone(),
                         pos: pos(1, 0),
                         pending: pending.clone(),
+                        counts: Counters::default(),
                     },
                     StateRecord::Pending {
                         sub: sub.clone(),
                         pos: pos(1, 9),
                         pending: pending.clone(),
+                        counts: Counters::default(),
                     },
                 ])
                 .await
@@ -615,6 +722,7 @@ mod tests {
                         sub: sub.clone(),
                         pos: pos(1, 9),
                         pending: pending.clone(),
+                        counts: Counters::default(),
                     },
                     StateRecord::Watermark {
                         sub: sub.clone(),

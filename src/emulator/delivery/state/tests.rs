@@ -265,3 +265,223 @@ fn a_spool_that_cannot_be_read_is_noted_and_nothing_is_lost() {
     let effects = state.dispatch(10_000, &source);
     assert_eq!(attempts(&effects).len(), 1, "retried once readable");
 }
+
+/// The counters survive kills exactly (issue 14's "counters consistent"). Whatever order the
+/// attempts finish in, whichever of the records appended so far a kill leaves durable (the state
+/// journal is durable in order, so a kill loses a suffix of it), and however often: once every
+/// event is settled, each was matched once and ended once, and a restart from the whole journal
+/// restores those same counters.
+mod kills {
+    use std::collections::HashMap;
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// What the dispatcher would have in flight.
+    enum Flight {
+        Attempt(Vec<Item>),
+        DeadLetter(Vec<Position>),
+    }
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Dispatch,
+        /// Finish the attempt or dead-letter write at this index (modulo those in flight).
+        Finish {
+            index: usize,
+            ok: bool,
+        },
+        Watermark,
+        /// Time passes.
+        Wait {
+            ms: i64,
+        },
+        /// SIGKILL: of the records not yet known durable, only the first `keep` (modulo) are.
+        Kill {
+            keep: usize,
+        },
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            3 => Just(Op::Dispatch),
+            4 => (any::<usize>(), any::<bool>()).prop_map(|(index, ok)| Op::Finish { index, ok }),
+            2 => Just(Op::Watermark),
+            1 => (0..120_000i64).prop_map(|ms| Op::Wait { ms }),
+            1 => any::<usize>().prop_map(|keep| Op::Kill { keep }),
+        ]
+    }
+
+    struct Run {
+        n: u64,
+        source: Events,
+        sub: Subscription,
+        settings: Arc<DeliverySettings>,
+        state: DeliveryState,
+        journal: Vec<StateRecord>,
+        /// Records before this are durable (the dispatcher awaited them).
+        durable: usize,
+        flights: Vec<Flight>,
+        now: i64,
+        kills: usize,
+    }
+
+    impl Run {
+        fn new(n: u64, sub: Subscription, concurrency: usize) -> Self {
+            let settings = Arc::new(DeliverySettings {
+                concurrency,
+                dead_letter_delay: Duration::ZERO,
+                ..DeliverySettings::default()
+            });
+            let mut run = Self {
+                n,
+                source: events(n),
+                sub,
+                settings,
+                state: state(subscription(serde_json::json!({})), 1),
+                journal: Vec::new(),
+                durable: 0,
+                flights: Vec::new(),
+                now: 0,
+                kills: 0,
+            };
+            run.start(RecoveredSubscription::default(), position(0));
+            run
+        }
+
+        /// Starts the subscription's state as the dispatcher does: from what was recovered,
+        /// with a watermark recorded durably before the first delivery.
+        fn start(&mut self, recovered: RecoveredSubscription, end: Position) {
+            self.state = DeliveryState::new(
+                TOPIC,
+                Schema::EventGrid,
+                self.sub.clone(),
+                self.settings.clone(),
+                recovered,
+                end,
+            );
+            self.flights.clear();
+            let record = self.state.watermark_record();
+            self.journal.push(record);
+            self.durable = self.journal.len();
+        }
+
+        fn take(&mut self, effects: Effects) {
+            self.journal.extend(effects.records);
+            for start in effects.starts {
+                self.flights.push(match start {
+                    Start::Attempt { items, .. } => Flight::Attempt(items),
+                    Start::DeadLetter { positions, .. } => Flight::DeadLetter(positions),
+                });
+            }
+        }
+
+        fn finish(&mut self, index: usize, ok: bool) {
+            let flight = self.flights.remove(index);
+            let effects = match flight {
+                Flight::Attempt(items) => {
+                    let result = Ok(if ok { 200 } else { 500 });
+                    let elapsed = Duration::from_millis(1);
+                    self.state
+                        .attempt_finished(items, result, elapsed, self.now, 0.5)
+                        .0
+                }
+                Flight::DeadLetter(positions) => {
+                    let result = if ok {
+                        Ok("dead-letters/blob".to_owned())
+                    } else {
+                        Err(SinkError::Transient("Azurite is down".to_owned()))
+                    };
+                    self.state.dead_letter_finished(positions, result, self.now)
+                }
+            };
+            self.take(effects);
+        }
+
+        fn recover(&self) -> RecoveredSubscription {
+            let mut subs = HashMap::new();
+            RecoveredSubscription::replay(&mut subs, self.journal.iter().cloned());
+            subs.remove(self.state.key()).unwrap_or_default()
+        }
+
+        fn apply(&mut self, op: Op) {
+            match op {
+                Op::Dispatch => {
+                    let effects = self.state.dispatch(self.now, &self.source);
+                    self.take(effects);
+                }
+                Op::Finish { index, ok } if !self.flights.is_empty() => {
+                    self.finish(index % self.flights.len(), ok);
+                }
+                Op::Finish { .. } => {}
+                Op::Watermark => {
+                    if let Some(record) = self.state.watermark_if_changed() {
+                        self.journal.push(record);
+                    }
+                }
+                Op::Wait { ms } => self.now += ms,
+                Op::Kill { keep } => {
+                    let unknown = self.journal.len() - self.durable;
+                    self.journal.truncate(self.durable + keep % (unknown + 1));
+                    self.kills += 1;
+                    let recovered = self.recover();
+                    self.start(recovered, position(self.n));
+                }
+            }
+        }
+
+        /// Delivers everything from here on, at each retry's due time.
+        fn drain(&mut self) {
+            for _ in 0..10_000 {
+                let effects = self.state.dispatch(self.now, &self.source);
+                self.take(effects);
+                if self.flights.is_empty() {
+                    match self.state.next_due_ms() {
+                        Some(due) => self.now = self.now.max(due),
+                        None if self.state.caught_up(position(self.n)) => return,
+                        None => {}
+                    }
+                }
+                while !self.flights.is_empty() {
+                    self.finish(0, true);
+                }
+            }
+            panic!("not drained: {:?}", self.state.pending());
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(300))]
+        #[test]
+        fn every_event_is_counted_once_whatever_a_kill_leaves(
+            n in 1u64..12,
+            concurrency in 1usize..4,
+            per_batch in 1u32..3,
+            dead_letter in proptest::option::of(1u32..4),
+            ops in proptest::collection::vec(op(), 0..80),
+        ) {
+            let mut extra = serde_json::json!({
+                "destination": {"endpointType": "WebHook", "properties": {
+                    "endpointUrl": "https://example.com/hook", "maxEventsPerBatch": per_batch}},
+            });
+            if let Some(attempts) = dead_letter {
+                extra["deadLetter"] = dead_lettered()["deadLetter"].clone();
+                extra["retryPolicy"] = serde_json::json!({"maxDeliveryAttempts": attempts});
+            }
+            let mut run = Run::new(n, subscription(extra), concurrency);
+            for op in ops {
+                run.apply(op);
+            }
+            run.drain();
+
+            let c = run.state.counters();
+            prop_assert_eq!(c.matched, n, "{:?} after {} kills", c, run.kills);
+            prop_assert_eq!(c.delivered + c.dead_lettered + c.dropped, n, "{:?}", c);
+            // A kill now: the journal alone restores the same counters.
+            let record = run.state.watermark_record();
+            run.journal.push(record);
+            prop_assert_eq!(run.recover().counters, c);
+        }
+    }
+}
