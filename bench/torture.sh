@@ -7,6 +7,8 @@
 #
 # Usage (from a fresh clone, after scripts/test-env): bench/torture.sh
 #   ITERATIONS=40  faults per run
+#   FAULTS=        the faults drawn from, comma-separated (dev, handler, smtp, azurite; all when
+#                  empty), to see what one kind of fault causes
 #   RUNS=3         runs, each with its own random seed (printed, to replay one:
 #                  ORDERGRID_TORTURE_SEED=<seed>)
 set -euo pipefail
@@ -14,7 +16,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ITERATIONS="${ITERATIONS:-40}"
 RUNS="${RUNS:-3}"
 for run in $(seq "$RUNS"); do
-    echo "=== run $run of $RUNS: $ITERATIONS faults"
-    ORDERGRID_TORTURE_ITERATIONS="$ITERATIONS" cargo test --test stack torture -- --nocapture 2>&1 |
+    echo "=== run $run of $RUNS: $ITERATIONS faults${FAULTS:+ ($FAULTS)}"
+    ORDERGRID_TORTURE_ITERATIONS="$ITERATIONS" ORDERGRID_TORTURE_FAULTS="${FAULTS:-}" cargo test --test stack torture -- --nocapture 2>&1 |
         grep -E '^torture:|^test torture|panicked|test result' || true
 done

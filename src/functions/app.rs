@@ -16,6 +16,7 @@ use axum::routing::{get, post};
 use tracing::Instrument;
 
 use super::client_tokens::ClientTokens;
+use super::email_notifier::SentUnrecorded;
 use super::operators::Operators;
 use super::settings::HandlerSettings;
 use super::{
@@ -42,6 +43,8 @@ pub struct Services {
     pub renderer: ConfirmationRenderer,
     pub limits: OrderLimits,
     pub email_claim_timeout: Duration,
+    /// Emails sent whose record the store did not take yet (see [`SentUnrecorded`]).
+    pub sent_unrecorded: SentUnrecorded,
     pub max_body_bytes: usize,
     /// Client tokens for the live feed; `None` when no Web PubSub is configured (negotiate
     /// answers 503).
@@ -85,6 +88,7 @@ impl Services {
             renderer: ConfirmationRenderer::new(settings.email.from.clone()),
             limits: settings.limits.clone(),
             email_claim_timeout: settings.email_claim_timeout,
+            sent_unrecorded: SentUnrecorded::default(),
             max_body_bytes: settings.max_body_bytes,
             client_tokens,
             operators: settings.operators.clone(),

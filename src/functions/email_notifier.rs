@@ -17,13 +17,21 @@
 //! A delivery that finds a live `sending` claim answers non-2xx (retry later), so it neither
 //! sends a second email nor acknowledges an email that might still fail.
 //!
-//! The one window left is inherent to SMTP: a crash after the server accepted the message and
-//! before `sent` is recorded leads to one more send once the claim expires. The message carries a
-//! Message-ID derived from the order so mail systems can drop that duplicate.
+//! A store that cannot be written after the server accepted the message (down for longer than
+//! `settle` retries) does not lead to a second email: the process remembers what it sent
+//! ([`SentUnrecorded`]), and the next delivery for the order records that instead of sending.
+//!
+//! The one window left is inherent to SMTP (RFC 1047): a crash of the sender after the server
+//! accepted the message and before `sent` is recorded leads to one more send once the claim
+//! expires. The message carries a Message-ID derived from the order so mail systems can drop that
+//! duplicate.
 //!
 //! The confirmation event is built from the ledger entry (its id from the order id, its time and
 //! trace context the entry's), so a redelivery that finds the email `sent` or `failed` emits the
 //! same event again, in case the earlier answer was lost.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
 
 use anyhow::{Context, anyhow};
 use bytes::Bytes;
@@ -42,7 +50,7 @@ use crate::store::{Collection, Created, Deleted, ETag, RecordKey, Replaced};
 use crate::trace::{Kind, Span, TraceParent};
 
 /// A ledger entry.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(
     tag = "state",
     rename_all = "camelCase",
@@ -78,6 +86,36 @@ pub enum LedgerEntry {
 /// How many times a lost race for the ledger entry is re-evaluated before giving up (retried).
 const MAX_CLAIM_ROUNDS: usize = 4;
 
+/// Emails remembered by [`SentUnrecorded`], at most; past it a store outage costs resends again.
+const MAX_SENT_UNRECORDED: usize = 100_000;
+
+/// The `sent` entries of emails this process sent while the store could not record them, by order
+/// id, until a later delivery records them. Lost with the process (a crash then resends, as
+/// above); bounded, so a long outage cannot grow it without limit.
+#[derive(Default)]
+pub struct SentUnrecorded(Mutex<HashMap<OrderId, LedgerEntry>>);
+
+impl SentUnrecorded {
+    fn entries(&self) -> std::sync::MutexGuard<'_, HashMap<OrderId, LedgerEntry>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn remember(&self, order_id: &OrderId, entry: &LedgerEntry) {
+        let mut entries = self.entries();
+        if entries.len() < MAX_SENT_UNRECORDED {
+            entries.insert(order_id.clone(), entry.clone());
+        }
+    }
+
+    fn get(&self, order_id: &OrderId) -> Option<LedgerEntry> {
+        self.entries().get(order_id).cloned()
+    }
+
+    fn forget(&self, order_id: &OrderId) {
+        self.entries().remove(order_id);
+    }
+}
+
 pub async fn handle(
     services: &Services,
     event: &InboundEvent,
@@ -99,22 +137,43 @@ pub async fn handle(
         .map_err(|e| InvocationError::Internal(e.into()))?;
 
     for _ in 0..MAX_CLAIM_ROUNDS {
-        let claim = sending(services, event);
+        // Sent by this process earlier, while the store was down: record it, do not send again.
+        let remembered = services.sent_unrecorded.get(order_id);
+        let claim = match &remembered {
+            Some(sent) => Bytes::from(
+                serde_json::to_vec(sent).map_err(|e| InvocationError::Internal(e.into()))?,
+            ),
+            None => sending(services, event),
+        };
         let created = services
             .store
-            .create(&key, claim)
+            .create(&key, claim.clone())
             .await
             .with_context(|| format!("failed to claim the confirmation email of order {order_id}"))
             .map_err(InvocationError::Transient)?;
-        let (etag, existing) = match created {
-            Created::Created(etag) => {
+        let (etag, existing) = match (created, &remembered) {
+            (Created::Created(_), Some(sent)) => return recorded_late(services, &order, sent),
+            (Created::Created(etag), None) => {
                 return send_and_settle(services, event, &order, &key, etag, trace).await;
             }
-            Created::Exists(record) => (record.etag, record.body),
+            (Created::Exists(record), _) => (record.etag, record.body),
         };
         let entry: LedgerEntry = serde_json::from_slice(&existing)
             .with_context(|| format!("the email ledger entry of order {order_id} is not readable"))
             .map_err(InvocationError::Internal)?;
+        if let (LedgerEntry::Sending { .. }, Some(sent)) = (&entry, &remembered) {
+            let replaced = services
+                .store
+                .replace(&key, claim, &etag)
+                .await
+                .with_context(|| format!("failed to record the sent email of order {order_id}"))
+                .map_err(InvocationError::Transient)?;
+            if let Replaced::Replaced(_) = replaced {
+                return recorded_late(services, &order, sent);
+            }
+            continue;
+        }
+        services.sent_unrecorded.forget(order_id);
         match &entry {
             LedgerEntry::Sent {
                 sent_at, event_id, ..
@@ -211,7 +270,9 @@ async fn send_and_settle(
                 sent_at: OffsetDateTime::now_utc(),
                 traceparent,
             };
+            services.sent_unrecorded.remember(order_id, &entry);
             let entry = settle(services, key, &etag, entry, order_id).await?;
+            services.sent_unrecorded.forget(order_id);
             let summary = format!(
                 "confirmation for order {order_id} sent to {} via {}; OrderConfirmationSent emitted",
                 order.customer_email(),
@@ -342,6 +403,21 @@ async fn settle(
         tokio::time::sleep(delay).await;
         delay *= 2;
     }
+}
+
+/// The answer once a remembered `sent` entry is recorded.
+fn recorded_late(
+    services: &Services,
+    order: &NewOrder,
+    sent: &LedgerEntry,
+) -> Result<InvocationResponse, InvocationError> {
+    let order_id = order.order_id();
+    services.sent_unrecorded.forget(order_id);
+    let summary = format!(
+        "confirmation for order {order_id} was sent by an earlier delivery whose record failed; recorded now, not sending again; OrderConfirmationSent emitted"
+    );
+    tracing::info!(outcome = "recorded", "{summary}");
+    confirmation(order, sent, summary)
 }
 
 /// Gives the claim up after a failed send so the retry can claim it at once.

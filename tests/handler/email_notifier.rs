@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use ordergrid::email::{MemoryTransport, SendError};
+use ordergrid::email::{EmailTransport, MemoryTransport, OutgoingEmail, SendError};
 use ordergrid::store::{Collection, Created, MemoryStore, RecordKey, RecordStore};
 use serde_json::{Value, json};
 
@@ -235,4 +235,67 @@ async fn an_unreachable_ledger_fails_the_invocation_and_sends_nothing() {
         .await;
     assert_eq!(answer.status, 503);
     assert!(transport.sent().is_empty());
+}
+
+/// The mail server took the email, then the store went down before `sent` was recorded: the
+/// delivery fails (Event Grid retries), and the retry records what was sent instead of sending a
+/// second email, whether the claim is still live or has expired.
+#[tokio::test]
+async fn an_email_sent_while_the_store_went_down_is_recorded_by_the_retry_not_sent_again() {
+    /// Takes the store down as the server accepts the message.
+    struct StoreFailsAfterSend {
+        store: Arc<MemoryStore>,
+        transport: Arc<MemoryTransport>,
+    }
+    #[async_trait::async_trait]
+    impl EmailTransport for StoreFailsAfterSend {
+        async fn send(&self, email: &OutgoingEmail) -> Result<(), SendError> {
+            let sent = self.transport.send(email).await;
+            self.store.set_unavailable(true);
+            sent
+        }
+        fn describe(&self) -> String {
+            "memory, then the store goes down".to_owned()
+        }
+    }
+
+    for expire in [false, true] {
+        let store = Arc::new(MemoryStore::new());
+        let transport = Arc::new(MemoryTransport::new());
+        let email = Arc::new(StoreFailsAfterSend {
+            store: store.clone(),
+            transport: transport.clone(),
+        });
+        // Recording is retried for half the claim's lease: 100 ms here.
+        let claim = Duration::from_millis(200);
+        let dir = tempfile::tempdir().unwrap();
+        let app = spawn_app_with(dir, store.clone(), email, Default::default(), claim).await;
+        let delivery = env("e1", accepted_order("31"));
+
+        let failed = app.invoke("EmailNotifier", &delivery).await;
+        assert_eq!(failed.status, 503, "{}", failed.json);
+        assert!(
+            failed.json["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("was sent but could not be recorded"),
+            "{}",
+            failed.json
+        );
+        store.set_unavailable(false);
+        assert_eq!(ledger(store.as_ref(), "31").await["state"], "sending");
+        if expire {
+            tokio::time::sleep(claim).await;
+        }
+
+        let retried = app.invoke("EmailNotifier", &delivery).await;
+        assert_eq!(retried.status, 200, "expired {expire}: {}", retried.json);
+        assert!(retried.log().contains("recorded now, not sending again"));
+        assert_eq!(transport.sent().len(), 1, "expired {expire}: one email");
+        let entry = ledger(store.as_ref(), "31").await;
+        assert_eq!(entry["state"], "sent");
+        let [sent] = retried.emitted().try_into().unwrap();
+        assert_eq!(sent["eventType"], "OrderConfirmationSent");
+        assert_eq!(sent["data"]["messageId"], entry["messageId"]);
+    }
 }

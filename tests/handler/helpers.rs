@@ -119,6 +119,7 @@ fn services(
         renderer: ConfirmationRenderer::new("Shop <orders@shop.example>".parse().unwrap()),
         limits: OrderLimits::default(),
         email_claim_timeout,
+        sent_unrecorded: Default::default(),
         max_body_bytes: 4 * 1024 * 1024,
         client_tokens: None,
         operators: Operators::default(),
