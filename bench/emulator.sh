@@ -12,6 +12,9 @@
 #   BASELINE=path   another ordergrid binary (an earlier build): its throughput and latency runs
 #                   interleave with this build's in every round, labelled "-baseline"
 #   ONLY=fast       the throughput and latency runs only (no backlog runs)
+#   ONLY=scaling    throughput with 1, 2, 8 and 32 subscriptions matching every event (the
+#                   emulator's CPU per delivery as the number of subscriptions grows); SUBS=
+#                   changes the list
 # Each run first waits until the machine is idle (another build would be measured too).
 # Results: one JSON line per run in target/bench-tmp/emulator-<time>.jsonl, then a summary
 # (median [min – max] across rounds) per configuration.
@@ -24,6 +27,12 @@ BACKLOG="${BACKLOG:-1000000}"
 bench_prepare emulator emulator_load
 
 one_round() {
+    if [ "${ONLY:-}" = scaling ]; then
+        for subs in ${SUBS:-1 2 8 32}; do
+            run --mode throughput --subscriptions "$subs" --publishers 4 --batch 500 --max-backlog 20000 --duration "$DURATION" --label "throughput-subs-$subs"
+        done
+        return
+    fi
     run --mode throughput --publishers 4 --batch 500 --max-backlog 20000 --duration "$DURATION" --label throughput
     if [ -n "${BASELINE:-}" ]; then
         run_with "$BASELINE" --mode throughput --publishers 4 --batch 500 --max-backlog 20000 --duration "$DURATION" --label throughput-baseline

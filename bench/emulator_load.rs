@@ -2,7 +2,7 @@
 //!
 //! Every mode runs the real release binary as a child process with a fresh data folder under
 //! `target/bench-tmp/` (the real disk, never tmpfs) and a subscriptions file with one topic,
-//! `orders`, and two WebHook subscriptions (`sub-a`, `sub-b`) that both match every event
+//! `orders`, and `--subscriptions` WebHook subscriptions (`sub-1` … `sub-N`, two by default) that all match every event
 //! (`includedEventTypes: ["NewOrder"]`, one event per delivery, Azure's default batching). Both
 //! point at a receiver inside this process (axum on 127.0.0.1), which answers the validation
 //! handshake and counts, per event and subscription, when it arrived.
@@ -31,12 +31,13 @@ use std::collections::HashMap;
 use std::fs;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, ensure};
 use axum::body::Bytes;
+use axum::extract::Path as UrlPath;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
@@ -89,9 +90,13 @@ struct Args {
     /// `ORDERGRID_EMULATOR_CONCURRENCY`, requests in flight per subscription (default 64).
     #[arg(long)]
     concurrency: Option<usize>,
-    /// `maxEventsPerBatch` of both subscriptions (Azure's default is 1).
+    /// `maxEventsPerBatch` of every subscription (Azure's default is 1).
     #[arg(long, default_value_t = 1)]
     max_events_per_batch: u32,
+    /// Subscriptions of the topic, each matching every event (1 to 64). "Both" in the results
+    /// means all of them.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=64))]
+    subscriptions: u32,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum, Debug)]
@@ -110,7 +115,11 @@ enum Hold {
     Outage,
 }
 
-const SUBSCRIPTIONS: [&str; 2] = ["sub-a", "sub-b"];
+fn subscription_names(args: &Args) -> Vec<String> {
+    (1..=args.subscriptions)
+        .map(|i| format!("sub-{i}"))
+        .collect()
+}
 
 fn main() -> std::process::ExitCode {
     exit_code(run(&Args::parse()))
@@ -134,7 +143,11 @@ async fn measure(args: &Args) -> anyhow::Result<Value> {
         Mode::Backlog => args.events as usize + 16,
         _ => 8_000_000,
     };
-    let receiver = Arc::new(Receiver::new(capacity, args.mode == Mode::Latency));
+    let receiver = Arc::new(Receiver::new(
+        args.subscriptions as usize,
+        capacity,
+        args.mode == Mode::Latency,
+    ));
     match (args.mode, args.hold) {
         (Mode::Backlog, Hold::Unvalidated) => receiver.validate.store(false, Ordering::SeqCst),
         _ => receiver.validate.store(true, Ordering::SeqCst),
@@ -169,20 +182,22 @@ async fn measure(args: &Args) -> anyhow::Result<Value> {
 }
 
 // ---------------------------------------------------------------------------------------------
-// The receiver: both subscriptions' webhook endpoint.
+// The receiver: every subscription's webhook endpoint (`/s/<index>`).
 
 struct Receiver {
     clock: Clock,
-    /// Per event (by sequence number): bit 0 reached `sub-a`, bit 1 reached `sub-b`.
-    marks: Vec<AtomicU8>,
+    /// Per event (by sequence number): bit `i` set once it reached subscription `i`.
+    marks: Vec<AtomicU64>,
+    /// The marks of an event that reached every subscription.
+    all_marks: u64,
     /// `latency` only: each event's first arrival per subscriber.
-    arrivals: Option<[Stamps; 2]>,
-    delivered: [AtomicU64; 2],
-    /// Events that have reached both subscribers.
+    arrivals: Option<Vec<Stamps>>,
+    delivered: Vec<AtomicU64>,
+    /// Events that have reached every subscriber ("both", as the results call it).
     both: AtomicU64,
     duplicates: AtomicU64,
     unknown: AtomicU64,
-    requests: [AtomicU64; 2],
+    requests: Vec<AtomicU64>,
     /// Answer the validation handshake (else 503).
     validate: AtomicBool,
     /// Accept notifications (else 500).
@@ -192,16 +207,19 @@ struct Receiver {
 }
 
 impl Receiver {
-    fn new(capacity: usize, with_arrivals: bool) -> Self {
+    fn new(subscriptions: usize, capacity: usize, with_arrivals: bool) -> Self {
+        let per_sub = || (0..subscriptions).map(|_| AtomicU64::new(0)).collect();
         Self {
             clock: Clock(Instant::now()),
-            marks: (0..capacity).map(|_| AtomicU8::new(0)).collect(),
-            arrivals: with_arrivals.then(|| [Stamps::new(capacity), Stamps::new(capacity)]),
-            delivered: [AtomicU64::new(0), AtomicU64::new(0)],
+            marks: (0..capacity).map(|_| AtomicU64::new(0)).collect(),
+            all_marks: u64::MAX >> (64 - subscriptions),
+            arrivals: with_arrivals
+                .then(|| (0..subscriptions).map(|_| Stamps::new(capacity)).collect()),
+            delivered: per_sub(),
             both: AtomicU64::new(0),
             duplicates: AtomicU64::new(0),
             unknown: AtomicU64::new(0),
-            requests: [AtomicU64::new(0), AtomicU64::new(0)],
+            requests: per_sub(),
             validate: AtomicBool::new(true),
             accept: AtomicBool::new(true),
             validations: AtomicU64::new(0),
@@ -214,7 +232,7 @@ impl Receiver {
             self.unknown.fetch_add(1, Ordering::Relaxed);
             return;
         };
-        let bit = 1u8 << sub;
+        let bit = 1u64 << sub;
         let before = mark.fetch_or(bit, Ordering::Relaxed);
         if before & bit != 0 {
             self.duplicates.fetch_add(1, Ordering::Relaxed);
@@ -224,16 +242,19 @@ impl Receiver {
             arrivals[sub].set(seq, now_ns);
         }
         self.delivered[sub].fetch_add(1, Ordering::Relaxed);
-        if before | bit == 3 {
+        if before | bit == self.all_marks {
             self.both.fetch_add(1, Ordering::Relaxed);
         }
     }
 
-    fn counts(&self) -> (u64, u64, u64) {
+    /// Events at every subscriber, and deliveries in all.
+    fn counts(&self) -> (u64, u64) {
         (
             self.both.load(Ordering::Relaxed),
-            self.delivered[0].load(Ordering::Relaxed),
-            self.delivered[1].load(Ordering::Relaxed),
+            self.delivered
+                .iter()
+                .map(|d| d.load(Ordering::Relaxed))
+                .sum(),
         )
     }
 }
@@ -282,16 +303,17 @@ async fn receive(r: Arc<Receiver>, sub: usize, headers: HeaderMap, body: Bytes) 
 }
 
 async fn serve_receiver(receiver: Arc<Receiver>) -> anyhow::Result<SocketAddr> {
-    let (a, b) = (receiver.clone(), receiver);
-    let app = axum::Router::new()
-        .route(
-            "/a",
-            post(move |headers: HeaderMap, body: Bytes| receive(a.clone(), 0, headers, body)),
-        )
-        .route(
-            "/b",
-            post(move |headers: HeaderMap, body: Bytes| receive(b.clone(), 1, headers, body)),
-        );
+    let app = axum::Router::new().route(
+        "/s/{sub}",
+        post(
+            move |UrlPath(sub): UrlPath<usize>, headers: HeaderMap, body: Bytes| async move {
+                if sub >= receiver.delivered.len() {
+                    return StatusCode::NOT_FOUND.into_response();
+                }
+                receive(receiver.clone(), sub, headers, body).await
+            },
+        ),
+    );
     let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
         .await
         .context("failed to bind the receiver")?;
@@ -328,13 +350,12 @@ fn subscriptions_file(args: &Args, receiver: SocketAddr) -> Value {
             json!({"maxDeliveryAttempts": 30, "eventTimeToLiveInMinutes": 1440});
         subscription
     };
-    file(vec![topic(
-        "orders",
-        vec![
-            subscription(SUBSCRIPTIONS[0], "a"),
-            subscription(SUBSCRIPTIONS[1], "b"),
-        ],
-    )])
+    let subscriptions = subscription_names(args)
+        .iter()
+        .enumerate()
+        .map(|(i, name)| subscription(name, &format!("s/{i}")))
+        .collect();
+    file(vec![topic("orders", subscriptions)])
 }
 
 impl EmulatorProcess {
@@ -496,14 +517,15 @@ async fn wait_for_both(receiver: &Receiver, target: u64, within: Duration) -> Op
 }
 
 fn delivery_report(receiver: &Receiver) -> Value {
-    let (both, a, b) = receiver.counts();
+    let loaded = |counts: &[AtomicU64]| -> Vec<u64> {
+        counts.iter().map(|c| c.load(Ordering::Relaxed)).collect()
+    };
     json!({
-        "both": both,
-        "sub_a": a,
-        "sub_b": b,
+        "both": receiver.both.load(Ordering::Relaxed),
+        "per_subscription": loaded(&receiver.delivered),
         "duplicates": receiver.duplicates.load(Ordering::Relaxed),
         "unknown_sequence_numbers": receiver.unknown.load(Ordering::Relaxed),
-        "receiver_requests": receiver.requests[0].load(Ordering::Relaxed) + receiver.requests[1].load(Ordering::Relaxed),
+        "receiver_requests": loaded(&receiver.requests).iter().sum::<u64>(),
         "refused_while_holding": receiver.refused.load(Ordering::Relaxed),
         "validation_requests": receiver.validations.load(Ordering::Relaxed),
     })
@@ -628,10 +650,11 @@ async fn throughput(
     let drain = wait_for_both(receiver, total_acked, Duration::from_secs(120)).await;
     let window = last.0.at.duration_since(first.0.at).as_secs_f64();
     let both_rate = (last.1.0 - first.1.0) as f64 / window;
-    let deliveries_rate = ((last.1.1 - first.1.1) + (last.1.2 - first.1.2)) as f64 / window;
+    let deliveries_rate = (last.1.1 - first.1.1) as f64 / window;
     let published_rate = (last.2 - first.2) as f64 / window;
     let mut result = json!({
         "mode": "throughput",
+        "subscriptions": args.subscriptions,
         "publishers": args.publishers,
         "batch": args.batch,
         "max_backlog": args.max_backlog,
@@ -729,7 +752,7 @@ async fn latency(
         let sch = run.scheduled.get(seq);
         lag.push_us(s.saturating_sub(sch) / 1000);
     }
-    for (sub, name) in SUBSCRIPTIONS.iter().enumerate() {
+    for (sub, name) in subscription_names(args).iter().enumerate() {
         let mut from_send = Latencies::default();
         let mut missing = 0u64;
         for seq in first_measured..total {
@@ -746,7 +769,7 @@ async fn latency(
         }
         let mut summary = from_send.summary();
         summary["missing"] = json!(missing);
-        per_sub.insert((*name).to_owned(), summary);
+        per_sub.insert(name.clone(), summary);
     }
     let mut result = json!({
         "mode": "latency",
@@ -863,8 +886,8 @@ async fn backlog(
     receiver.validate.store(true, Ordering::SeqCst);
     receiver.accept.store(true, Ordering::SeqCst);
     if args.hold == Hold::Unvalidated {
-        for name in SUBSCRIPTIONS {
-            emulator.revalidate(name).await?;
+        for name in subscription_names(args) {
+            emulator.revalidate(&name).await?;
         }
     }
     let drain = wait_for_both(receiver, published, Duration::from_secs(900)).await;
@@ -900,8 +923,7 @@ async fn backlog(
         "spool_bytes_per_event": round3(spool_events_bytes as f64 / published as f64),
         "spool_after_drain_mib": mib(spool_after_drain),
         "delivered_while_holding_both": delivered_while_holding.0,
-        "delivered_while_holding_a": delivered_while_holding.1,
-        "delivered_while_holding_b": delivered_while_holding.2,
+        "deliveries_while_holding": delivered_while_holding.1,
         "emulator_while_holding": counters_holding,
         "drain_s": drain.map(|d| round3(d.as_secs_f64())),
         "drain_events_to_both_per_s": drain.map(|d| round3((drained.0 - delivered_while_holding.0) as f64 / d.as_secs_f64())),
