@@ -30,6 +30,9 @@ one_round() {
     if [ "${ONLY:-}" = scaling ]; then
         for subs in ${SUBS:-1 2 8 32}; do
             run --mode throughput --subscriptions "$subs" --publishers 4 --batch 500 --max-backlog 20000 --duration "$DURATION" --label "throughput-subs-$subs"
+            if [ -n "${BASELINE:-}" ]; then
+                run_with "$BASELINE" --mode throughput --subscriptions "$subs" --publishers 4 --batch 500 --max-backlog 20000 --duration "$DURATION" --label "throughput-subs-$subs-baseline"
+            fi
         done
         return
     fi

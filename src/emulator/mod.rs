@@ -130,7 +130,8 @@ impl Emulator {
             }
         };
         let delivery = Arc::new(settings.delivery.clone());
-        let sender = webhook::Sender::new(delivery.delivery_timeout).map_err(anyhow::Error::msg)?;
+        let sender = webhook::Sender::new(delivery.delivery_timeout, delivery.max_in_flight)
+            .map_err(anyhow::Error::msg)?;
 
         let activity = Arc::new(activity::Activity::new(
             file.topics.iter().map(|t| t.name.to_string()).collect(),

@@ -74,6 +74,11 @@ pub const CONCURRENCY: Setting = Setting::new(
     "64",
     "deliveries in flight per subscription",
 );
+pub const MAX_IN_FLIGHT: Setting = Setting::new(
+    "ORDERGRID_EMULATOR_MAX_IN_FLIGHT",
+    "64",
+    "deliveries in flight across all subscriptions, each also within its own ORDERGRID_EMULATOR_CONCURRENCY (more costs CPU per delivery: bench/emulator.sh ONLY=scaling)",
+);
 pub const MAX_PENDING: Setting = Setting::new(
     "ORDERGRID_EMULATOR_MAX_PENDING",
     "10000",
@@ -125,6 +130,7 @@ pub const SETTINGS: &[Setting] = &[
     DELIVERY_TIMEOUT,
     DEAD_LETTER_DELAY,
     CONCURRENCY,
+    MAX_IN_FLIGHT,
     MAX_PENDING,
     PUBLISH_BUFFER,
     SIMPLE_PUBLISH,
@@ -177,6 +183,10 @@ pub struct DeliverySettings {
     pub dead_letter_delay: Duration,
     /// Requests in flight per subscription.
     pub concurrency: usize,
+    /// Requests in flight across all subscriptions (see [`webhook::Sender::permit`]).
+    ///
+    /// [`webhook::Sender::permit`]: super::delivery::webhook::Sender::permit
+    pub max_in_flight: usize,
     /// Retries a subscription may have waiting before it stops taking new events (back-pressure).
     pub max_pending: usize,
     /// Base URL of the Functions host (`func start` or the stand-in) for AzureFunction destinations.
@@ -306,6 +316,11 @@ impl DeliverySettings {
             concurrency: r
                 .parse(&CONCURRENCY, "not a number from 1 to 10000", |s| {
                     s.parse().ok().filter(|n| (1..=10_000).contains(n))
+                })
+                .unwrap_or(1),
+            max_in_flight: r
+                .parse(&MAX_IN_FLIGHT, "not a number from 1 to 100000", |s| {
+                    s.parse().ok().filter(|n| (1..=100_000).contains(n))
                 })
                 .unwrap_or(1),
             max_pending: r

@@ -228,6 +228,7 @@ impl Dispatcher {
                 let sender = self.sender.clone();
                 let span = self.attempt_span(&request);
                 tokio::spawn(async move {
+                    let _turn = sender.permit().await;
                     let started = Instant::now();
                     let result = sender.send(&request).await;
                     if let Some(mut span) = span {
