@@ -39,6 +39,11 @@ impl Answer {
             .unwrap_or_default()
     }
 
+    /// The failure's message, as the handler answers a failed invocation.
+    pub fn error_message(&self) -> &str {
+        self.json["error"]["message"].as_str().unwrap_or_default()
+    }
+
     pub fn log(&self) -> String {
         self.json["Logs"].to_string()
     }

@@ -193,7 +193,7 @@ async fn bad_input_gets_a_clear_error_and_changes_nothing() {
             "{name}: {}",
             answer.json
         );
-        let message = answer.json["error"]["message"].as_str().unwrap_or_default();
+        let message = answer.error_message();
         assert!(!message.is_empty(), "{name}: the error needs a message");
     }
     assert!(app.orders().await.is_empty());
@@ -206,7 +206,7 @@ async fn the_missing_binding_error_names_what_was_expected_and_found() {
     let answer = app
         .post("/OrderProcessor", r#"{"Data":{"eventGridEvent":{}}}"#)
         .await;
-    let message = answer.json["error"]["message"].as_str().unwrap();
+    let message = answer.error_message();
     assert!(
         message.contains("\"event\"") && message.contains("eventGridEvent"),
         "{message}"

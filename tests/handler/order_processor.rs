@@ -269,12 +269,7 @@ async fn an_unreachable_store_fails_the_invocation_so_event_grid_retries() {
     let failed = app.invoke("OrderProcessor", &env).await;
     assert_eq!(failed.status, 503, "{}", failed.json);
     assert_eq!(failed.json["error"]["code"], "TransientFailure");
-    assert!(
-        failed.json["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("failed to record order 7")
-    );
+    assert!(failed.error_message().contains("failed to record order 7"));
     store.set_unavailable(false);
     let retried = app.invoke("OrderProcessor", &env).await;
     assert_eq!(retried.status, 200);

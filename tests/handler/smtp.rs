@@ -243,7 +243,7 @@ async fn transient_smtp_failures_fail_the_invocation_so_it_is_retried() {
         let order_id = format!("T-{i}");
         let answer = deliver(&app, "e1", order_for(&order_id, to)).await;
         assert_eq!(answer.status, 503, "{name}: {}", answer.json);
-        let message = answer.json["error"]["message"].as_str().unwrap();
+        let message = answer.error_message();
         assert!(message.contains(expected), "{name}: {message}");
         assert!(
             !message.contains(PASSWORD),

@@ -186,9 +186,8 @@ async fn a_rejection_without_readable_reasons_is_a_broken_contract_and_fails() {
         assert_eq!(answer.status, 400, "{data}: {}", answer.json);
         assert_eq!(answer.json["error"]["code"], "InvalidEvent");
         assert!(
-            answer.json["error"]["message"]
-                .as_str()
-                .unwrap()
+            answer
+                .error_message()
                 .contains("not as OrderProcessor emits it"),
             "{}",
             answer.json

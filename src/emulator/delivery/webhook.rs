@@ -276,7 +276,10 @@ mod tests {
         let other = sender.clone();
         assert!(other.permit().now_or_never().is_none(), "a third waits");
         drop(first);
-        assert!(other.permit().now_or_never().flatten().is_some(), "until one ends");
+        assert!(
+            other.permit().now_or_never().flatten().is_some(),
+            "until one ends"
+        );
     }
 
     #[test]
