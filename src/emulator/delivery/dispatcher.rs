@@ -230,7 +230,7 @@ impl Dispatcher {
                 tokio::spawn(async move {
                     let _turn = sender.permit().await;
                     let started = Instant::now();
-                    let result = sender.send(&request).await;
+                    let result = sender.send(request).await;
                     if let Some(mut span) = span {
                         match &result {
                             Ok(status) | Err(Failure::Status(status)) => {
@@ -274,23 +274,15 @@ impl Dispatcher {
         if !self.tracer.is_on() {
             return None;
         }
-        let parent = request
-            .headers
-            .iter()
-            .find(|(name, _)| name.eq_ignore_ascii_case(trace::TRACEPARENT))
-            .and_then(|(_, value)| TraceParent::parse(value))?;
+        let parent = TraceParent::parse(request.header(trace::TRACEPARENT)?)?;
         let mut span = self.tracer.start(
             format!("deliver to {}", self.rt.key),
             Kind::Client,
             Some(parent),
         );
         span.set("eventgrid.subscription", self.rt.key.clone());
-        if let Some((_, count)) = request
-            .headers
-            .iter()
-            .find(|(name, _)| name.eq_ignore_ascii_case(protocol::DELIVERY_COUNT))
-        {
-            span.set("eventgrid.delivery_count", count.clone());
+        if let Some(count) = request.header(protocol::DELIVERY_COUNT) {
+            span.set("eventgrid.delivery_count", count.to_owned());
         }
         Some(span)
     }

@@ -17,6 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::retry::Failure;
@@ -35,8 +36,27 @@ pub const ORIGIN: &str = "eventgrid.azure.net";
 #[derive(Debug, Clone)]
 pub struct Outgoing {
     pub url: String,
-    pub headers: Vec<(String, String)>,
+    /// Event Grid's own headers, built from constants without parsing a name.
+    pub headers: HeaderMap,
+    /// The subscription's delivery attributes (names checked when the subscriptions file was
+    /// read, a dynamic value when it is sent: one a header cannot carry fails the attempt).
+    pub attributes: Vec<(String, String)>,
     pub body: Bytes,
+}
+
+impl Outgoing {
+    /// A header's value, whether Event Grid's or a delivery attribute (names ignore case).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .get(name)
+            .and_then(|value| value.to_str().ok())
+            .or_else(|| {
+                self.attributes
+                    .iter()
+                    .find(|(n, _)| n.eq_ignore_ascii_case(name))
+                    .map(|(_, value)| value.as_str())
+            })
+    }
 }
 
 /// Where a subscription's deliveries go.
@@ -61,20 +81,22 @@ pub fn notification(
     previous_attempts: u32,
     functions_base_url: &str,
 ) -> Result<Outgoing, JsonError> {
-    let mut headers = vec![
-        (
-            protocol::EVENT_TYPE.to_owned(),
-            protocol::NOTIFICATION.to_owned(),
-        ),
-        (
-            protocol::SUBSCRIPTION_NAME.to_owned(),
-            subscription.name.upper(),
-        ),
-        (
-            protocol::DELIVERY_COUNT.to_owned(),
-            previous_attempts.to_string(),
-        ),
-    ];
+    let mut headers = HeaderMap::with_capacity(8);
+    let mut set = |name: &'static str, value: HeaderValue| {
+        headers.insert(HeaderName::from_static(name), value);
+    };
+    set(
+        protocol::EVENT_TYPE,
+        HeaderValue::from_static(protocol::NOTIFICATION),
+    );
+    // A subscription's name is letters, digits and hyphens (checked when the file is read).
+    if let Ok(name) = HeaderValue::try_from(subscription.name.upper()) {
+        set(protocol::SUBSCRIPTION_NAME, name);
+    }
+    set(
+        protocol::DELIVERY_COUNT,
+        HeaderValue::from(previous_attempts),
+    );
     let convert =
         subscription.delivery_schema == Schema::CloudEvents && input_schema == Schema::EventGrid;
     let parsed: Vec<Arc<Event>> = if convert || !subscription.delivery_attributes.is_empty() {
@@ -84,21 +106,25 @@ pub fn notification(
     };
     let body = match subscription.delivery_schema {
         Schema::EventGrid => {
-            headers.push(("content-type".into(), CONTENT_TYPE_EVENTGRID.into()));
-            headers.push((
-                protocol::DATA_VERSION.into(),
-                events
-                    .first()
-                    .and_then(|e| e.event.header.data_version.as_deref())
-                    .unwrap_or("")
-                    .to_owned(),
-            ));
-            headers.push((protocol::METADATA_VERSION.into(), "1".into()));
+            set(
+                "content-type",
+                HeaderValue::from_static(CONTENT_TYPE_EVENTGRID),
+            );
+            let data_version = events
+                .first()
+                .and_then(|e| e.event.header.data_version.as_deref())
+                .unwrap_or("");
+            // A stored header came from a JSON string: one a header cannot carry goes out empty.
+            set(
+                protocol::DATA_VERSION,
+                HeaderValue::from_str(data_version).unwrap_or(HeaderValue::from_static("")),
+            );
+            set(protocol::METADATA_VERSION, HeaderValue::from_static("1"));
             json_array(events.iter().map(|e| &e.event.body[..]))
         }
         Schema::CloudEvents => {
-            headers.push((protocol::METADATA_VERSION.into(), "1.0".into()));
-            headers.push(("origin".into(), ORIGIN.into()));
+            set(protocol::METADATA_VERSION, HeaderValue::from_static("1.0"));
+            set("origin", HeaderValue::from_static(ORIGIN));
             let converted: Vec<Bytes> = if convert {
                 parsed
                     .iter()
@@ -108,24 +134,31 @@ pub fn notification(
                 events.iter().map(|e| e.event.body.clone()).collect()
             };
             if converted.len() == 1 {
-                headers.push(("content-type".into(), CONTENT_TYPE_CLOUDEVENT.into()));
+                set(
+                    "content-type",
+                    HeaderValue::from_static(CONTENT_TYPE_CLOUDEVENT),
+                );
                 converted.into_iter().next().unwrap_or_default()
             } else {
-                headers.push(("content-type".into(), CONTENT_TYPE_CLOUDEVENT_BATCH.into()));
+                set(
+                    "content-type",
+                    HeaderValue::from_static(CONTENT_TYPE_CLOUDEVENT_BATCH),
+                );
                 json_array(converted.iter().map(|b| &b[..]))
             }
         }
     };
+    let mut attributes = Vec::new();
     for attribute in &subscription.delivery_attributes {
         match attribute {
             DeliveryAttribute::Static { name, value, .. } => {
-                headers.push((name.clone(), value.clone()))
+                attributes.push((name.clone(), value.clone()))
             }
             DeliveryAttribute::Dynamic { name, source_field } => {
                 if let Some(first) = parsed.first()
                     && let Some(value) = lookup(first.tree()?, source_field)
                 {
-                    headers.push((name.clone(), value));
+                    attributes.push((name.clone(), value));
                 }
             }
         }
@@ -133,6 +166,7 @@ pub fn notification(
     Ok(Outgoing {
         url: destination_url(subscription, functions_base_url),
         headers,
+        attributes,
         body,
     })
 }
@@ -232,9 +266,13 @@ impl Sender {
     }
 
     /// Sends a notification; `Ok(status)` for any answer, `Err` when there was none.
-    pub async fn send(&self, out: &Outgoing) -> Result<u16, Failure> {
-        let mut request = self.client.post(&out.url).body(out.body.clone());
-        for (name, value) in &out.headers {
+    pub async fn send(&self, out: Outgoing) -> Result<u16, Failure> {
+        let mut request = self
+            .client
+            .post(&out.url)
+            .headers(out.headers)
+            .body(out.body);
+        for (name, value) in &out.attributes {
             request = request.header(name.as_str(), value.as_str());
         }
         request
