@@ -3,110 +3,18 @@
 //! allowed, and counted), and pending retries keep their attempt count and schedule.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use futures::StreamExt;
-use ordergrid::emulator::admin::{AdminClient, PendingView, SubscriptionView};
-use ordergrid::eventgrid::sas::TopicKey;
-use ordergrid_testing::process::{Process, ordergrid};
 use ordergrid_testing::receiver::{Receiver, Reply};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use crate::harness::{PATIENCE, dead_lettered, event, eventually_async, file, topic, webhook};
-
-/// A running `ordergrid emulator` process.
-struct EmulatorProcess {
-    process: Process,
-    base: String,
-}
-
-/// What the process needs to start, and restart on the same data.
-struct Installation {
-    dir: tempfile::TempDir,
-    key: TopicKey,
-    time_scale: f64,
-}
-
-impl Installation {
-    fn new(subscriptions: &Value, time_scale: f64) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(
-            dir.path().join("subscriptions.json"),
-            subscriptions.to_string(),
-        )
-        .unwrap();
-        Self {
-            dir,
-            key: TopicKey::generate(),
-            time_scale,
-        }
-    }
-
-    fn data(&self) -> PathBuf {
-        self.dir.path().join("data")
-    }
-
-    /// Starts `ordergrid emulator` on port 0 and waits for the log line that names the port.
-    async fn start(&self) -> EmulatorProcess {
-        let (process, base) = Process::spawn_listening(
-            ordergrid(env!("CARGO_BIN_EXE_ordergrid"), "emulator")
-                .env("ORDERGRID_EMULATOR_PORT", "0")
-                .env("ORDERGRID_EMULATOR_HTTPS_PORT", "0")
-                .env(
-                    "ORDERGRID_EMULATOR_SUBSCRIPTIONS",
-                    self.dir.path().join("subscriptions.json"),
-                )
-                .env("ORDERGRID_EMULATOR_DATA", self.data())
-                .env("ORDERGRID_EMULATOR_KEY", self.key.expose_secret())
-                .env("ORDERGRID_EMULATOR_TIME_SCALE", self.time_scale.to_string())
-                .env("ORDERGRID_EMULATOR_DEAD_LETTER_DELAY", "0s")
-                .env("ORDERGRID_EMULATOR_DELIVERY_TIMEOUT", "5s"),
-            PATIENCE,
-        )
-        .await
-        .unwrap_or_else(|e| panic!("the emulator: {e:#}"));
-        EmulatorProcess { process, base }
-    }
-}
-
-impl EmulatorProcess {
-    /// SIGKILL: no shutdown, no final watermark, nothing flushed that was not already.
-    fn kill_9(&mut self) {
-        self.process.kill().unwrap();
-    }
-
-    /// The admin API's retries; a failure shows the process's stderr.
-    async fn retries(&self) -> Vec<PendingView> {
-        let answer = AdminClient::new(&self.base).retries().await;
-        answer.unwrap_or_else(|e| panic!("{e:#}; stderr: {}", self.stderr()))
-    }
-
-    async fn subscriptions(&self) -> Vec<SubscriptionView> {
-        let answer = AdminClient::new(&self.base).subscriptions().await;
-        answer.unwrap_or_else(|e| panic!("{e:#}; stderr: {}", self.stderr()))
-    }
-
-    fn stderr(&self) -> String {
-        self.process.stderr.text()
-    }
-}
-
-/// POSTs a batch to the process's `orders` topic; 0 when there was no answer.
-async fn publish(client: &reqwest::Client, base: &str, key: &TopicKey, batch: &[Value]) -> u16 {
-    client
-        .post(format!("{base}/orders/api/events?api-version=2018-01-01"))
-        .header("aeg-sas-key", key.expose_secret())
-        .header("content-type", "application/json")
-        .body(Value::from(batch.to_vec()).to_string())
-        .timeout(Duration::from_secs(10))
-        .send()
-        .await
-        .map(|r| r.status().as_u16())
-        .unwrap_or(0)
-}
+use crate::harness::{
+    Installation, PATIENCE, dead_lettered, event, eventually_async, file, publish, topic, webhook,
+};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_mid_stream_loses_no_acknowledged_event() {

@@ -7,12 +7,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use futures::future::join_all;
-use ordergrid::eventgrid::sas::TopicKey;
-use ordergrid_testing::process::{Process, ordergrid};
+use ordergrid_testing::bench::status_mib;
 use ordergrid_testing::receiver::Receiver;
 use serde_json::json;
 
-use crate::harness::{PATIENCE, event, eventually_async, file, topic, webhook};
+use crate::harness::{Installation, PATIENCE, event, eventually_async, file, topic, webhook};
 
 /// What this test allows the emulator's resident memory to grow by, over its idle size, while
 /// bursts arrive and once they are over. The design's bound while they arrive: the publish
@@ -26,42 +25,23 @@ const LARGE_BURST: usize = 500;
 const AFTER_GROWTH_MIB: u64 = 64;
 
 fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0)
+    (status_mib(pid, "VmRSS").unwrap_or(0.0) * 1024.0) as u64
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bursts_of_publishes_and_large_bodies_leave_memory_bounded() {
     let receiver = Receiver::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let subscriptions = dir.path().join("subscriptions.json");
-    std::fs::write(
-        &subscriptions,
-        file(vec![topic(
+    let install = Installation::new(
+        &file(vec![topic(
             "orders",
             vec![webhook("hook", &receiver.url("/hook"))],
-        )])
-        .to_string(),
-    )
-    .unwrap();
-    let key = TopicKey::generate();
-    let (process, base) = Process::spawn_listening(
-        ordergrid(env!("CARGO_BIN_EXE_ordergrid"), "emulator")
-            .env("ORDERGRID_EMULATOR_PORT", "0")
-            .env("ORDERGRID_EMULATOR_HTTPS_PORT", "off")
-            .env("ORDERGRID_EMULATOR_SUBSCRIPTIONS", &subscriptions)
-            .env("ORDERGRID_EMULATOR_DATA", dir.path().join("data"))
-            .env("ORDERGRID_EMULATOR_KEY", key.expose_secret()),
-        PATIENCE,
-    )
-    .await
-    .unwrap();
-    let pid = process.pid();
-    let url = format!("{base}/orders/api/events?api-version=2018-01-01");
+        )]),
+        1.0,
+    );
+    let emulator = install.start().await;
+    let pid = emulator.process.pid();
+    let key = &install.key;
+    let url = format!("{}/orders/api/events?api-version=2018-01-01", emulator.base);
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(0)
         .build()

@@ -7,9 +7,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use futures::future::join_all;
-use serde_json::{Value, json};
+use serde_json::Value;
 
-use crate::helpers::{Observer, Stack, binary, eventually, subscriptions_with_observer};
+use crate::helpers::{Observer, Stack, binary, eventually, new_order, subscriptions_with_observer};
 
 const ORDERS: usize = 4;
 const VALUES_PER_ORDER: usize = 8;
@@ -44,19 +44,12 @@ async fn racing_publishes_of_one_order_id_get_one_email_stating_the_recorded_ord
         (0..ORDERS)
             .flat_map(|o| (0..VALUES_PER_ORDER).map(move |v| (o, v)))
             .map(|(o, v)| {
-                let event = json!([{
-                    "id": format!("race-{o}-{v}"),
-                    "eventType": "NewOrder",
-                    "subject": format!("orders/race-{o}"),
-                    "eventTime": "2026-11-29T12:00:00Z",
-                    "dataVersion": "1.0",
-                    "data": {
-                        "orderId": format!("race-{o}"),
-                        "customerId": "c",
-                        "orderValue": format!("{}.{v:02}", 10 + v),
-                        "customerEmail": format!("buyer{o}@example.com")
-                    }
-                }]);
+                let event = new_order(
+                    &format!("race-{o}-{v}"),
+                    &format!("race-{o}"),
+                    &format!("{}.{v:02}", 10 + v),
+                    &format!("buyer{o}@example.com"),
+                );
                 client
                     .post(format!("{}?api-version=2018-01-01", stack.topic_endpoint))
                     .header("aeg-sas-key", &key)

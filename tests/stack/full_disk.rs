@@ -10,9 +10,9 @@ use std::io::Write as _;
 use std::path::Path;
 use std::time::Duration;
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
-use crate::helpers::{Stack, eventually, eventually_async};
+use crate::helpers::{Stack, eventually, eventually_async, new_order};
 
 /// A tmpfs of `size` mounted at `at` for the test's lifetime (the test runs as root, as
 /// `scripts/test` does: it installs packages with apt).
@@ -56,19 +56,8 @@ fn fill(dir: &Path) -> std::path::PathBuf {
 }
 
 fn order(i: usize) -> Value {
-    json!([{
-        "id": format!("disk-{i}"),
-        "eventType": "NewOrder",
-        "subject": format!("orders/disk-{i}"),
-        "eventTime": "2026-11-30T12:00:00Z",
-        "dataVersion": "1.0",
-        "data": {
-            "orderId": format!("disk-{i}"),
-            "customerId": "c",
-            "orderValue": "10.00",
-            "customerEmail": format!("buyer{i}@example.com")
-        }
-    }])
+    let id = format!("disk-{i}");
+    new_order(&id, &id, "10.00", &format!("buyer{i}@example.com"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -277,6 +277,23 @@ pub fn subscriptions_with(dir: &Path, subscription: Value) -> PathBuf {
     path
 }
 
+/// A publish body of one `NewOrder` event (Event Grid schema) for `order_id`, as a shop sends it.
+pub fn new_order(event_id: &str, order_id: &str, value: &str, email: &str) -> Value {
+    serde_json::json!([{
+        "id": event_id,
+        "eventType": "NewOrder",
+        "subject": format!("orders/{order_id}"),
+        "eventTime": "2026-11-30T12:00:00Z",
+        "dataVersion": "1.0",
+        "data": {
+            "orderId": order_id,
+            "customerId": "c",
+            "orderValue": value,
+            "customerEmail": email
+        }
+    }])
+}
+
 pub fn eml_count(dir: &Path) -> usize {
     ordergrid_testing::eml_files(dir).len()
 }

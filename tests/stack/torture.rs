@@ -26,9 +26,11 @@ use ordergrid_testing::azurite::Azurite;
 use ordergrid_testing::receiver::{Receiver, Reply};
 use ordergrid_testing::smtp::SmtpSink;
 use ordergrid_testing::subscriptions::{only, webhook};
-use serde_json::{Value, json};
+use serde_json::Value;
 
-use crate::helpers::{Stack, binary, eventually_async, free_port, subscriptions_with, succeeds};
+use crate::helpers::{
+    Stack, binary, eventually_async, free_port, new_order, subscriptions_with, succeeds,
+};
 
 #[derive(Debug, Default)]
 struct Load {
@@ -151,12 +153,7 @@ async fn faults_at_random_moments_lose_nothing_acknowledged_and_send_each_email_
                         format!("{}.{:02}", rng.u32(1..500), rng.u8(0..100)),
                     ),
                 };
-                let event = json!([{
-                    "id": id, "eventType": "NewOrder", "subject": format!("orders/{order_id}"),
-                    "eventTime": "2026-11-30T12:00:00Z", "dataVersion": "1.0",
-                    "data": {"orderId": order_id, "customerId": "c", "orderValue": value,
-                             "customerEmail": format!("{order_id}@example.com")}
-                }]);
+                let event = new_order(&id, &order_id, &value, &format!("{order_id}@example.com"));
                 let url = format!("{}?api-version=2018-01-01", endpoint.lock().unwrap());
                 let answer = client
                     .post(url)
@@ -229,6 +226,7 @@ async fn faults_at_random_moments_lose_nothing_acknowledged_and_send_each_email_
             }
         }
     }
+    // A last stretch of load after the last fault (pacing, as above).
     tokio::time::sleep(Duration::from_millis(300)).await;
     stop.store(true, Ordering::Relaxed);
     publisher.await.unwrap();
