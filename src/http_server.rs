@@ -98,8 +98,8 @@ where
         body_deadline,
     ));
     let connections = Arc::new(Semaphore::new(limits.max_connections));
-    // Each connection holds a receiver; dropping `stop` asks them to finish, and `closed` tells
-    // when the last one has.
+    // Each connection holds a receiver; a value sent on `stop` asks them to finish, and
+    // `closed` tells when the last one has dropped its receiver.
     let (stop, stopping) = watch::channel(());
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
