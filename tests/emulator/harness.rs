@@ -111,6 +111,7 @@ pub struct Setup {
     entra: EntraMode,
     traces: bool,
     http: ordergrid::http_server::HttpLimits,
+    publish_buffer: usize,
 }
 
 impl Setup {
@@ -131,7 +132,14 @@ impl Setup {
             entra: EntraMode::Local,
             traces: false,
             http: Default::default(),
+            publish_buffer: 64 * 1024 * 1024,
         }
+    }
+
+    /// Bytes of request bodies the publish API holds at once (`ORDERGRID_EMULATOR_PUBLISH_BUFFER`).
+    pub fn publish_buffer(mut self, bytes: usize) -> Self {
+        self.publish_buffer = bytes;
+        self
     }
 
     /// Timeouts and the connection cap of its listeners.
@@ -216,7 +224,7 @@ impl Setup {
             trace_export: Default::default(),
             guard: Default::default(),
             http: self.http,
-            publish_buffer: 64 * 1024 * 1024,
+            publish_buffer: self.publish_buffer,
         };
         TestEmulator::run(settings, dir).await
     }

@@ -125,6 +125,35 @@ async fn slow_headers_and_stalled_bodies_are_closed_while_publishes_are_answered
     );
 }
 
+/// The smallest publish buffer the setting allows (1 MiB) still takes a body of undeclared
+/// length (chunked), which may be as large as a request can be: it once asked the buffer for
+/// 1 KiB more than that and waited for ever.
+#[tokio::test]
+async fn the_smallest_publish_buffer_takes_a_body_of_undeclared_length() {
+    let emulator = Setup::new(file(vec![topic("orders", vec![])]))
+        .publish_buffer(1024 * 1024)
+        .start()
+        .await;
+    let address = format!("127.0.0.1:{}", emulator.port);
+    let body = json!([event("chunked-1", "NewOrder", json!({"orderId": 1}))]).to_string();
+    let mut stream = TcpStream::connect(&address).await.unwrap();
+    stream
+        .write_all(
+            format!(
+                "POST /orders/api/events?api-version=2018-01-01 HTTP/1.1\r\nHost: {address}\r\naeg-sas-key: {}\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n{:x}\r\n{body}\r\n0\r\n\r\n",
+                emulator.key("orders").expose_secret(),
+                body.len()
+            )
+            .as_bytes(),
+        )
+        .await
+        .unwrap();
+    let answer = tokio::time::timeout(PATIENCE, until_closed(stream))
+        .await
+        .expect("the publish was never answered");
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+}
+
 /// The connection cap: with all its connections held, the next client waits in the backlog and
 /// is served as soon as one closes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -330,7 +330,10 @@ async fn read_body<'a>(
     if let Some(length) = declared.filter(|l| *l > MAX_REQUEST_BYTES as u64) {
         return Err(too_large(Some(length)));
     }
-    let kib = declared.map_or(MAX_REQUEST_BYTES, |l| l as usize) / 1024 + 1;
+    // Rounded up, so the largest request (1 MiB) needs at most the smallest buffer allowed.
+    let kib = declared
+        .map_or(MAX_REQUEST_BYTES, |l| l as usize)
+        .div_ceil(1024);
     let permit = api
         .publish_buffer
         .acquire_many(u32::try_from(kib).unwrap_or(u32::MAX))
