@@ -259,7 +259,8 @@ impl From<SchemaFlag> for Schema {
 
 mod memory {
     //! Long-running servers built against glibc ask its allocator to give large freed blocks
-    //! back to the system. By default glibc raises its mmap threshold to the size of the largest
+    //! back to the system (blocks of 128 KiB and more: smaller ones come from mimalloc, see
+    //! `allocator` in `src/main.rs`). By default glibc raises its mmap threshold to the size of the largest
     //! block freed, up to 32 MiB, so after a burst of large request bodies those sizes are
     //! served from its heaps and kept: `tests/emulator/memory.rs` measured an emulator that was
     //! 235 MiB larger than idle after two bursts, and whose peak grew with the burst's size. With
@@ -310,7 +311,9 @@ fn parse_https_port(text: &str) -> Result<HttpsPort, String> {
 }
 
 /// Parses the command line and the environment, sets up logging, runs the command.
-pub fn main() -> ExitCode {
+/// `on_idle` runs on a runtime worker each time it runs out of work (the binary's allocator
+/// gives memory back there).
+pub fn main(on_idle: fn()) -> ExitCode {
     let cli = Cli::parse();
     if let Command::Dev(_) | Command::Emulator { action: None, .. } | Command::Webpubsub { .. } =
         &cli.command
@@ -321,6 +324,7 @@ pub fn main() -> ExitCode {
     let format = crate::telemetry::init_from_env(&env);
     let result = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .on_thread_park(on_idle)
         .build()
     {
         Ok(runtime) => runtime.block_on(run(cli, env)),
