@@ -12,9 +12,12 @@
 #   BASELINE=path   another ordergrid binary (an earlier build): its throughput and latency runs
 #                   interleave with this build's in every round, labelled "-baseline"
 #   ONLY=fast       the throughput and latency runs only (no backlog runs)
-#   ONLY=scaling    throughput with 1, 2, 8 and 32 subscriptions matching every event (the
-#                   emulator's CPU per delivery as the number of subscriptions grows); SUBS=
-#                   changes the list
+#   ONLY=scaling    issue 15's side by side: throughput with 1, 2, 8 and 32 subscriptions
+#                   matching every event (the emulator's CPU per delivery as the number of
+#                   subscriptions grows; SUBS= changes the list), then one event per publish to 2
+#                   subscribers, the emulator and the seed's Flask broker (FLASK_BROKER=, default
+#                   ../shared/peers/flask_broker.py; flask and requests are installed from
+#                   bench/requirements-peers.txt into target/bench-env/venv) in the same rounds
 # Each run first waits until the machine is idle (another build would be measured too).
 # Results: one JSON line per run in target/bench-tmp/emulator-<time>.jsonl, then a summary
 # (median [min – max] across rounds) per configuration.
@@ -26,6 +29,20 @@ BACKLOG="${BACKLOG:-1000000}"
 
 bench_prepare emulator emulator_load
 
+# A venv with the Flask broker's packages, made once.
+flask_python() {
+    local venv=target/bench-env/venv
+    if ! "$venv/bin/python" -c 'import flask, requests' 2>/dev/null; then
+        python3 -m venv "$venv" >&2
+        "$venv/bin/pip" install --quiet -r bench/requirements-peers.txt >&2
+    fi
+    echo "$venv/bin/python"
+}
+
+if [ "${ONLY:-}" = scaling ]; then
+    PYTHON="$(flask_python)"
+fi
+
 one_round() {
     if [ "${ONLY:-}" = scaling ]; then
         for subs in ${SUBS:-1 2 8 32}; do
@@ -34,6 +51,10 @@ one_round() {
                 run_with "$BASELINE" --mode throughput --subscriptions "$subs" --publishers 4 --batch 500 --max-backlog 20000 --duration "$DURATION" --label "throughput-subs-$subs-baseline"
             fi
         done
+        # One event per publish, 16 publishers with one request in flight each, as the seed's
+        # clients would post orders.
+        run --mode throughput --subscriptions 2 --publishers 16 --batch 1 --max-backlog 20000 --duration "$DURATION" --label one-per-publish
+        run --mode throughput --subscriptions 2 --publishers 16 --batch 1 --max-backlog 20000 --duration "$DURATION" --broker flask --python "$PYTHON" --flask-broker "${FLASK_BROKER:-../shared/peers/flask_broker.py}" --label one-per-publish-flask
         return
     fi
     run --mode throughput --publishers 4 --batch 500 --max-backlog 20000 --duration "$DURATION" --label throughput

@@ -97,6 +97,22 @@ struct Args {
     /// means all of them.
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=64))]
     subscriptions: u32,
+    /// `throughput` through a peer instead of the emulator: `flask` is the seed's Flask broker
+    /// (`--flask-broker`, run with `--python`), which takes one event per `POST /publish` and
+    /// forwards it to every endpoint subscribed to its type before answering; `--batch` must
+    /// be 1. The subscribers are the same receivers the emulator delivers to.
+    #[arg(long, value_enum, default_value = "emulator")]
+    broker: Broker,
+    #[arg(long, default_value = "../shared/peers/flask_broker.py")]
+    flask_broker: PathBuf,
+    #[arg(long, default_value = "python3")]
+    python: PathBuf,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum, Debug)]
+enum Broker {
+    Emulator,
+    Flask,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum, Debug)]
@@ -153,6 +169,13 @@ async fn measure(args: &Args) -> anyhow::Result<Value> {
         _ => receiver.validate.store(true, Ordering::SeqCst),
     }
     let receiver_addr = serve_receiver(receiver.clone()).await?;
+    if args.broker == Broker::Flask {
+        ensure!(
+            args.mode == Mode::Throughput && args.batch == 1,
+            "--broker flask measures --mode throughput with --batch 1 only"
+        );
+        return flask_throughput(args, &receiver, receiver_addr).await;
+    }
     let dir = args.common.run_dir("emulator-")?;
     let mut emulator = EmulatorProcess::start(args, dir.path(), receiver_addr).await?;
     let result = match args.mode {
@@ -267,6 +290,10 @@ fn sequence_numbers(body: &[u8]) -> impl Iterator<Item = u64> + '_ {
     std::iter::from_fn(move || {
         let found = body[at..].windows(KEY.len()).position(|w| w == KEY)?;
         let mut i = at + found + KEY.len();
+        // Python's json (the Flask broker forwards with requests) writes `"seq": 1`.
+        while body.get(i) == Some(&b' ') {
+            i += 1;
+        }
         let mut n = 0u64;
         while let Some(d) = body.get(i).filter(|b| b.is_ascii_digit()) {
             n = n * 10 + u64::from(d - b'0');
@@ -464,6 +491,8 @@ struct Publisher {
     topic: Topic,
     /// Distinguishes this run's event ids from every other run's.
     nonce: String,
+    /// The Flask broker takes one event as a JSON object, not an array.
+    single: bool,
 }
 
 impl Publisher {
@@ -471,6 +500,7 @@ impl Publisher {
         Self {
             topic: emulator.topic.clone(),
             nonce: nonce(),
+            single: false,
         }
     }
 
@@ -487,6 +517,10 @@ impl Publisher {
 
     fn body(&self, first: u64, count: u64) -> String {
         let mut body = String::with_capacity(count as usize * 320 + 2);
+        if self.single {
+            self.push_event(&mut body, first);
+            return body;
+        }
         body.push('[');
         for seq in first..first + count {
             if seq > first {
@@ -572,6 +606,72 @@ async fn throughput(
     emulator: &mut EmulatorProcess,
 ) -> anyhow::Result<Value> {
     let (pid, disk, publisher) = ready_for_load(args, emulator).await?;
+    let mut result = drive(args, receiver, ("emulator", pid), disk, publisher).await?;
+    result["rss_ready_mib"] = json!(round3(emulator.rss_ready_mib));
+    result["emulator_counters"] = emulator_counters(emulator).await;
+    Ok(result)
+}
+
+/// The seed's Flask broker as a process: started on a free port, every receiver subscribed to
+/// NewOrder, then the same load as the emulator's throughput run.
+async fn flask_throughput(
+    args: &Args,
+    receiver: &Arc<Receiver>,
+    receiver_addr: SocketAddr,
+) -> anyhow::Result<Value> {
+    let port = ordergrid_testing::free_port();
+    let mut command = std::process::Command::new(&args.python);
+    command.arg(&args.flask_broker).arg(port.to_string());
+    let mut process = Process::spawn_with_stdout(&mut command, |_| {})
+        .with_context(|| format!("failed to start {}", args.flask_broker.display()))?;
+    let base = format!("http://127.0.0.1:{port}");
+    let client = http_client(Duration::from_secs(60))?;
+    for sub in 0..args.subscriptions {
+        let endpoint = format!("http://{receiver_addr}/s/{sub}");
+        ordergrid_testing::poll(Duration::from_secs(20), async || {
+            let answer = client
+                .post(format!("{base}/subscribe"))
+                .json(&json!({"eventType": "NewOrder", "endpoint": endpoint}))
+                .send()
+                .await
+                .ok()?;
+            answer.status().is_success().then_some(())
+        })
+        .await
+        .with_context(|| format!("the Flask broker on {base} took no subscription"))?;
+    }
+    let pid = process.pid();
+    let rss_ready = status_mib(pid, "VmRSS")?;
+    let publisher = Arc::new(Publisher {
+        topic: Topic {
+            client,
+            url: format!("{base}/publish"),
+            key: String::new(),
+        },
+        nonce: nonce(),
+        single: true,
+    });
+    let disk = disk_stat_path(&args.common.tmp);
+    let mut result = drive(args, receiver, ("broker", pid), disk, publisher).await?;
+    result["rss_ready_mib"] = json!(round3(rss_ready));
+    result["broker"] = json!("flask");
+    result["label"] = json!(args.common.label());
+    result["client_threads"] = json!(args.common.client_threads);
+    process.kill().context("failed to stop the Flask broker")?;
+    Ok(result)
+}
+
+/// `--publishers` tasks publishing `--batch` events per request, as fast as the broker
+/// acknowledges while at most `--max-backlog` acknowledged events have not reached every
+/// subscriber; the window's rates, CPU and RSS of the `broker` process.
+async fn drive(
+    args: &Args,
+    receiver: &Arc<Receiver>,
+    broker: (&'static str, u32),
+    disk: Option<PathBuf>,
+    publisher: Arc<Publisher>,
+) -> anyhow::Result<Value> {
+    let pid = broker.1;
     let next = Arc::new(AtomicU64::new(0));
     let acked = Arc::new(AtomicU64::new(0));
     let stop = Arc::new(AtomicBool::new(false));
@@ -623,7 +723,7 @@ async fn throughput(
         }));
     }
     tokio::time::sleep_until(window_start.into()).await;
-    let watched = [("emulator", pid)];
+    let watched = [broker];
     let first = (
         Snapshot::take(&watched, disk.as_deref()),
         receiver.counts(),
@@ -670,17 +770,18 @@ async fn throughput(
         "publish_request_latency": publish_latency.lock().unwrap().summary(),
         "acked_total": total_acked,
         "drained_after_s": drain.map(|d| round3(d.as_secs_f64())),
-        "rss_ready_mib": round3(emulator.rss_ready_mib),
         "rss_max_in_window_mib": round3(rss_max),
         "rss_peak_mib": round3(status_mib(pid, "VmHWM")?),
         "delivered": delivery_report(receiver),
-        "emulator_counters": emulator_counters(emulator).await,
         "publish_failures": failures.lock().unwrap().count,
     });
     merge(&mut result, first.0.cpu_report(&last.0));
     println!(
-        "throughput: {both_rate:.0} events/s to both subscribers ({deliveries_rate:.0} deliveries/s), published {published_rate:.0}/s; emulator {} cores, generator {} cores, machine {} cores",
-        result["emulator_cpu_cores"], result["generator_cpu_cores"], result["machine_busy_cores"]
+        "throughput: {both_rate:.0} events/s to both subscribers ({deliveries_rate:.0} deliveries/s), published {published_rate:.0}/s; {} {} cores, generator {} cores, machine {} cores",
+        broker.0,
+        result[format!("{}_cpu_cores", broker.0)],
+        result["generator_cpu_cores"],
+        result["machine_busy_cores"]
     );
     check(receiver, total_acked, drain, &failures.lock().unwrap())?;
     Ok(result)
@@ -960,5 +1061,7 @@ mod tests {
         let body = br#"[{"data":{"seq":17,"orderId":"x"},"id":"a"},{"data":{"seq":4}}]"#;
         assert_eq!(sequence_numbers(body).collect::<Vec<_>>(), vec![17, 4]);
         assert_eq!(sequence_numbers(b"[]").count(), 0);
+        let forwarded = br#"{"data": {"seq": 23, "orderId": "x"}, "id": "a"}"#;
+        assert_eq!(sequence_numbers(forwarded).collect::<Vec<_>>(), vec![23]);
     }
 }
