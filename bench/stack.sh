@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The local stack's performance targets: time from `ordergrid dev` to "local stack is
-# ready", and the time from publishing a NewOrder to its email file existing in the outbox, at 1
-# and at 500 orders/s; then a short sweep of higher rates to find where latency blows up.
+# ready", and the time from publishing a NewOrder to its email file existing in the outbox and to
+# its confirmationSent update reaching an operators' client of the live feed, at 1 and at 500
+# orders/s; then a short sweep of higher rates to find where latency blows up.
 #
 # Usage (from a fresh clone, anywhere): bench/stack.sh
 #   RUNS=3          rounds; every configuration runs once per round, rounds interleave them

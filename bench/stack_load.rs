@@ -28,6 +28,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail, ensure};
 use clap::{Parser, ValueEnum};
+use futures::StreamExt as _;
+use ordergrid::webpubsub::WebPubSubConnection;
+use ordergrid::webpubsub::token::{self, Claims, OneOrMany};
 use ordergrid_testing::DEV_ON_FREE_PORTS;
 use ordergrid_testing::bench::{
     Clock, GeneratorArgs, Latencies, Schedule, Snapshot, Stamps, SyscallCounter, Topic,
@@ -115,6 +118,8 @@ struct Stack {
     handler_pid: Option<u32>,
     /// `startup_ms` of the host stand-in's "custom handler ready" log line.
     handler_startup_ms: Option<f64>,
+    /// The local Web PubSub service's connection string, from the summary.
+    webpubsub: Option<String>,
 }
 
 enum Line {
@@ -203,6 +208,10 @@ impl Stack {
                 .parse()
                 .ok()
         });
+        let webpubsub = summary.lines().find_map(|l| {
+            let (_, rest) = l.split_once("WebPubSubConnectionString=")?;
+            Some(rest.trim_end().trim_end_matches(')').to_owned())
+        });
         Ok(Self {
             process,
             spawned,
@@ -211,6 +220,7 @@ impl Stack {
             topic_key,
             handler_pid,
             handler_startup_ms,
+            webpubsub,
         })
     }
 
@@ -381,6 +391,84 @@ impl Drop for OutboxWatcher {
     }
 }
 
+/// The operators' board as a client of the local Web PubSub service (the simple protocol, in the
+/// operators' group by its token): records, per order, when its `confirmationSent` update arrived,
+/// the last hop of the choreography (NewOrder → OrderAccepted → email → OrderConfirmationSent →
+/// OrderStatusFeed → Web PubSub).
+struct FeedWatcher {
+    arrivals: Arc<Stamps>,
+    seen: Arc<AtomicU64>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl FeedWatcher {
+    async fn start(
+        connection_string: &str,
+        prefix: String,
+        clock: Clock,
+        capacity: usize,
+    ) -> anyhow::Result<Self> {
+        const HUB: &str = "orders";
+        let connection = WebPubSubConnection::parse_connection_string(connection_string)
+            .map_err(anyhow::Error::msg)?;
+        let key = connection
+            .key()
+            .context("the connection string has no key")?;
+        let mut claims = Claims::new(
+            &connection.client_audience(HUB),
+            token::now_seconds(),
+            3 * 3600,
+        );
+        claims.groups = OneOrMany::One("operators".into());
+        let url = connection.client_url(HUB, &token::sign(&claims, key));
+        let (mut ws, _) = tokio_tungstenite::connect_async(url)
+            .await
+            .context("the operators' board could not connect to the local Web PubSub")?;
+        let arrivals = Arc::new(Stamps::new(capacity));
+        let seen = Arc::new(AtomicU64::new(0));
+        let task = tokio::spawn({
+            let (arrivals, seen) = (arrivals.clone(), seen.clone());
+            async move {
+                while let Some(Ok(message)) = ws.next().await {
+                    let now = clock.ns(Instant::now());
+                    let Ok(text) = message.to_text() else {
+                        continue;
+                    };
+                    let Ok(update) = serde_json::from_str::<Value>(text) else {
+                        continue;
+                    };
+                    if update["status"] != "confirmationSent" {
+                        continue;
+                    }
+                    let seq = update["orderId"]
+                        .as_str()
+                        .and_then(|id| id.strip_prefix(prefix.as_str()))
+                        .and_then(|n| n.parse::<u64>().ok())
+                        .filter(|&s| s < arrivals.len() as u64);
+                    // A redelivered status event is a second update: counted once.
+                    if let Some(seq) = seq
+                        && arrivals.get(seq) == 0
+                    {
+                        arrivals.set_first(seq, now);
+                        seen.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+        });
+        Ok(Self {
+            arrivals,
+            seen,
+            task,
+        })
+    }
+}
+
+impl Drop for FeedWatcher {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
 struct Orders {
     topic: Topic,
     prefix: String,
@@ -419,6 +507,12 @@ async fn rate(args: &Args) -> anyhow::Result<Value> {
         .handler_pid
         .context("the summary names no handler pid")?;
     let perf = args.common.syscall_counter(handler_pid);
+    let feed = match &stack.webpubsub {
+        Some(connection) => {
+            FeedWatcher::start(connection, prefix.clone(), clock, total as usize).await?
+        }
+        None => bail!("the stack's summary names no WebPubSubConnectionString"),
+    };
     let orders = Arc::new(Orders {
         topic: Topic {
             client: http_client(Duration::from_secs(60))?,
@@ -453,6 +547,13 @@ async fn rate(args: &Args) -> anyhow::Result<Value> {
     }
     let emails = watcher.seen.load(Ordering::Relaxed);
     let last_email_after_window_s = drain_started.elapsed().as_secs_f64();
+    while feed.seen.load(Ordering::Relaxed) < acked_total
+        && drain_started.elapsed().as_secs_f64() < args.drain_timeout
+    {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let confirmations = feed.seen.load(Ordering::Relaxed);
+    let last_confirmation_after_window_s = drain_started.elapsed().as_secs_f64();
     let stack_rss_peak = status_mib(stack_pid, "VmHWM").unwrap_or(f64::NAN);
     let handler_rss_peak = status_mib(handler_pid, "VmHWM").unwrap_or(f64::NAN);
     let handler_threads = fs::read_dir(format!("/proc/{handler_pid}/task"))
@@ -465,7 +566,13 @@ async fn rate(args: &Args) -> anyhow::Result<Value> {
     let mut from_scheduled = Latencies::default();
     let mut lag = Latencies::default();
     let mut missing = 0u64;
+    let mut to_feed = Latencies::default();
+    let mut missing_on_feed = 0u64;
     for seq in first_measured..total {
+        match (run.sent.get(seq), feed.arrivals.get(seq)) {
+            (s, f) if s != 0 && f != 0 => to_feed.push_us(f.saturating_sub(s) / 1000),
+            _ => missing_on_feed += 1,
+        }
         let s = run.sent.get(seq);
         let sch = run.scheduled.get(seq);
         let a = watcher.arrivals.get(seq);
@@ -484,6 +591,10 @@ async fn rate(args: &Args) -> anyhow::Result<Value> {
         "window_s": round3(window),
         "orders_measured": total - first_measured,
         "publish_to_email": from_send.summary(),
+        "publish_to_confirmation_on_feed": to_feed.summary(),
+        "confirmations_on_feed_total": confirmations,
+        "missing_on_feed_in_window": missing_on_feed,
+        "confirmation_drain_wait_s": round3(last_confirmation_after_window_s),
         "publish_to_email_from_scheduled": from_scheduled.summary(),
         "send_lag_behind_schedule": lag.summary(),
         "publish_request_latency": run.request_latency.summary(),
@@ -503,11 +614,13 @@ async fn rate(args: &Args) -> anyhow::Result<Value> {
     });
     merge(&mut result, first.cpu_report(&last));
     println!(
-        "rate {}/s: publish→email p50 {} ms, p99 {} ms, max {} ms; {emails}/{acked_total} emails; stack {} cores, handler {} cores, generator {} cores",
+        "rate {}/s: publish→email p50 {} ms, p99 {} ms, max {} ms; {emails}/{acked_total} emails; publish→confirmation on the feed p50 {} ms, p99 {} ms, {confirmations}/{acked_total}; stack {} cores, handler {} cores, generator {} cores",
         args.rate,
         result["publish_to_email"]["p50_ms"],
         result["publish_to_email"]["p99_ms"],
         result["publish_to_email"]["max_ms"],
+        result["publish_to_confirmation_on_feed"]["p50_ms"],
+        result["publish_to_confirmation_on_feed"]["p99_ms"],
         result["stack_cpu_cores"],
         result["handler_cpu_cores"],
         result["generator_cpu_cores"]
@@ -524,6 +637,11 @@ async fn rate(args: &Args) -> anyhow::Result<Value> {
     ensure!(
         emails >= acked_total,
         "{acked_total} orders acknowledged but only {emails} emails within {} s after the window",
+        args.drain_timeout
+    );
+    ensure!(
+        confirmations >= acked_total,
+        "{acked_total} orders acknowledged but only {confirmations} confirmations reached the operators' feed within {} s after the window",
         args.drain_timeout
     );
     Ok(result)
