@@ -154,7 +154,9 @@ pub async fn deliveries(
                 .as_deref()
                 .is_none_or(|s| rt.subscription.name.as_str().eq_ignore_ascii_case(s))
         })
-        .flat_map(|rt| rt.recent())
+        // Each runtime keeps its records oldest first; reversed, the stable sort keeps attempts
+        // made in the same millisecond newest first too.
+        .flat_map(|rt| rt.recent().into_iter().rev())
         .collect();
     records.sort_by(|a, b| b.at.cmp(&a.at));
     records.truncate(q.limit.unwrap_or(100));
