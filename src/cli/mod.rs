@@ -260,12 +260,12 @@ impl From<SchemaFlag> for Schema {
 mod memory {
     //! Long-running servers built against glibc ask its allocator to give large freed blocks
     //! back to the system (blocks of 128 KiB and more: smaller ones come from mimalloc, see
-    //! `allocator` in `src/main.rs`). By default glibc raises its mmap threshold to the size of the largest
-    //! block freed, up to 32 MiB, so after a burst of large request bodies those sizes are
-    //! served from its heaps and kept: `tests/emulator/memory.rs` measured an emulator that was
-    //! 235 MiB larger than idle after two bursts, and whose peak grew with the burst's size. With
-    //! the threshold fixed at 128 KiB the same bursts peak at the same size and leave it 36 MiB
-    //! larger than idle. The tunable is only read when a process starts, so the command runs
+    //! `allocator` in `src/main.rs`). By default glibc raises its mmap threshold to the size of
+    //! the largest block freed, up to 32 MiB, so after a burst of large request bodies those
+    //! sizes are served from its heaps and kept: `tests/emulator/memory.rs` measured an emulator
+    //! that was 235 MiB larger than idle after two bursts, and whose peak grew with the burst's
+    //! size. With the threshold fixed at 128 KiB the same bursts peak at the same size and leave
+    //! it 36 MiB larger than idle. The tunable is only read when a process starts, so the command runs
     //! itself again once, with `GLIBC_TUNABLES` set (the handler it starts inherits it). musl,
     //! which the deployed build uses, ignores it, as does a command already started with it.
 
