@@ -169,19 +169,33 @@ async fn measure(args: &Args) -> anyhow::Result<Value> {
         _ => receiver.validate.store(true, Ordering::SeqCst),
     }
     let receiver_addr = serve_receiver(receiver.clone()).await?;
-    if args.broker == Broker::Flask {
-        ensure!(
-            args.mode == Mode::Throughput && args.batch == 1,
-            "--broker flask measures --mode throughput with --batch 1 only"
-        );
-        return flask_throughput(args, &receiver, receiver_addr).await;
-    }
+    let mut result = match args.broker {
+        Broker::Flask => {
+            ensure!(
+                args.mode == Mode::Throughput && args.batch == 1,
+                "--broker flask measures --mode throughput with --batch 1 only"
+            );
+            flask_throughput(args, &receiver, receiver_addr).await?
+        }
+        Broker::Emulator => on_emulator(args, &receiver, receiver_addr).await?,
+    };
+    result["label"] = json!(args.common.label());
+    result["client_threads"] = json!(args.common.client_threads);
+    Ok(result)
+}
+
+/// The run against `ordergrid emulator`, with what only the emulator reports.
+async fn on_emulator(
+    args: &Args,
+    receiver: &Arc<Receiver>,
+    receiver_addr: SocketAddr,
+) -> anyhow::Result<Value> {
     let dir = args.common.run_dir("emulator-")?;
     let mut emulator = EmulatorProcess::start(args, dir.path(), receiver_addr).await?;
     let result = match args.mode {
-        Mode::Throughput => throughput(args, &receiver, &mut emulator).await,
-        Mode::Latency => latency(args, &receiver, &mut emulator).await,
-        Mode::Backlog => backlog(args, &receiver, &mut emulator, dir.path()).await,
+        Mode::Throughput => throughput(args, receiver, &mut emulator).await,
+        Mode::Latency => latency(args, receiver, &mut emulator).await,
+        Mode::Backlog => backlog(args, receiver, &mut emulator, dir.path()).await,
         Mode::Summarize => unreachable!(),
     };
     let stderr = emulator.process.stderr.all();
@@ -199,8 +213,6 @@ async fn measure(args: &Args) -> anyhow::Result<Value> {
     result["emulator_fsyncs_total"] = json!(fsyncs);
     result["emulator_stderr_lines"] = json!(stderr.len());
     result["emulator_stdout_lines"] = json!(emulator.process.stdout_lines());
-    result["label"] = json!(args.common.label());
-    result["client_threads"] = json!(args.common.client_threads);
     Ok(result)
 }
 
@@ -655,8 +667,6 @@ async fn flask_throughput(
     let mut result = drive(args, receiver, ("broker", pid), disk, publisher).await?;
     result["rss_ready_mib"] = json!(round3(rss_ready));
     result["broker"] = json!("flask");
-    result["label"] = json!(args.common.label());
-    result["client_threads"] = json!(args.common.client_threads);
     process.kill().context("failed to stop the Flask broker")?;
     Ok(result)
 }

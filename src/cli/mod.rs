@@ -265,9 +265,10 @@ mod memory {
     //! sizes are served from its heaps and kept: `tests/emulator/memory.rs` measured an emulator
     //! that was 235 MiB larger than idle after two bursts, and whose peak grew with the burst's
     //! size. With the threshold fixed at 128 KiB the same bursts peak at the same size and leave
-    //! it 36 MiB larger than idle. The tunable is only read when a process starts, so the command runs
-    //! itself again once, with `GLIBC_TUNABLES` set (the handler it starts inherits it). musl,
-    //! which the deployed build uses, ignores it, as does a command already started with it.
+    //! it 36 MiB larger than idle. The tunable is only read when a process starts, so the command
+    //! runs itself again once, with `GLIBC_TUNABLES` set (the handler it starts inherits it).
+    //! musl, which the deployed build uses, ignores it, as does a command already started with
+    //! it.
 
     use std::os::unix::process::CommandExt as _;
 
