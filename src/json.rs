@@ -94,6 +94,35 @@ impl Json {
             .map(|(_, value)| value)
     }
 
+    /// The value at `path` in the JSON document `text`, each name matched as [`Json::get`]
+    /// matches it: the same answer as parsing the document and walking the tree, but only that
+    /// value is built; the rest is checked ([`Parser::skip`]) and dropped as it is read. `None`
+    /// when the document does not parse or the path leads nowhere.
+    pub fn value_at(text: &[u8], path: &[&str], max_depth: usize) -> Option<Json> {
+        let mut parser = Parser::new(text, max_depth);
+        let Some((name, rest)) = path.split_first() else {
+            let value = parser.value().ok()?;
+            return parser.end().ok().map(|()| value);
+        };
+        // The last member spelt exactly, else the first spelt so ignoring case.
+        let (mut exact, mut folded) = (None, None);
+        parser
+            .members(|parser, key, start| {
+                parser.skip()?;
+                if &*key == *name {
+                    exact = Some(start..parser.pos);
+                } else if folded.is_none() && eq_ignore_case(&key, name) {
+                    folded = Some(start..parser.pos);
+                }
+                Ok(())
+            })
+            .ok()?;
+        parser.end().ok()?;
+        // The member's value nests one level less deep than the object around it.
+        let span = exact.or(folded)?;
+        Self::value_at(&text[span], rest, max_depth.saturating_sub(1))
+    }
+
     pub fn as_str(&self) -> Option<&str> {
         match self {
             Json::String(text) => Some(text),

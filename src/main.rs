@@ -20,7 +20,8 @@ mod allocator {
     //! their thread to reuse them.
     //!
     //! mimalloc gives freed small pages back when a thread collects; a tokio worker collects
-    //! when it runs out of work, at most once per [`EVERY`], so an idle process shrinks.
+    //! when it runs out of work, at most once per [`EVERY`], so an idle process shrinks within
+    //! about a second.
     //!
     //! Invariant: a block is freed by the allocator that made it, which its size tells
     //! (`dealloc` gets the size it was allocated or last reallocated with); a reallocation
@@ -34,8 +35,11 @@ mod allocator {
 
     /// The size from which blocks come from the C library: glibc's default mmap threshold.
     const LARGE: usize = 128 * 1024;
-    /// How often an idle worker at most collects.
-    const EVERY: Duration = Duration::from_millis(100);
+    /// How often an idle worker at most collects. A busy worker runs out of work thousands of
+    /// times a second, and a forced collect takes about 2 ms: at most every 100 ms it was 3% of
+    /// the emulator's CPU under load, and the pages it gave back were faulted in again
+    /// (BENCHMARKS.md, issue 15).
+    const EVERY: Duration = Duration::from_secs(1);
 
     pub struct Split;
 

@@ -83,6 +83,21 @@ impl Event {
         self.parsed().map(|p| &p.tree)
     }
 
+    /// The value at `path` (names matched as [`Json::get`] matches them): from the tree if a
+    /// stage parsed the body already, else read from the body without building the rest, which
+    /// stays unparsed for the stages that do not need it.
+    pub fn value_at(&self, path: &[&str]) -> Option<Json> {
+        match self.parsed.get() {
+            Some(parsed) => {
+                let tree = &parsed.as_ref().ok()?.tree;
+                path.iter()
+                    .try_fold(tree, |value, name| value.get(name))
+                    .cloned()
+            }
+            None => Json::value_at(&self.body, path, MAX_EVENT_DEPTH),
+        }
+    }
+
     /// Each top-level member: its name, parsed value, and the value's text as stored.
     pub fn members(&self) -> Result<Vec<Member<'_>>, JsonError> {
         let parsed = self.parsed()?;
@@ -209,6 +224,25 @@ pub fn member<'a>(members: &[Member<'a>], name: &str) -> Option<(&'a Json, &'a [
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_value_at_a_path_is_the_same_before_and_after_the_body_is_parsed() {
+        let body = br#"{"id":"1","data":{"orderId":"o-7","Data":0},"DATA":{"orderId":1.50}}"#;
+        let event = Event::new(
+            EventHeader::of(Schema::EventGrid, &Json::Null),
+            Bytes::from_static(body),
+        );
+        let path = ["data", "orderId"];
+        let unparsed = event.value_at(&path);
+        assert!(
+            event.parsed.get().is_none(),
+            "reading one value parses nothing"
+        );
+        event.tree().unwrap();
+        assert_eq!(event.value_at(&path), unparsed);
+        assert_eq!(unparsed, Some(Json::String("o-7".into())));
+        assert_eq!(event.value_at(&["missing"]), None);
+    }
 
     #[test]
     fn built_events_read_back_the_same() {

@@ -159,6 +159,19 @@ proptest! {
         prop_assert_eq!(skipped, Json::parse(text.as_bytes(), 1000).map(|_| ()));
     }
 
+    /// A value found without building the document is the one the tree holds at that path,
+    /// with repeated and differently cased names (names drawn from a few so paths hit).
+    #[test]
+    fn values_at_a_path_are_those_of_the_tree(
+        text in prop_oneof![json_like(), arbitrary_json(), nested_objects()],
+        path in prop::collection::vec(prop::sample::select(&["a", "A", "b", ""][..]), 0..4),
+    ) {
+        let walked = Json::parse(text.as_bytes(), 64)
+            .ok()
+            .and_then(|tree| path.iter().try_fold(&tree, |value, name| value.get(name)).cloned());
+        prop_assert_eq!(Json::value_at(text.as_bytes(), &path, 64), walked);
+    }
+
     /// Values serde_json can represent read the same through both, and write back to text that
     /// parses to the same tree.
     #[test]
@@ -209,4 +222,23 @@ fn same(ours: &Json, theirs: &serde_json::Value) -> bool {
             .all(|(key, value)| ours.get(key).is_some_and(|mine| same(mine, value))),
         _ => false,
     }
+}
+
+/// Objects nesting objects whose names are mostly a few, some repeated or differently cased.
+fn nested_objects() -> impl Strategy<Value = String> {
+    let name = prop::sample::select(&["a", "A", "b", "", "\\u0061"][..]);
+    let leaf = prop_oneof![
+        Just("1".to_owned()),
+        Just("\"x\"".to_owned()),
+        Just("[2,{\"a\":3}]".to_owned())
+    ];
+    leaf.prop_recursive(4, 32, 4, move |inner| {
+        prop::collection::vec((name.clone(), inner), 0..4).prop_map(|members| {
+            let members: Vec<String> = members
+                .into_iter()
+                .map(|(k, v)| format!("\"{k}\":{v}"))
+                .collect();
+            format!("{{{}}}", members.join(","))
+        })
+    })
 }

@@ -116,7 +116,13 @@ async fn bursts_of_publishes_and_large_bodies_leave_memory_bounded() {
         peaks.push(peak.load(Ordering::Relaxed));
     }
     sampler.abort();
-    let after = rss_kib(pid);
+    // Given back once the runtime's workers collect (each at most once a second when it runs
+    // out of work; `allocator` in src/main.rs).
+    let after = eventually_async("memory given back after the bursts", PATIENCE, async || {
+        let rss = rss_kib(pid);
+        (rss.saturating_sub(idle) < AFTER_GROWTH_MIB * 1024).then_some(rss)
+    })
+    .await;
     let mib = |kib: u64| kib / 1024;
     println!(
         "memory: idle {} MiB; peak {} MiB after 100 large bodies, {} MiB after {LARGE_BURST} more; {} MiB after",
@@ -132,10 +138,5 @@ async fn bursts_of_publishes_and_large_bodies_leave_memory_bounded() {
         peaks[1] - idle < PEAK_GROWTH_MIB * 1024,
         "peak grew by {} MiB",
         mib(peaks[1] - idle)
-    );
-    assert!(
-        after.saturating_sub(idle) < AFTER_GROWTH_MIB * 1024,
-        "after the bursts, {} MiB more than idle",
-        mib(after.saturating_sub(idle))
     );
 }

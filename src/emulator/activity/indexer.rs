@@ -17,11 +17,12 @@ use crate::json::Json;
 
 const READ_BYTES: usize = 256 * 1024;
 
-/// `data.orderId` of an event (a string, or a number's text), parsing its body if no stage has.
+/// `data.orderId` of an event (a string, or a number's text). Read without parsing the whole
+/// body when no stage has: building and dropping the tree of every event was about a tenth of
+/// the emulator's CPU with one subscription (BENCHMARKS.md, issue 15).
 pub fn order_id(stored: &StoredEvent) -> Option<Box<str>> {
-    let tree = stored.event.tree().ok()?;
-    match tree.get("data")?.get("orderId")? {
-        Json::String(s) => Some(s.clone()),
+    match stored.event.value_at(&["data", "orderId"])? {
+        Json::String(s) => Some(s),
         Json::Number(n) => Some(n.as_str().into()),
         _ => None,
     }
