@@ -355,8 +355,9 @@ impl Emulator {
     }
 }
 
-/// Periodically deletes spool segments no subscription needs, and compacts the state journal
-/// once it has grown: roll it, have every dispatcher restate itself, delete the old segments.
+/// Periodically deletes spool segments no subscription needs, ages the spool's window of recent
+/// events (an idle emulator lets it go within two ticks), and compacts the state journal once it
+/// has grown: roll it, have every dispatcher restate itself, delete the old segments.
 async fn run_maintenance_until_stopped(api: Arc<ApiState>, stop: CancellationToken) {
     const STATE_COMPACTION_BYTES: u64 = 32 * 1024 * 1024;
     let mut tick = tokio::time::interval(Duration::from_secs(5));
@@ -366,6 +367,7 @@ async fn run_maintenance_until_stopped(api: Arc<ApiState>, stop: CancellationTok
             _ = tick.tick() => {}
             () = stop.cancelled() => return,
         }
+        api.spool.age_window();
         if let Some(low) = api.runtimes.iter().filter_map(|rt| rt.low_position()).min()
             && let Err(e) = api.spool.forget_events_before(low)
         {

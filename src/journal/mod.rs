@@ -76,6 +76,17 @@ pub struct Position {
     pub offset: u64,
 }
 
+impl Position {
+    /// Where the frame after one at this position, with a payload of `len` bytes, starts if it
+    /// is in the same segment.
+    pub fn after_frame(self, len: usize) -> Position {
+        Position {
+            segment: self.segment,
+            offset: self.offset + (HEADER_LEN + len) as u64,
+        }
+    }
+}
+
 impl fmt::Display for Position {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}:{}", self.segment, self.offset)

@@ -80,6 +80,7 @@ impl EventSource for Spool {
 
 pub struct DeliveryState {
     key: String,
+    endpoint: webhook::Endpoint,
     topic: String,
     input_schema: Schema,
     subscription: Subscription,
@@ -119,6 +120,7 @@ impl DeliveryState {
         let cursor = recovered.watermark.unwrap_or(end);
         Self {
             key: format!("{topic}/{}", subscription.name),
+            endpoint: webhook::Endpoint::of(&subscription, &settings.functions_base_url),
             topic: topic.to_owned(),
             input_schema,
             subscription,
@@ -363,7 +365,7 @@ impl DeliveryState {
             self.input_schema,
             &events,
             previous,
-            &self.settings.functions_base_url,
+            &self.endpoint,
         ) {
             Ok(request) => request,
             Err(e) => {

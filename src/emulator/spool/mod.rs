@@ -21,7 +21,7 @@
 //! - state records of one journal are durable in order, so a durable watermark implies that the
 //!   `pending` records written before it are durable too.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
@@ -44,8 +44,8 @@ pub struct StoredEvent {
     target: Option<Bytes>,
     /// Milliseconds since the Unix epoch.
     pub published_ms: i64,
-    /// The event: the one the publish API built while it is among the recently published (its
-    /// body parsed at most once, for every subscription), else one made from the frame.
+    /// The event: the one the publish API built while it is in the spool's window (its body
+    /// parsed at most once, for every subscription), else one made from the frame.
     pub event: Arc<Event>,
 }
 
@@ -120,7 +120,7 @@ fn encode_event(topic: &str, target: Option<&str>, published_ms: i64, event: &Ev
 }
 
 /// Reads frames of both versions; `None` for a damaged frame. `recent` is the event as the
-/// publish API built it, when the spool still has it: then the header is not read again.
+/// spool's window holds it: then the header is not read again.
 fn decode_event(at: Position, payload: Bytes, recent: Option<Arc<Event>>) -> Option<StoredEvent> {
     let format = *payload.first()?;
     if format != EVENT_FORMAT && format != EVENT_FORMAT_V1 {
@@ -186,31 +186,60 @@ fn legacy_header(body: &Bytes) -> EventHeader {
     }
 }
 
-/// The events published most recently, as the publish API built them, so dispatchers that keep
-/// up (the usual case) share one event, parsed at most once. Bounded by the size of their bodies
-/// (a parsed event takes a few times its body).
+/// The events published or read most recently, decoded, shared by every reader of the spool:
+/// the dispatchers and the indexer read the same events at about the same time, and each gets
+/// the one copy (as the publish API built it, parsed at most once) without touching the
+/// journal. A reader further behind than the window reads the journal, and what it reads joins
+/// the window for the readers behind it. Bounded by count and by the size of the bodies, the
+/// first in first out; and emptied when the emulator is idle ([`Spool::age_window`]).
 #[derive(Default)]
-struct Recent {
-    events: BTreeMap<Position, Arc<Event>>,
+struct Window {
+    /// Each event, and where the frame after it starts.
+    events: HashMap<Position, (StoredEvent, Position)>,
+    /// Positions in the order they came in, with the age they came in at.
+    order: VecDeque<(Position, u64)>,
     bytes: usize,
+    age: u64,
 }
 
-/// How many events [`Recent`] keeps, and at most how much text: some 50 ms at the emulator's top
-/// rate, far more than a dispatcher that keeps up lags behind. One that lags further reads the
-/// header from the frame instead, no slower than before there was a window.
-const RECENT_EVENTS: usize = 1024;
-const RECENT_BYTES: usize = 4 * 1024 * 1024;
+/// How many events the [`Window`] keeps, and at most how much text: about half a second at the
+/// emulator's top rate (45,000 events/s with one subscription), and 16 MiB of bodies whatever
+/// their size, so what it holds after a burst stays small beside the memory bounds of issue 14.
+const WINDOW_EVENTS: usize = 32 * 1024;
+const WINDOW_BYTES: usize = 16 * 1024 * 1024;
 
-impl Recent {
-    fn insert(&mut self, at: Position, event: Arc<Event>) {
-        self.bytes += event.body.len();
-        self.events.insert(at, event);
-        while self.bytes > RECENT_BYTES || self.events.len() > RECENT_EVENTS {
-            let Some((_, oldest)) = self.events.pop_first() else {
-                break;
-            };
-            self.bytes -= oldest.body.len();
+impl Window {
+    fn insert(&mut self, stored: StoredEvent, next: Position) {
+        let at = stored.at;
+        if self.events.contains_key(&at) {
+            return;
         }
+        self.bytes += stored.event.body.len();
+        self.events.insert(at, (stored, next));
+        self.order.push_back((at, self.age));
+        while self.bytes > WINDOW_BYTES || self.order.len() > WINDOW_EVENTS {
+            self.evict_oldest();
+        }
+    }
+
+    fn evict_oldest(&mut self) {
+        if let Some((oldest, _)) = self.order.pop_front()
+            && let Some((event, _)) = self.events.remove(&oldest)
+        {
+            self.bytes -= event.event.body.len();
+        }
+    }
+
+    /// Drops what came in before the last call, and starts a new age.
+    fn age(&mut self) {
+        while self.order.front().is_some_and(|(_, age)| *age < self.age) {
+            self.evict_oldest();
+        }
+        self.age += 1;
+    }
+
+    fn get(&self, at: Position) -> Option<&(StoredEvent, Position)> {
+        self.events.get(&at)
     }
 }
 
@@ -386,7 +415,7 @@ impl RecoveredSubscription {
 pub struct Spool {
     events: Journal,
     state: Journal,
-    recent: Arc<Mutex<Recent>>,
+    window: Arc<Mutex<Window>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -426,13 +455,13 @@ impl Spool {
         let spool = Self {
             events,
             state,
-            recent: Default::default(),
+            window: Default::default(),
         };
         Ok((spool, subs))
     }
 
-    /// Stores events for `topic`; resolves once they are durable. They are among the recently
-    /// published before any reader can see them.
+    /// Stores events for `topic`; resolves once they are durable. They are in the window before
+    /// any reader can see them.
     pub async fn publish(
         &self,
         topic: &str,
@@ -440,27 +469,28 @@ impl Spool {
         published_ms: i64,
         events: &[Arc<Event>],
     ) -> Result<Vec<Position>, SpoolError> {
-        let payloads = events
+        let payloads: Vec<Bytes> = events
             .iter()
             .map(|event| encode_event(topic, target, published_ms, event))
             .collect();
-        let (recent, events) = (self.recent.clone(), events.to_vec());
+        let lens: Vec<usize> = payloads.iter().map(Bytes::len).collect();
+        let (window, events) = (self.window.clone(), events.to_vec());
+        let topic = Bytes::copy_from_slice(topic.as_bytes());
+        let target = target.map(|t| Bytes::copy_from_slice(t.as_bytes()));
         let remember = Box::new(move |positions: &[Position]| {
-            let mut recent = recent.lock().unwrap_or_else(|p| p.into_inner());
-            for (at, event) in positions.iter().zip(events) {
-                recent.insert(*at, event);
+            let mut window = window.lock().unwrap_or_else(|p| p.into_inner());
+            for ((at, event), len) in positions.iter().zip(events).zip(lens) {
+                let stored = StoredEvent {
+                    at: *at,
+                    topic: topic.clone(),
+                    target: target.clone(),
+                    published_ms,
+                    event,
+                };
+                window.insert(stored, at.after_frame(len));
             }
         });
         Ok(self.events.append_staged(payloads, Some(remember)).await?)
-    }
-
-    fn recent(&self, at: Position) -> Option<Arc<Event>> {
-        self.recent
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .events
-            .get(&at)
-            .cloned()
     }
 
     /// Events from `from` on, about `max_bytes` of them, and the position after the last.
@@ -469,21 +499,45 @@ impl Spool {
         from: Position,
         max_bytes: usize,
     ) -> Result<(Vec<StoredEvent>, Position), SpoolError> {
+        let end = self.events.durable_end();
+        {
+            let window = self.window.lock().unwrap_or_else(|p| p.into_inner());
+            let (mut events, mut at, mut read) = (Vec::new(), from, 0);
+            while at < end && read < max_bytes {
+                let Some((stored, next)) = window.get(at) else {
+                    break;
+                };
+                events.push(stored.clone());
+                read += stored.event.body.len();
+                at = *next;
+            }
+            if !events.is_empty() {
+                return Ok((events, at));
+            }
+        }
         let (frames, next) = self.events.read_from(from, max_bytes)?;
-        let recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
+        let mut window = self.window.lock().unwrap_or_else(|p| p.into_inner());
         let events = frames
             .into_iter()
             .map(|(at, payload)| {
-                decode_event(at, payload, recent.events.get(&at).cloned())
-                    .ok_or_else(|| SpoolError(format!("the event at {at} is unreadable")))
+                let len = payload.len();
+                let shared = window.get(at).map(|(stored, _)| stored.event.clone());
+                let stored = decode_event(at, payload, shared)
+                    .ok_or_else(|| SpoolError(format!("the event at {at} is unreadable")))?;
+                window.insert(stored.clone(), at.after_frame(len));
+                Ok(stored)
             })
             .collect::<Result<_, SpoolError>>()?;
         Ok((events, next))
     }
 
     pub fn read_event(&self, at: Position) -> Result<StoredEvent, SpoolError> {
-        let payload = self.events.read(at)?;
-        decode_event(at, payload, self.recent(at))
+        let window = self.window.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((stored, _)) = window.get(at) {
+            return Ok(stored.clone());
+        }
+        drop(window);
+        decode_event(at, self.events.read(at)?, None)
             .ok_or_else(|| SpoolError(format!("the event at {at} is unreadable")))
     }
 
@@ -526,6 +580,12 @@ impl Spool {
 
     pub fn forget_state_before(&self, at: Position) -> Result<usize, SpoolError> {
         Ok(self.state.remove_before(at)?)
+    }
+
+    /// Drops from the window the events that came into it before the last call, so an idle
+    /// emulator holds none after two calls.
+    pub fn age_window(&self) {
+        self.window.lock().unwrap_or_else(|p| p.into_inner()).age();
     }
 
     /// Deletes event segments wholly before `at`, which no subscription needs any more.
@@ -587,6 +647,115 @@ mod tests {
         let header = &stored.event.header;
         assert_eq!((&*header.id, &*header.event_type), ("e", "T"));
         assert_eq!(stored.event.body, &body[..]);
+    }
+
+    /// Every event from `from` on, as (position, id, topic, target, published), a few at a time.
+    fn read_all(spool: &Spool) -> Vec<(Position, String, String, Option<String>, i64)> {
+        let (mut all, mut at) = (Vec::new(), Position::default());
+        loop {
+            let (events, next) = spool.read_events(at, 100).unwrap();
+            if events.is_empty() {
+                return all;
+            }
+            all.extend(events.iter().map(|e| {
+                let (topic, target) = (e.topic().to_owned(), e.target().map(str::to_owned));
+                (
+                    e.at,
+                    e.event.header.id.to_string(),
+                    topic,
+                    target,
+                    e.published_ms,
+                )
+            }));
+            at = next;
+        }
+    }
+
+    #[tokio::test]
+    async fn readers_get_from_the_window_what_the_journal_holds_across_segments() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = JournalOptions {
+            segment_bytes: 300,
+            ..Default::default()
+        };
+        let event = |id: &str| {
+            let mut builder = EventBuilder::new(Schema::EventGrid);
+            builder.string("id", id).string("eventType", "T");
+            Arc::new(builder.finish())
+        };
+        let (from_window, first) = {
+            let (spool, _) = Spool::open(dir.path(), options.clone()).unwrap();
+            let first = event("e-0");
+            let positions = spool
+                .publish("orders", None, 1, &[first.clone(), event("e-1")])
+                .await
+                .unwrap();
+            for i in 2..8 {
+                let id = format!("e-{i}");
+                spool
+                    .publish("orders", None, i, &[event(&id)])
+                    .await
+                    .unwrap();
+            }
+            spool
+                .publish("orders", Some("sub"), 9, &[event("e-8")])
+                .await
+                .unwrap();
+            // The publish API's own event, shared rather than read back.
+            let (read, _) = spool.read_events(positions[0], 1).unwrap();
+            assert!(Arc::ptr_eq(&read[0].event, &first));
+            (read_all(&spool), first)
+        };
+        assert_eq!(from_window.len(), 9);
+        assert!(
+            from_window
+                .iter()
+                .any(|e| e.0.segment > from_window[0].0.segment)
+        );
+        let (reopened, _) = Spool::open(dir.path(), options).unwrap();
+        let from_journal = read_all(&reopened);
+        assert_eq!(from_journal, from_window);
+        // What a reader read from the journal joined the window for the next reader.
+        let (again, _) = reopened.read_events(from_journal[0].0, 1).unwrap();
+        let (twice, _) = reopened.read_events(from_journal[0].0, 1).unwrap();
+        assert!(Arc::ptr_eq(&again[0].event, &twice[0].event));
+        assert!(!Arc::ptr_eq(&again[0].event, &first));
+    }
+
+    #[test]
+    fn the_window_keeps_the_newest_within_its_bounds() {
+        let body = Bytes::from(vec![b' '; 1024 * 1024]);
+        let mut window = Window::default();
+        let count = WINDOW_BYTES / body.len() + 2;
+        for i in 0..count {
+            let at = pos(1, i as u64);
+            let header = EventHeader::of(Schema::EventGrid, &Json::Null);
+            let event = Arc::new(Event::new(header, body.clone()));
+            window.insert(
+                StoredEvent::new(at, "t", None, 0, event),
+                pos(1, i as u64 + 1),
+            );
+        }
+        assert!(window.bytes <= WINDOW_BYTES);
+        assert_eq!(window.events.len(), WINDOW_BYTES / body.len());
+        assert!(window.get(pos(1, 0)).is_none() && window.get(pos(1, 1)).is_none());
+        assert!(window.get(pos(1, count as u64 - 1)).is_some());
+        // Aged twice without new events, it is empty; an event that came in between stays.
+        window.age();
+        let late = pos(2, 0);
+        let event = window
+            .get(pos(1, count as u64 - 1))
+            .unwrap()
+            .0
+            .event
+            .clone();
+        window.insert(StoredEvent::new(late, "t", None, 0, event), pos(2, 1));
+        window.age();
+        assert_eq!(window.events.len(), 1);
+        assert_eq!(window.bytes, body.len());
+        assert!(window.get(late).is_some());
+        window.age();
+        assert!(window.events.is_empty() && window.order.is_empty() && window.bytes == 0);
     }
 
     #[tokio::test]
