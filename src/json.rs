@@ -14,6 +14,7 @@
 //! - strings hold the decoded text; an escaped lone surrogate (valid JSON, which .NET accepts)
 //!   decodes to U+FFFD, so callers that must keep the text as sent use the raw spans.
 
+use std::borrow::Cow;
 use std::cmp::Ordering;
 use std::fmt;
 use std::ops::Range;
@@ -509,7 +510,7 @@ impl<'a> Parser<'a> {
             Some(b'{') => {
                 let mut members = Vec::new();
                 self.members(|parser, key, _| {
-                    members.push((key, parser.value()?));
+                    members.push((key.into(), parser.value()?));
                     Ok(())
                 })?;
                 Ok(Json::Object(members))
@@ -579,7 +580,7 @@ impl<'a> Parser<'a> {
     /// [`Parser::skip`]).
     pub fn members(
         &mut self,
-        mut each: impl FnMut(&mut Self, Box<str>, usize) -> Result<(), JsonError>,
+        mut each: impl FnMut(&mut Self, Cow<'a, str>, usize) -> Result<(), JsonError>,
     ) -> Result<(), JsonError> {
         self.expect(b'{', "expected an object")?;
         self.enter()?;
@@ -590,7 +591,7 @@ impl<'a> Parser<'a> {
                 if self.peek() != Some(b'"') {
                     return Err(self.syntax("expected a string key"));
                 }
-                let key: Box<str> = self.string()?.into();
+                let key = self.key()?;
                 self.expect(b':', "expected ':'")?;
                 self.skip_whitespace();
                 let start = self.pos;
@@ -615,7 +616,7 @@ impl<'a> Parser<'a> {
         let mut members = Vec::new();
         let mut spans = Vec::new();
         self.members(|parser, key, start| {
-            members.push((key, parser.value()?));
+            members.push((key.into(), parser.value()?));
             spans.push(start..parser.pos);
             Ok(())
         })?;
@@ -639,6 +640,26 @@ impl<'a> Parser<'a> {
             }
             _ => self.value().map(|_| ()),
         }
+    }
+
+    /// A member's name: borrowed from the text when it has no escapes (the usual case), so
+    /// walking or skipping an object allocates nothing for its names. Checked as
+    /// [`Parser::string`] checks it, with the same errors.
+    fn key(&mut self) -> Result<Cow<'a, str>, JsonError> {
+        let (bytes, start) = (self.bytes, self.pos + 1);
+        let plain = bytes[start..]
+            .iter()
+            .position(|&b| b == b'"' || b == b'\\' || b < 0x20)
+            .filter(|&run| bytes[start + run] == b'"');
+        let Some(run) = plain else {
+            return self.string().map(Cow::Owned);
+        };
+        let text = std::str::from_utf8(&bytes[start..start + run]).map_err(|e| JsonError {
+            offset: start + e.valid_up_to(),
+            kind: JsonErrorKind::InvalidUtf8,
+        })?;
+        self.pos = start + run + 1;
+        Ok(Cow::Borrowed(text))
     }
 
     fn string(&mut self) -> Result<String, JsonError> {

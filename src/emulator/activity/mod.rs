@@ -174,6 +174,16 @@ struct Inner {
     generation: u64,
 }
 
+/// Adds one to `name`'s count, copying the name only the first time.
+fn count(counts: &mut HashMap<String, u64>, name: &str) {
+    match counts.get_mut(name) {
+        Some(n) => *n += 1,
+        None => {
+            counts.insert(name.to_owned(), 1);
+        }
+    }
+}
+
 impl Activity {
     /// `subscriptions`: `topic/subscription` keys; `bucket_ms`: the width of a time bucket.
     pub fn new(topics: Vec<String>, subscriptions: Vec<String>, bucket_ms: i64) -> Self {
@@ -214,17 +224,18 @@ impl Activity {
 
     /// The indexer read an event.
     pub fn indexed(&self, at: Position, event: Indexed) {
-        let change = Change::Event {
+        // Made only for a dashboard that is watching.
+        let change = (self.changes.receiver_count() > 0).then(|| Change::Event {
             position: at.to_string(),
             order_id: event.order_id.as_deref().map(str::to_owned),
-        };
+        });
         self.metrics()
             .published(&event.topic, event.published_ms, event.matched.is_empty());
         {
             let mut inner = self.lock();
-            *inner.published.entry(event.topic.to_string()).or_default() += 1;
+            count(&mut inner.published, &event.topic);
             if event.matched.is_empty() && event.target.is_none() {
-                *inner.unmatched.entry(event.topic.to_string()).or_default() += 1;
+                count(&mut inner.unmatched, &event.topic);
             }
             inner.events.entry(at).or_default().indexed = Some(event);
             while inner.events.len() > MAX_EVENTS {
@@ -232,7 +243,9 @@ impl Activity {
             }
             inner.generation += 1;
         }
-        let _ = self.changes.send(change);
+        if let Some(change) = change {
+            let _ = self.changes.send(change);
+        }
     }
 
     /// A dispatcher finished an attempt of the events at `positions`.
@@ -288,6 +301,9 @@ impl Activity {
                 inner.events.pop_first();
             }
             inner.generation += 1;
+        }
+        if self.changes.receiver_count() == 0 {
+            return;
         }
         let _ = self.changes.send(Change::Attempt {
             subscription: self.subscriptions[subscription as usize].clone(),

@@ -225,7 +225,7 @@ fn nonconforming(topic: &TopicState) -> ApiError {
 /// other values, `data` above all, are only checked), and its text as sent (or as written, for
 /// values the emulator fills in).
 struct Field<'a> {
-    name: Box<str>,
+    name: Cow<'a, str>,
     value: Option<Json>,
     raw: Cow<'a, [u8]>,
 }
@@ -250,7 +250,7 @@ impl Field<'_> {
     fn string(name: &str, text: &str) -> Self {
         let value = Json::String(text.into());
         Field {
-            name: name.into(),
+            name: Cow::Owned(name.to_owned()),
             raw: Cow::Owned(value.to_vec()),
             value: Some(value),
         }
@@ -427,12 +427,12 @@ fn invalid_json(e: &JsonError) -> ApiError {
 
 /// Removes the field named `canonical` in any case (Azure's deserializer ignores case) and
 /// returns the last one sent, as .NET's deserializer keeps the last of repeated properties.
-fn take<'a>(fields: &mut Vec<Field<'a>>, canonical: &str) -> Option<Field<'a>> {
+fn take<'a>(fields: &mut Vec<Field<'a>>, canonical: &'static str) -> Option<Field<'a>> {
     let mut found = None;
     fields.retain_mut(|field| {
         if field.name.eq_ignore_ascii_case(canonical) {
             found = Some(Field {
-                name: canonical.into(),
+                name: Cow::Borrowed(canonical),
                 value: field.value.take(),
                 raw: std::mem::take(&mut field.raw),
             });
