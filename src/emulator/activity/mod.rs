@@ -17,7 +17,8 @@
 //! shown, the spool's events and the dead letters are):
 //! - at most [`MAX_EVENTS`] events are indexed (oldest dropped first, ~300 bytes each plus their
 //!   attempts), each with at most [`MAX_ATTEMPTS_PER_EVENT`] attempts (the oldest dropped, the
-//!   count kept);
+//!   count kept), and at most [`MAX_ATTEMPTS`] attempts in all (the oldest events dropped), so
+//!   the index does not grow with the number of subscriptions;
 //! - at most [`MAX_PUBLISH_FAILURES`] refused publishes are kept, their messages cut at
 //!   [`MAX_MESSAGE_CHARS`];
 //! - counts over time are [`metrics::BUCKETS`] buckets per topic and per subscription;
@@ -42,6 +43,10 @@ use crate::journal::Position;
 
 pub const MAX_EVENTS: usize = 50_000;
 pub const MAX_ATTEMPTS_PER_EVENT: usize = 32;
+/// About 100 bytes each: as many as [`MAX_EVENTS`] events with two subscriptions each. With 32
+/// subscriptions each event's attempts were 2.5 KB and the index most of why the emulator's
+/// memory grew with the subscriptions (BENCHMARKS.md, issue 15).
+pub const MAX_ATTEMPTS: usize = 100_000;
 pub const MAX_PUBLISH_FAILURES: usize = 500;
 pub const MAX_MESSAGE_CHARS: usize = 500;
 /// Changes a slow dashboard may fall behind by before it is told to reload.
@@ -170,8 +175,22 @@ struct Inner {
     publish_failed: HashMap<(String, PublishFailure), u64>,
     /// Per subscription index: failed attempts since start.
     failed_attempts: HashMap<u16, u64>,
+    /// Attempts held across all events.
+    attempts: usize,
     /// Bumped on every change: the stream sends counters when it moved.
     generation: u64,
+}
+
+impl Inner {
+    /// Drops the oldest events while the index is over either bound.
+    fn keep_bounds(&mut self) {
+        while self.events.len() > MAX_EVENTS || self.attempts > MAX_ATTEMPTS {
+            let Some((_, oldest)) = self.events.pop_first() else {
+                break;
+            };
+            self.attempts -= oldest.attempts.len();
+        }
+    }
 }
 
 /// Adds one to `name`'s count, copying the name only the first time.
@@ -238,9 +257,7 @@ impl Activity {
                 count(&mut inner.unmatched, &event.topic);
             }
             inner.events.entry(at).or_default().indexed = Some(event);
-            while inner.events.len() > MAX_EVENTS {
-                inner.events.pop_first();
-            }
+            inner.keep_bounds();
             inner.generation += 1;
         }
         if let Some(change) = change {
@@ -280,6 +297,7 @@ impl Activity {
                 *inner.failed_attempts.entry(subscription).or_default() += 1;
             }
             let oldest = inner.events.keys().next().copied();
+            let inner = &mut *inner;
             for at in positions {
                 // An event older than the index's window is not brought back by its attempt.
                 if inner.events.len() >= MAX_EVENTS && oldest.is_some_and(|o| *at < o) {
@@ -289,6 +307,8 @@ impl Activity {
                 if entry.attempts.len() >= MAX_ATTEMPTS_PER_EVENT {
                     entry.attempts.pop_front();
                     entry.attempts_dropped += 1;
+                } else {
+                    inner.attempts += 1;
                 }
                 entry.attempts.push_back(attempt.clone());
                 if let Some(id) = entry.indexed.as_ref().and_then(|i| i.order_id.as_deref())
@@ -297,9 +317,7 @@ impl Activity {
                     order_ids.push(id.to_owned());
                 }
             }
-            while inner.events.len() > MAX_EVENTS {
-                inner.events.pop_first();
-            }
+            inner.keep_bounds();
             inner.generation += 1;
         }
         if self.changes.receiver_count() == 0 {
@@ -423,5 +441,58 @@ impl Activity {
 
     pub fn series(&self, now_ms: i64) -> metrics::Series {
         self.metrics().series(now_ms)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn attempts_are_bounded_in_all_whatever_the_number_of_subscriptions() {
+        let subscriptions: Vec<String> = (0..32).map(|i| format!("orders/s{i}")).collect();
+        let activity = Activity::new(vec!["orders".into()], subscriptions, 1000);
+        let record = DeliveryRecord {
+            at: String::new(),
+            subscription: String::new(),
+            event_ids: Vec::new(),
+            attempt: 1,
+            status: Some(200),
+            outcome: "Delivered".into(),
+            duration_ms: 1.0,
+            next: "delivered".into(),
+        };
+        let events = MAX_ATTEMPTS / 32 + 100;
+        for offset in 0..events as u64 {
+            let at = Position { segment: 1, offset };
+            for subscription in 0..32 {
+                activity.attempted(subscription, &[at], &record, 0);
+            }
+        }
+        let (held, total) = activity.search(None, usize::MAX, |_, _| true);
+        let attempts: usize = held.iter().map(|(_, e)| e.attempts.len()).sum();
+        assert_eq!(attempts, activity.lock().attempts);
+        assert!(attempts <= MAX_ATTEMPTS, "{attempts} attempts held");
+        assert!(
+            total < events && total >= MAX_ATTEMPTS / 32 - 1,
+            "{total} events held"
+        );
+        // The newest are kept, the oldest dropped.
+        assert!(
+            activity
+                .entry(Position {
+                    segment: 1,
+                    offset: events as u64 - 1
+                })
+                .is_some()
+        );
+        assert!(
+            activity
+                .entry(Position {
+                    segment: 1,
+                    offset: 0
+                })
+                .is_none()
+        );
     }
 }
