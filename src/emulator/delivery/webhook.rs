@@ -291,8 +291,11 @@ impl Sender {
                 Ok(request)
             }
             url => {
-                let url = url.map_or_else(|text| text.to_string(), String::from);
-                let mut request = self.client.post(url).headers(out.headers).body(out.body);
+                let request = match url {
+                    Ok(url) => self.client.post(url),
+                    Err(text) => self.client.post(&*text),
+                };
+                let mut request = request.headers(out.headers).body(out.body);
                 for (name, value) in &out.attributes {
                     request = request.header(name.as_str(), value.as_str());
                 }

@@ -649,7 +649,7 @@ mod tests {
         assert_eq!(stored.event.body, &body[..]);
     }
 
-    /// Every event from `from` on, as (position, id, topic, target, published), a few at a time.
+    /// Every event the spool holds, as (position, id, topic, target, published), a few at a time.
     fn read_all(spool: &Spool) -> Vec<(Position, String, String, Option<String>, i64)> {
         let (mut all, mut at) = (Vec::new(), Position::default());
         loop {
