@@ -25,6 +25,8 @@ use serde_json::{Value, json};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Reply {
     Status(u16),
+    /// A redirect: this status with `Location: <the path>` on the same server.
+    Redirect(u16, &'static str),
     /// Answer 200 only after [`HANG`]: the emulator's delivery timeout fires first.
     Hang,
 }
@@ -275,6 +277,10 @@ async fn handle(
             };
             match reply {
                 Reply::Status(code) => (Some(code), status(code).into_response()),
+                Reply::Redirect(code, to) => (
+                    Some(code),
+                    (status(code), [(axum::http::header::LOCATION, to)]).into_response(),
+                ),
                 Reply::Hang => (None, StatusCode::OK.into_response()),
             }
         };

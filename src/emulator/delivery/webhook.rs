@@ -9,6 +9,8 @@
 //! - CloudEvents: one event as `application/cloudevents+json`, a batch as
 //!   `application/cloudevents-batch+json` array, with `Origin: eventgrid.azure.net`.
 //!
+//! Redirects are not followed: a 3xx answer is a failed attempt (see [`Sender::new`]).
+//!
 //! Event Grid input is converted to CloudEvents when a subscription asks for it
 //! (`id`, `source` = topic, `subject`, `type` = eventType, `time` = eventTime, `data`, and
 //! `dataversion` as an extension attribute, as Azure's CloudEvents dead-letter sample shows).
@@ -256,6 +258,11 @@ impl Sender {
     pub fn new(timeout: Duration, max_in_flight: usize) -> Result<Self, String> {
         let client = reqwest::Client::builder()
             .timeout(timeout)
+            // A redirect is an answer like any other, not followed: what Event Grid does with
+            // one is not documented (MicrosoftDocs/azure-docs#34601 asked, unanswered), and
+            // following a 302 turns the POST into a GET without the events, which the next
+            // answer would count as delivered.
+            .redirect(reqwest::redirect::Policy::none())
             .pool_max_idle_per_host(256)
             .user_agent(concat!(
                 "ordergrid-eventgrid-emulator/",
