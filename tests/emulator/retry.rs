@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use ordergrid::emulator::admin::Counters;
 use ordergrid_testing::receiver::{Receiver, Reply, Request};
 use serde_json::json;
 
@@ -19,6 +20,21 @@ async fn attempts(receiver: &Receiver, path: &str, n: usize) -> Vec<Request> {
     .await
 }
 
+/// Publishes one event, `r-1`, to an emulator whose one subscription, `hook`, is `receiver`'s
+/// `/hook`, and waits until it is delivered: the subscription's counters then.
+async fn deliver_one(receiver: &Receiver) -> Counters {
+    let emulator = Setup::new(file(vec![topic(
+        "orders",
+        vec![webhook("hook", &receiver.url("/hook"))],
+    )]))
+    .start()
+    .await;
+    emulator
+        .publish_ok("orders", &[event("r-1", "NewOrder", json!({}))])
+        .await;
+    emulator.wait_for_counter("hook", "delivered", 1).await
+}
+
 fn gaps(requests: &[Request]) -> Vec<Duration> {
     requests.windows(2).map(|w| w[1].at - w[0].at).collect()
 }
@@ -32,16 +48,7 @@ fn scaled(azure_seconds: f64, scale: f64) -> Duration {
 async fn a_failed_delivery_is_retried_once_more_with_aeg_delivery_count_1() {
     let receiver = Receiver::start().await;
     receiver.reply("/hook", [Reply::Status(500)], Reply::Status(200));
-    let emulator = Setup::new(file(vec![topic(
-        "orders",
-        vec![webhook("hook", &receiver.url("/hook"))],
-    )]))
-    .start()
-    .await;
-    emulator
-        .publish_ok("orders", &[event("r-1", "NewOrder", json!({}))])
-        .await;
-    let counters = emulator.wait_for_counter("hook", "delivered", 1).await;
+    let counters = deliver_one(&receiver).await;
     let seen = receiver.notifications("/hook");
     assert_eq!(seen.len(), 2);
     assert_eq!(seen[0].answered, Some(500));
@@ -69,16 +76,7 @@ async fn a_redirect_is_a_failed_attempt_and_is_not_followed() {
         ],
         Reply::Status(200),
     );
-    let emulator = Setup::new(file(vec![topic(
-        "orders",
-        vec![webhook("hook", &receiver.url("/hook"))],
-    )]))
-    .start()
-    .await;
-    emulator
-        .publish_ok("orders", &[event("r-1", "NewOrder", json!({}))])
-        .await;
-    let counters = emulator.wait_for_counter("hook", "delivered", 1).await;
+    let counters = deliver_one(&receiver).await;
     let seen = receiver.notifications("/hook");
     assert_eq!(
         seen.iter().map(|r| r.answered).collect::<Vec<_>>(),

@@ -56,15 +56,19 @@ impl Endpoint {
     pub fn of(subscription: &Subscription, functions_base_url: &str) -> Self {
         let text = destination_url(subscription, functions_base_url);
         let url = reqwest::Url::parse(&text);
-        let plain = match &url {
-            Ok(url) if url.scheme() == "http" => url.as_str().parse().ok(),
-            _ => None,
-        };
+        let plain = url.as_ref().ok().and_then(plain_uri);
         Self(Arc::new(Parsed {
             url: url.map_err(|_| text.into()),
             plain,
         }))
     }
+}
+
+/// `url` as hyper takes it, for the plain-HTTP client: an `http` URL without credentials (those
+/// stay with reqwest, which sends them as basic authorization).
+fn plain_uri(url: &reqwest::Url) -> Option<hyper::Uri> {
+    let plain = url.scheme() == "http" && url.username().is_empty() && url.password().is_none();
+    plain.then(|| url.as_str().parse().ok()).flatten()
 }
 
 /// An HTTP request ready to send.
@@ -457,6 +461,19 @@ mod tests {
             .await
             .unwrap();
         (head, got[head_end + 4..].to_vec())
+    }
+
+    #[test]
+    fn only_plain_http_urls_without_credentials_go_through_hyper() {
+        let plain =
+            |url: &str| plain_uri(&reqwest::Url::parse(url).unwrap()).map(|u| u.to_string());
+        assert_eq!(
+            plain("http://127.0.0.1:7071/api/x?a=1").as_deref(),
+            Some("http://127.0.0.1:7071/api/x?a=1")
+        );
+        assert_eq!(plain("https://example.com/hook"), None);
+        assert_eq!(plain("http://user:secret@127.0.0.1/hook"), None);
+        assert_eq!(plain("http://:secret@127.0.0.1/hook"), None);
     }
 
     /// Plain-HTTP deliveries go through hyper, others through reqwest: a receiver sees the same
