@@ -29,8 +29,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail, ensure};
 use clap::{Parser, ValueEnum};
 use futures::StreamExt as _;
-use ordergrid::webpubsub::WebPubSubConnection;
-use ordergrid::webpubsub::token::{self, Claims, OneOrMany};
+use ordergrid::webpubsub::{TokenRequest, WebPubSubClient, WebPubSubConnection};
 use ordergrid_testing::DEV_ON_FREE_PORTS;
 use ordergrid_testing::bench::{
     Clock, GeneratorArgs, Latencies, Schedule, Snapshot, Stamps, SyscallCounter, Topic,
@@ -411,16 +410,16 @@ impl FeedWatcher {
         const HUB: &str = "orders";
         let connection = WebPubSubConnection::parse_connection_string(connection_string)
             .map_err(anyhow::Error::msg)?;
-        let key = connection
-            .key()
+        let client = WebPubSubClient::new(connection, None)?;
+        let request = TokenRequest {
+            groups: vec!["operators".into()],
+            minutes_to_expire: 180,
+            ..TokenRequest::default()
+        };
+        let token = client
+            .sign_client_token(HUB, &request)
             .context("the connection string has no key")?;
-        let mut claims = Claims::new(
-            &connection.client_audience(HUB),
-            token::now_seconds(),
-            3 * 3600,
-        );
-        claims.groups = OneOrMany::One("operators".into());
-        let url = connection.client_url(HUB, &token::sign(&claims, key));
+        let url = client.connection().client_url(HUB, &token);
         let (mut ws, _) = tokio_tungstenite::connect_async(url)
             .await
             .context("the operators' board could not connect to the local Web PubSub")?;
@@ -507,12 +506,9 @@ async fn rate(args: &Args) -> anyhow::Result<Value> {
         .handler_pid
         .context("the summary names no handler pid")?;
     let perf = args.common.syscall_counter(handler_pid);
-    let feed = match &stack.webpubsub {
-        Some(connection) => {
-            FeedWatcher::start(connection, prefix.clone(), clock, total as usize).await?
-        }
-        None => bail!("the stack's summary names no WebPubSubConnectionString"),
-    };
+    let connection = (stack.webpubsub.as_deref())
+        .context("the stack's summary names no WebPubSubConnectionString")?;
+    let feed = FeedWatcher::start(connection, prefix.clone(), clock, total as usize).await?;
     let orders = Arc::new(Orders {
         topic: Topic {
             client: http_client(Duration::from_secs(60))?,
@@ -569,11 +565,11 @@ async fn rate(args: &Args) -> anyhow::Result<Value> {
     let mut to_feed = Latencies::default();
     let mut missing_on_feed = 0u64;
     for seq in first_measured..total {
-        match (run.sent.get(seq), feed.arrivals.get(seq)) {
-            (s, f) if s != 0 && f != 0 => to_feed.push_us(f.saturating_sub(s) / 1000),
+        let s = run.sent.get(seq);
+        match feed.arrivals.get(seq) {
+            f if s != 0 && f != 0 => to_feed.push_us(f.saturating_sub(s) / 1000),
             _ => missing_on_feed += 1,
         }
-        let s = run.sent.get(seq);
         let sch = run.scheduled.get(seq);
         let a = watcher.arrivals.get(seq);
         lag.push_us(s.saturating_sub(sch) / 1000);

@@ -15,9 +15,10 @@ mod allocator {
     //! values. mimalloc serves those from per-thread pages. Blocks of [`LARGE`] and more (request
     //! bodies of up to 1 MiB, read buffers) stay with the C library, which maps each one on its
     //! own and unmaps it when freed (glibc with the fixed mmap threshold `cli` sets, musl by its
-    //! design): with mimalloc serving them too, a burst of large publishes peaked 410 MiB over
-    //! idle instead of about 190 (`tests/emulator/memory.rs`), because freed pages waited for
-    //! their thread to reuse them.
+    //! design): with mimalloc serving them too, the bursts of `tests/emulator/memory.rs` peaked
+    //! at 330 to 389 MiB and left 182 to 334 MiB behind, against 207 to 216 and 47 to 49 with
+    //! the split (BENCHMARKS.md, issue 15), because freed pages waited for their thread to
+    //! reuse them.
     //!
     //! mimalloc gives freed small pages back when a thread collects; a tokio worker collects
     //! when it runs out of work, at most once per [`EVERY`], so an idle process shrinks within

@@ -19,7 +19,7 @@ use crate::harness::{Installation, PATIENCE, event, eventually_async, file, topi
 /// (`ORDERGRID_EMULATOR_CONCURRENCY`, 64, times 900 KiB), each held about twice over (the body
 /// and the event made of it, the delivery and its send buffer): some 240 MiB, whatever the
 /// burst's size. Measured (30 Nov 2026, mimalloc for small blocks, glibc for large ones, and the
-/// spool's window of recent events): 121 to 148 MiB over idle at the peak, 25 to 27 MiB after
+/// spool's window of recent events): 98 to 148 MiB over idle at the peak, 23 to 28 MiB after
 /// (the window keeps up to 16 MiB of the last bodies until an idle emulator ages it out).
 const PEAK_GROWTH_MIB: u64 = 320;
 /// Bodies of 900 KiB in the second burst: 440 MiB.

@@ -290,6 +290,8 @@ impl Activity {
             duration_ms: record.duration_ms,
             next: record.next.as_str().into(),
         };
+        // The change is made only for a dashboard that is watching.
+        let watching = self.changes.receiver_count() > 0;
         let mut order_ids = Vec::new();
         {
             let mut inner = self.lock();
@@ -311,7 +313,8 @@ impl Activity {
                     inner.attempts += 1;
                 }
                 entry.attempts.push_back(attempt.clone());
-                if let Some(id) = entry.indexed.as_ref().and_then(|i| i.order_id.as_deref())
+                if watching
+                    && let Some(id) = entry.indexed.as_ref().and_then(|i| i.order_id.as_deref())
                     && !order_ids.iter().any(|o: &String| o == id)
                 {
                     order_ids.push(id.to_owned());
@@ -320,7 +323,7 @@ impl Activity {
             inner.keep_bounds();
             inner.generation += 1;
         }
-        if self.changes.receiver_count() == 0 {
+        if !watching {
             return;
         }
         let _ = self.changes.send(Change::Attempt {

@@ -284,6 +284,9 @@ pub struct Sender {
     in_flight: Arc<Semaphore>,
 }
 
+/// Idle connections each client keeps per receiver.
+const IDLE_PER_HOST: usize = 256;
+
 /// The user agent of both clients.
 const USER_AGENT: &str = concat!("ordergrid-eventgrid-emulator/", env!("CARGO_PKG_VERSION"));
 
@@ -293,7 +296,8 @@ impl Sender {
         // As reqwest's: requests go out whole, not held back for the answer to the last.
         connector.set_nodelay(true);
         let plain = Client::builder(TokioExecutor::new())
-            .pool_max_idle_per_host(256)
+            .pool_max_idle_per_host(IDLE_PER_HOST)
+            // reqwest's default, so both pools let idle connections go alike.
             .pool_idle_timeout(Duration::from_secs(90))
             .pool_timer(TokioTimer::new())
             .build(connector);
@@ -304,7 +308,7 @@ impl Sender {
             // following a 302 turns the POST into a GET without the events, which the next
             // answer would count as delivered.
             .redirect(reqwest::redirect::Policy::none())
-            .pool_max_idle_per_host(256)
+            .pool_max_idle_per_host(IDLE_PER_HOST)
             .user_agent(USER_AGENT)
             .build()
             .map_err(|e| format!("failed to build the HTTP client: {e}"))?;
@@ -378,32 +382,18 @@ impl Sender {
 
     async fn send_with_reqwest(&self, out: Outgoing) -> Result<u16, Failure> {
         let request = match &out.url.0.url {
-            // Built directly: the request takes Event Grid's headers as they are, where the
-            // builder would merge them into its own map.
-            Ok(url) if out.attributes.is_empty() => {
-                let mut request = reqwest::Request::new(reqwest::Method::POST, url.clone());
-                *request.headers_mut() = out.headers;
-                *request.body_mut() = Some(out.body.into());
-                Ok(request)
-            }
-            url => {
-                let request = match url {
-                    Ok(url) => self.client.post(url.clone()),
-                    Err(text) => self.client.post(&**text),
-                };
-                let mut request = request.headers(out.headers).body(out.body);
-                for (name, value) in &out.attributes {
-                    request = request.header(name.as_str(), value.as_str());
-                }
-                request.build()
-            }
+            Ok(url) => self.client.post(url.clone()),
+            Err(text) => self.client.post(&**text),
         };
-        match request {
-            Ok(request) => self.client.execute(request).await,
-            Err(e) => Err(e),
+        let mut request = request.headers(out.headers).body(out.body);
+        for (name, value) in &out.attributes {
+            request = request.header(name.as_str(), value.as_str());
         }
-        .map(|r| r.status().as_u16())
-        .map_err(classify)
+        request
+            .send()
+            .await
+            .map(|r| r.status().as_u16())
+            .map_err(classify)
     }
 
     pub fn client(&self) -> &reqwest::Client {
