@@ -16,7 +16,7 @@ use axum::routing::{get, post};
 use tracing::Instrument;
 
 use super::client_tokens::ClientTokens;
-use super::email_notifier::SentUnrecorded;
+use super::email_notifier::{SentUnrecorded, UnreleasedClaims};
 use super::operators::Operators;
 use super::settings::HandlerSettings;
 use super::{
@@ -45,6 +45,8 @@ pub struct Services {
     pub email_claim_timeout: Duration,
     /// Emails sent whose record the store did not take yet (see [`SentUnrecorded`]).
     pub sent_unrecorded: SentUnrecorded,
+    /// Claims a failed send could not release (see [`UnreleasedClaims`]).
+    pub unreleased_claims: UnreleasedClaims,
     pub max_body_bytes: usize,
     /// Client tokens for the live feed; `None` when no Web PubSub is configured (negotiate
     /// answers 503).
@@ -89,6 +91,7 @@ impl Services {
             limits: settings.limits.clone(),
             email_claim_timeout: settings.email_claim_timeout,
             sent_unrecorded: SentUnrecorded::default(),
+            unreleased_claims: UnreleasedClaims::default(),
             max_body_bytes: settings.max_body_bytes,
             client_tokens,
             operators: settings.operators.clone(),

@@ -15,7 +15,10 @@
 //!                        '--lease expired (sender crashed)--> taken over by the next delivery
 //! ```
 //! A delivery that finds a live `sending` claim answers non-2xx (retry later), so it neither
-//! sends a second email nor acknowledges an email that might still fail.
+//! sends a second email nor acknowledges an email that might still fail. The one live claim it
+//! takes back at once is this process's own, left by a send that failed while the store could
+//! not delete the claim either (a full disk fails the outbox and the folder store together):
+//! this process knows nothing was sent under it ([`UnreleasedClaims`]).
 //!
 //! A store that cannot be written after the server accepted the message (down for longer than
 //! `settle` retries) does not lead to a second email: the process remembers what it sent
@@ -86,28 +89,34 @@ pub enum LedgerEntry {
 /// How many times a lost race for the ledger entry is re-evaluated before giving up (retried).
 const MAX_CLAIM_ROUNDS: usize = 4;
 
-/// Emails remembered by [`SentUnrecorded`], at most; past it a store outage costs resends again.
-const MAX_SENT_UNRECORDED: usize = 100_000;
+/// Orders a [`ByOrder`] remembers, at most; past it an outage costs what the memory would have
+/// saved (a resend, or a wait for a lease), as after a restart.
+const MAX_REMEMBERED: usize = 100_000;
 
-/// The `sent` entries of emails this process sent while the store could not record them, by order
-/// id, until a later delivery records them. Lost with the process (a crash then resends, as
-/// above); bounded, so a long outage cannot grow it without limit.
-#[derive(Default)]
-pub struct SentUnrecorded(Mutex<HashMap<OrderId, LedgerEntry>>);
+/// What this process knows of some orders' emails that the store could not be told, by order id,
+/// until a later delivery in this process uses it. Lost with the process; bounded, so a long
+/// outage cannot grow it without limit.
+pub struct ByOrder<V>(Mutex<HashMap<OrderId, V>>);
 
-impl SentUnrecorded {
-    fn entries(&self) -> std::sync::MutexGuard<'_, HashMap<OrderId, LedgerEntry>> {
+impl<V> Default for ByOrder<V> {
+    fn default() -> Self {
+        Self(Mutex::default())
+    }
+}
+
+impl<V: Clone> ByOrder<V> {
+    fn entries(&self) -> std::sync::MutexGuard<'_, HashMap<OrderId, V>> {
         self.0.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn remember(&self, order_id: &OrderId, entry: &LedgerEntry) {
+    fn remember(&self, order_id: &OrderId, value: &V) {
         let mut entries = self.entries();
-        if entries.len() < MAX_SENT_UNRECORDED {
-            entries.insert(order_id.clone(), entry.clone());
+        if entries.len() < MAX_REMEMBERED {
+            entries.insert(order_id.clone(), value.clone());
         }
     }
 
-    fn get(&self, order_id: &OrderId) -> Option<LedgerEntry> {
+    fn get(&self, order_id: &OrderId) -> Option<V> {
         self.entries().get(order_id).cloned()
     }
 
@@ -115,6 +124,18 @@ impl SentUnrecorded {
         self.entries().remove(order_id);
     }
 }
+
+/// The `sent` entries of emails this process sent while the store could not record them; the
+/// next delivery records them instead of sending again (a crash loses them and resends, as
+/// above).
+pub type SentUnrecorded = ByOrder<LedgerEntry>;
+
+/// This process's own `sending` claims, by the version it wrote, that it could not release after
+/// a send that did not go out (the store failed with the send: a full disk fails the outbox and the
+/// folder store at once). A retry in this process takes such a claim back at once, as it would
+/// have claimed afresh had the release worked; any other process waits for the lease, as it cannot
+/// know that nothing was sent.
+pub type UnreleasedClaims = ByOrder<ETag>;
 
 pub async fn handle(
     services: &Services,
@@ -174,6 +195,7 @@ pub async fn handle(
             continue;
         }
         services.sent_unrecorded.forget(order_id);
+        let own_unreleased = services.unreleased_claims.get(order_id).as_ref() == Some(&etag);
         match &entry {
             LedgerEntry::Sent {
                 sent_at, event_id, ..
@@ -196,14 +218,15 @@ pub async fn handle(
                 lease_until,
                 claimed_at,
                 ..
-            } if *lease_until > OffsetDateTime::now_utc() => {
+            } if *lease_until > OffsetDateTime::now_utc() && !own_unreleased => {
                 return Err(InvocationError::Transient(anyhow!(
                     "the confirmation for order {order_id} is being sent by another delivery (claimed at {}); retry later",
                     rfc3339(*claimed_at)
                 )));
             }
             LedgerEntry::Sending { claimed_at, .. } => {
-                // The claimant crashed or hung: take over, unless someone else just did.
+                // The claimant crashed or hung, or it is this process's own claim that a failed
+                // send could not release: take over, unless someone else just did.
                 let takeover = services
                     .store
                     .replace(&key, sending(services, event), &etag)
@@ -213,10 +236,18 @@ pub async fn handle(
                     })
                     .map_err(InvocationError::Transient)?;
                 if let Replaced::Replaced(etag) = takeover {
-                    tracing::warn!(
-                        claimed_at = %rfc3339(*claimed_at),
-                        "took over an expired email claim; the earlier delivery may have sent it already (same Message-ID)"
-                    );
+                    services.unreleased_claims.forget(order_id);
+                    if own_unreleased {
+                        tracing::info!(
+                            claimed_at = %rfc3339(*claimed_at),
+                            "took back this process's email claim of order {order_id}, which a failed send could not release; nothing was sent under it"
+                        );
+                    } else {
+                        tracing::warn!(
+                            claimed_at = %rfc3339(*claimed_at),
+                            "took over an expired email claim; the earlier delivery may have sent it already (same Message-ID)"
+                        );
+                    }
                     return send_and_settle(services, event, &order, &key, etag, trace).await;
                 }
             }
@@ -420,14 +451,18 @@ fn recorded_late(
     confirmation(order, sent, summary)
 }
 
-/// Gives the claim up after a failed send so the retry can claim it at once.
+/// Gives the claim up after a failed send so the retry can claim it at once; if the store fails
+/// now too, remembers it ([`UnreleasedClaims`]) so that a retry in this process can.
 async fn release(services: &Services, key: &RecordKey, etag: &ETag, order_id: &OrderId) {
     match services.store.delete(key, etag).await {
         Ok(Deleted::Deleted | Deleted::Conflict(_)) => {}
-        Err(e) => tracing::warn!(
-            error = %e,
-            "could not release the email claim of order {order_id}; the retry waits for it to expire"
-        ),
+        Err(e) => {
+            services.unreleased_claims.remember(order_id, etag);
+            tracing::warn!(
+                error = %e,
+                "could not release the email claim of order {order_id}; a retry in this process takes it back, another process waits for it to expire"
+            );
+        }
     }
 }
 

@@ -296,3 +296,83 @@ async fn an_email_sent_while_the_store_went_down_is_recorded_by_the_retry_not_se
         assert_eq!(sent["data"]["messageId"], entry["messageId"]);
     }
 }
+
+/// A full disk fails the outbox and the store at once: the send fails and the claim cannot be
+/// released. The retry in the same process takes its own claim back at once (it knows nothing was
+/// sent) instead of waiting out the lease; another process sharing the store still waits.
+#[tokio::test]
+async fn a_claim_a_failed_send_could_not_release_is_taken_back_by_this_process_only() {
+    /// Fails the send and takes the store down with it, until `recovered`.
+    struct DiskFull {
+        store: Arc<MemoryStore>,
+        transport: Arc<MemoryTransport>,
+        recovered: std::sync::atomic::AtomicBool,
+    }
+    #[async_trait::async_trait]
+    impl EmailTransport for DiskFull {
+        async fn send(&self, email: &OutgoingEmail) -> Result<(), SendError> {
+            if self.recovered.load(std::sync::atomic::Ordering::SeqCst) {
+                return self.transport.send(email).await;
+            }
+            self.store.set_unavailable(true);
+            Err(SendError::Transient("No space left on device".into()))
+        }
+        fn describe(&self) -> String {
+            "memory, on a disk that fills up".to_owned()
+        }
+    }
+
+    let store = Arc::new(MemoryStore::new());
+    let transport = Arc::new(MemoryTransport::new());
+    let email = Arc::new(DiskFull {
+        store: store.clone(),
+        transport: transport.clone(),
+        recovered: false.into(),
+    });
+    // A lease far longer than the test: only taking the claim back lets the retry through.
+    let lease = Duration::from_secs(3600);
+    let app = spawn_app_with(
+        tempfile::tempdir().unwrap(),
+        store.clone(),
+        email.clone(),
+        Default::default(),
+        lease,
+    )
+    .await;
+    let delivery = env("e1", accepted_order("41"));
+    let failed = app.invoke("EmailNotifier", &delivery).await;
+    assert_eq!(failed.status, 503, "{}", failed.json);
+    assert!(failed.error_message().contains("No space left on device"));
+    store.set_unavailable(false);
+    email
+        .recovered
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(
+        ledger(store.as_ref(), "41").await["state"],
+        "sending",
+        "the claim could not be released"
+    );
+
+    // Another process cannot know whether anything was sent under the claim: it waits.
+    let other_transport = Arc::new(MemoryTransport::new());
+    let other = spawn_app_with(
+        tempfile::tempdir().unwrap(),
+        store.clone(),
+        other_transport.clone(),
+        Default::default(),
+        lease,
+    )
+    .await;
+    let busy = other.invoke("EmailNotifier", &delivery).await;
+    assert_eq!(busy.status, 503, "{}", busy.json);
+    assert!(
+        busy.error_message()
+            .contains("being sent by another delivery")
+    );
+    assert!(other_transport.sent().is_empty());
+
+    let retried = app.invoke("EmailNotifier", &delivery).await;
+    assert_eq!(retried.status, 200, "{}", retried.json);
+    assert_eq!(transport.sent().len(), 1);
+    assert_eq!(ledger(store.as_ref(), "41").await["state"], "sent");
+}

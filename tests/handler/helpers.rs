@@ -125,6 +125,7 @@ fn services(
         limits: OrderLimits::default(),
         email_claim_timeout,
         sent_unrecorded: Default::default(),
+        unreleased_claims: Default::default(),
         max_body_bytes: 4 * 1024 * 1024,
         client_tokens: None,
         operators: Operators::default(),

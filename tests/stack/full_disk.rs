@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::helpers::{Stack, eventually, eventually_async, new_order};
+use crate::helpers::{Stack, eventually_async, new_order};
 
 /// A tmpfs of `size` mounted at `at` for the test's lifetime (the test runs as root, as
 /// `scripts/test` does: it installs packages with apt).
@@ -53,6 +53,65 @@ fn fill(dir: &Path) -> std::path::PathBuf {
     while file.write_all(&[0u8]).is_ok() {}
     let _ = file.sync_all();
     path
+}
+
+/// What a failed wait needs to say why: the orders without an email, what the store says of
+/// them, what the emulator says of each subscription, the dead letters and the stack's last
+/// lines that are not INFO.
+async fn diagnose(stack: &Stack, accepted: &BTreeSet<usize>, emails: &BTreeSet<String>) -> String {
+    let missing: Vec<String> = accepted
+        .iter()
+        .map(|i| format!("disk-{i}"))
+        .filter(|id| !emails.contains(&format!("{id}.eml")))
+        .collect();
+    let (orders, rejected) = stack.orders().await;
+    let states: Vec<String> = missing
+        .iter()
+        .map(|id| {
+            format!(
+                "{id}: {}",
+                orders.get(id).map_or("not recorded", String::as_str)
+            )
+        })
+        .collect();
+    let mut subscriptions = Vec::new();
+    for name in ["order-processor", "email-notifier", "order-status-feed"] {
+        let view = stack.subscription(name).await;
+        subscriptions.push(format!(
+            "{name}: {:?}, pending {}",
+            view.counters, view.pending
+        ));
+    }
+    let dead_letters: Vec<String> = walkdir(&stack.dir.join(".ordergrid/dead-letters"));
+    let warnings: Vec<String> = stack
+        .output
+        .all()
+        .into_iter()
+        .filter(|l| !l.contains(r#""level":"INFO""#))
+        .collect();
+    let tail = warnings[warnings.len().saturating_sub(40)..].join("\n");
+    format!(
+        "missing: {states:?}\nrejected: {rejected:?}\n{}\ndead letters: {dead_letters:?}\n\
+         the stack's last lines but INFO:\n{tail}",
+        subscriptions.join("\n")
+    )
+}
+
+/// Every file under `dir`, by its path relative to `dir`.
+fn walkdir(dir: &Path) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut stack = vec![dir.to_owned()];
+    while let Some(at) = stack.pop() {
+        for entry in std::fs::read_dir(&at).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if let Ok(relative) = path.strip_prefix(dir) {
+                found.push(relative.display().to_string());
+            }
+        }
+    }
+    found
 }
 
 fn order(i: usize) -> Value {
@@ -156,18 +215,21 @@ async fn a_full_disk_refuses_what_it_cannot_keep_and_loses_nothing_it_acknowledg
     std::fs::remove_file(filler).unwrap();
 
     // Space returns: everything acknowledged is recorded and emailed, once.
-    let outbox = eventually(
-        "an email for every acknowledged order",
-        Duration::from_secs(60),
-        || {
-            let emails = emails();
-            let all = accepted
-                .iter()
-                .all(|i| emails.contains(&format!("disk-{i}.eml")));
-            all.then_some(emails)
-        },
-    )
-    .await;
+    let all_emailed = || {
+        let emails = emails();
+        let all = accepted
+            .iter()
+            .all(|i| emails.contains(&format!("disk-{i}.eml")));
+        all.then_some(emails)
+    };
+    let Some(outbox) =
+        ordergrid_testing::poll(Duration::from_secs(60), async || all_emailed()).await
+    else {
+        panic!(
+            "timed out after 60s waiting for an email for every acknowledged order\n{}",
+            diagnose(&stack, &accepted, &emails()).await
+        );
+    };
     assert_eq!(
         outbox.len(),
         accepted.len(),
