@@ -19,16 +19,36 @@ fn env(id: &str, data: Value) -> Value {
 
 async fn app_with_memory(claim: Duration) -> (TestApp, Arc<MemoryStore>, Arc<MemoryTransport>) {
     let store = Arc::new(MemoryStore::new());
+    let (app, transport) = app_on(store.clone(), claim).await;
+    (app, store, transport)
+}
+
+/// An app on `store`, which other apps may share (as processes share Blob Storage), sending into
+/// memory.
+async fn app_on(store: Arc<MemoryStore>, claim: Duration) -> (TestApp, Arc<MemoryTransport>) {
     let transport = Arc::new(MemoryTransport::new());
     let app = spawn_app_with(
         tempfile::tempdir().unwrap(),
-        store.clone(),
+        store,
         transport.clone(),
         Default::default(),
         claim,
     )
     .await;
-    (app, store, transport)
+    (app, transport)
+}
+
+/// `delivery` finds another delivery's live claim: answered 503 (retry later), nothing sent.
+async fn waits_for_the_claim(app: &TestApp, transport: &MemoryTransport, delivery: &Value) {
+    let busy = app.invoke("EmailNotifier", delivery).await;
+    assert_eq!(busy.status, 503, "{}", busy.json);
+    assert!(
+        busy.error_message()
+            .contains("being sent by another delivery"),
+        "{}",
+        busy.json
+    );
+    assert!(transport.sent().is_empty());
 }
 
 async fn ledger(store: &dyn RecordStore, order: &str) -> Value {
@@ -199,13 +219,7 @@ async fn a_live_claim_makes_other_deliveries_retry_and_an_expired_one_is_taken_o
         panic!("the key was fresh")
     };
     let delivery = env("e1", accepted_order("8"));
-    let busy = app.invoke("EmailNotifier", &delivery).await;
-    assert_eq!(busy.status, 503, "{}", busy.json);
-    assert!(
-        busy.error_message()
-            .contains("being sent by another delivery")
-    );
-    assert!(transport.sent().is_empty());
+    waits_for_the_claim(&app, &transport, &delivery).await;
 
     // That delivery's process died: its lease ran out. The next delivery takes over and sends.
     store
@@ -354,22 +368,8 @@ async fn a_claim_a_failed_send_could_not_release_is_taken_back_by_this_process_o
     );
 
     // Another process cannot know whether anything was sent under the claim: it waits.
-    let other_transport = Arc::new(MemoryTransport::new());
-    let other = spawn_app_with(
-        tempfile::tempdir().unwrap(),
-        store.clone(),
-        other_transport.clone(),
-        Default::default(),
-        lease,
-    )
-    .await;
-    let busy = other.invoke("EmailNotifier", &delivery).await;
-    assert_eq!(busy.status, 503, "{}", busy.json);
-    assert!(
-        busy.error_message()
-            .contains("being sent by another delivery")
-    );
-    assert!(other_transport.sent().is_empty());
+    let (other, other_transport) = app_on(store.clone(), lease).await;
+    waits_for_the_claim(&other, &other_transport, &delivery).await;
 
     let retried = app.invoke("EmailNotifier", &delivery).await;
     assert_eq!(retried.status, 200, "{}", retried.json);

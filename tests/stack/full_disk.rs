@@ -82,7 +82,7 @@ async fn diagnose(stack: &Stack, accepted: &BTreeSet<usize>, emails: &BTreeSet<S
             view.counters, view.pending
         ));
     }
-    let dead_letters: Vec<String> = walkdir(&stack.dir.join(".ordergrid/dead-letters"));
+    let dead_letters: Vec<String> = files_under(&stack.dir.join(".ordergrid/dead-letters"));
     let warnings: Vec<String> = stack
         .output
         .all()
@@ -98,7 +98,7 @@ async fn diagnose(stack: &Stack, accepted: &BTreeSet<usize>, emails: &BTreeSet<S
 }
 
 /// Every file under `dir`, by its path relative to `dir`.
-fn walkdir(dir: &Path) -> Vec<String> {
+fn files_under(dir: &Path) -> Vec<String> {
     let mut found = Vec::new();
     let mut stack = vec![dir.to_owned()];
     while let Some(at) = stack.pop() {
