@@ -2,7 +2,6 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
 use ordergrid::emulator::admin::{AdminClient, SubscriptionView};
@@ -178,7 +177,12 @@ pub async fn succeeds(command: &mut tokio::process::Command) -> String {
 /// built binary and the README's `127.0.0.1:7080` being this stack's emulator. The `ordergrid`
 /// commands are told nothing of the stack's ports: they find it as a user's would, through its
 /// record in `.ordergrid`.
-pub fn run_readme_section(marker: &str, stack: &Stack) -> Vec<String> {
+///
+/// A command that changes something (a publish, a redelivery) runs once. One that reads what the
+/// stack did is run again until it succeeds, for up to [`READER_PATIENCE`]: the README's reader
+/// types it a moment after the publish before it, by when the stack has processed that; a test
+/// types at once, and `orders show` of an order not yet recorded fails.
+pub async fn run_readme_section(marker: &str, stack: &Stack) -> Vec<String> {
     let readme = std::fs::read_to_string(repo_root().join("README.md")).unwrap();
     let start = readme
         .find(&format!("<!-- {marker}:start -->"))
@@ -198,31 +202,58 @@ pub fn run_readme_section(marker: &str, stack: &Stack) -> Vec<String> {
     }
     assert!(!commands.is_empty(), "the {marker} section has no commands");
     let emulator = stack.emulator_url.trim_start_matches("http://");
-    commands
-        .iter()
-        .map(|command| {
-            let script = format!(
-                "ordergrid() {{ {:?} \"$@\"; }}\n{}",
-                binary(),
-                command.replace("127.0.0.1:7080", emulator)
-            );
-            let out = Command::new("bash")
+    let mut outputs = Vec::new();
+    for command in &commands {
+        let script = format!(
+            "ordergrid() {{ {:?} \"$@\"; }}\n{}",
+            binary(),
+            command.replace("127.0.0.1:7080", emulator)
+        );
+        let run = async || {
+            tokio::process::Command::new("bash")
                 .args(["-c", &script])
                 .current_dir(&stack.dir)
                 .env_remove("ORDERGRID_EMULATOR_URL")
                 .env_remove("ORDERGRID_TOPIC_ENDPOINT")
                 .output()
-                .unwrap();
-            let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-            assert!(
-                out.status.success(),
-                "README command failed: {command}\nstdout: {stdout}\nstderr: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-            stdout
-        })
-        .collect()
+                .await
+                .unwrap()
+        };
+        let changes = [
+            "ordergrid publish",
+            "curl -X POST",
+            "ordergrid emulator redeliver",
+        ]
+        .iter()
+        .any(|c| command.trim_start().starts_with(c));
+        let out = if changes {
+            run().await
+        } else {
+            let mut last = None;
+            let succeeded = ordergrid_testing::poll(READER_PATIENCE, async || {
+                let out = run().await;
+                if out.status.success() {
+                    return Some(out);
+                }
+                last = Some(out);
+                None
+            })
+            .await;
+            succeeded.or(last).expect("the command ran at least once")
+        };
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "README command failed: {command}\nstdout: {stdout}\nstderr: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        outputs.push(stdout);
+    }
+    outputs
 }
+
+/// How long a README command that reads the stack's state may take to succeed.
+const READER_PATIENCE: Duration = Duration::from_secs(30);
 
 /// A webhook that records the events delivered to it (and answers the validation handshake):
 /// a [`Receiver`] on `/events`.

@@ -27,7 +27,7 @@ async fn the_readme_walkthrough_processes_orders_from_the_cli_curl_and_the_pytho
     )
     .await;
 
-    let outputs = run_readme_section("walkthrough", &stack);
+    let outputs = run_readme_section("walkthrough", &stack).await;
     let all = outputs.join("\n");
     assert!(
         all.contains(&format!("accepted 1 event(s) at {}", stack.topic_endpoint)),
@@ -159,7 +159,7 @@ async fn the_failure_walkthrough_dead_letters_and_redelivery_sends_the_email_onc
         })
         .collect();
     let stack = Stack::start(dir.path(), &env, &["--time-scale", "0.0001"]).await;
-    run_readme_section("failure-walkthrough", &stack);
+    run_readme_section("failure-walkthrough", &stack).await;
     let dead_letters = async |args: &[&str]| {
         let out = tokio::process::Command::new(crate::helpers::binary())
             .args(["emulator", "dead-letters"])
@@ -231,7 +231,7 @@ async fn the_failure_walkthrough_dead_letters_and_redelivery_sends_the_email_onc
     stack.interrupt().await;
 
     let stack = Stack::start(dir.path(), &[], &[]).await;
-    run_readme_section("redeliver-walkthrough", &stack);
+    run_readme_section("redeliver-walkthrough", &stack).await;
     eventually("the redelivered email", Duration::from_secs(30), || {
         stack
             .outbox()
