@@ -5,7 +5,8 @@ use ordergrid_testing::receiver::{Receiver, Reply};
 use serde_json::json;
 
 use crate::harness::{
-    PATIENCE, Setup, dead_lettered, event, eventually_async, file, ordergrid_cli, topic, webhook,
+    PATIENCE, Setup, dead_lettered, event, eventually_async, file, hook_file, ordergrid_cli, topic,
+    webhook,
 };
 
 #[tokio::test]
@@ -138,12 +139,7 @@ async fn subscription_counters_count_matched_delivered_retried_dead_lettered_and
 async fn recent_deliveries_show_each_attempt_with_its_status_outcome_and_next_step() {
     let receiver = Receiver::start().await;
     receiver.reply("/hook", [Reply::Status(503)], Reply::Status(204));
-    let emulator = Setup::new(file(vec![topic(
-        "orders",
-        vec![webhook("hook", &receiver.url("/hook"))],
-    )]))
-    .start()
-    .await;
+    let emulator = Setup::new(hook_file(&receiver)).start().await;
     emulator
         .publish_ok("orders", &[event("d-1", "NewOrder", json!({}))])
         .await;

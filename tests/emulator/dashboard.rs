@@ -9,7 +9,8 @@ use ordergrid_testing::receiver::{Receiver, Reply};
 use serde_json::{Value, json};
 
 use crate::harness::{
-    PATIENCE, Setup, TestEmulator, dead_lettered, event, eventually_async, file, topic, webhook,
+    PATIENCE, Setup, TestEmulator, dead_lettered, event, eventually_async, file, hook_file, topic,
+    webhook,
 };
 
 /// Polls a search until it finds `at_least` events.
@@ -55,12 +56,7 @@ fn order(id: &str, order_id: Value) -> Value {
 /// The topic `orders` with one webhook subscription, `hook`, and the receiver behind it.
 async fn with_hook() -> (Receiver, TestEmulator) {
     let receiver = Receiver::start().await;
-    let emulator = Setup::new(file(vec![topic(
-        "orders",
-        vec![webhook("hook", &receiver.url("/hook"))],
-    )]))
-    .start()
-    .await;
+    let emulator = Setup::new(hook_file(&receiver)).start().await;
     (receiver, emulator)
 }
 

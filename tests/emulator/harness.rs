@@ -28,6 +28,15 @@ use tokio::sync::oneshot;
 /// How long a test waits for something that should happen in milliseconds.
 pub const PATIENCE: Duration = Duration::from_secs(10);
 
+/// The usual subscriptions file: topic `orders` with one webhook subscription, `hook`, to
+/// `receiver`'s `/hook`.
+pub fn hook_file(receiver: &Receiver) -> Value {
+    file(vec![topic(
+        "orders",
+        vec![webhook("hook", &receiver.url("/hook"))],
+    )])
+}
+
 // ---- events ----
 
 pub fn now_rfc3339() -> String {

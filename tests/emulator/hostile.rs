@@ -6,7 +6,7 @@
 
 use serde_json::{Value, json};
 
-use crate::harness::{PATIENCE, Setup, event, eventually_async, file, topic, webhook};
+use crate::harness::{PATIENCE, Setup, event, eventually_async, hook_file};
 use ordergrid_testing::receiver::Receiver;
 
 async fn refused(response: reqwest::Response, code: &str) -> String {
@@ -19,12 +19,7 @@ async fn refused(response: reqwest::Response, code: &str) -> String {
 #[tokio::test]
 async fn a_rebound_name_and_another_sites_page_change_nothing_the_cli_and_same_origin_do() {
     let receiver = Receiver::start().await;
-    let emulator = Setup::new(file(vec![topic(
-        "orders",
-        vec![webhook("hook", &receiver.url("/hook"))],
-    )]))
-    .start()
-    .await;
+    let emulator = Setup::new(hook_file(&receiver)).start().await;
     let events = json!([event("e-1", "NewOrder", json!({"orderId": "R-1"}))]).to_string();
     let publish = || {
         emulator

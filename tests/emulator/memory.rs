@@ -11,7 +11,7 @@ use ordergrid_testing::bench::status_mib;
 use ordergrid_testing::receiver::Receiver;
 use serde_json::json;
 
-use crate::harness::{Installation, PATIENCE, event, eventually_async, file, topic, webhook};
+use crate::harness::{Installation, PATIENCE, event, eventually_async, hook_file};
 
 /// What this test allows the emulator's resident memory to grow by, over its idle size, while
 /// bursts arrive and once they are over. The design's bound while they arrive: the publish
@@ -33,13 +33,7 @@ fn rss_kib(pid: u32) -> u64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bursts_of_publishes_and_large_bodies_leave_memory_bounded() {
     let receiver = Receiver::start().await;
-    let install = Installation::new(
-        &file(vec![topic(
-            "orders",
-            vec![webhook("hook", &receiver.url("/hook"))],
-        )]),
-        1.0,
-    );
+    let install = Installation::new(&hook_file(&receiver), 1.0);
     let emulator = install.start().await;
     let pid = emulator.process.pid();
     let key = &install.key;

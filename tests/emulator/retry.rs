@@ -8,7 +8,8 @@ use ordergrid_testing::receiver::{Receiver, Reply, Request};
 use serde_json::json;
 
 use crate::harness::{
-    PATIENCE, Setup, dead_lettered, event, eventually_async, file, function, topic, webhook,
+    PATIENCE, Setup, dead_lettered, event, eventually_async, file, function, hook_file, topic,
+    webhook,
 };
 
 /// Waits for at least `n` notifications to `path`.
@@ -23,12 +24,7 @@ async fn attempts(receiver: &Receiver, path: &str, n: usize) -> Vec<Request> {
 /// Publishes one event, `r-1`, to an emulator whose one subscription, `hook`, is `receiver`'s
 /// `/hook`, and waits until it is delivered: the subscription's counters then.
 async fn deliver_one(receiver: &Receiver) -> Counters {
-    let emulator = Setup::new(file(vec![topic(
-        "orders",
-        vec![webhook("hook", &receiver.url("/hook"))],
-    )]))
-    .start()
-    .await;
+    let emulator = Setup::new(hook_file(receiver)).start().await;
     emulator
         .publish_ok("orders", &[event("r-1", "NewOrder", json!({}))])
         .await;
@@ -125,13 +121,10 @@ async fn retry_waits_grow_along_azures_schedule() {
     const SCALE: f64 = 0.002;
     let receiver = Receiver::start().await;
     receiver.reply("/hook", [Reply::Status(500); 4], Reply::Status(200));
-    let emulator = Setup::new(file(vec![topic(
-        "orders",
-        vec![webhook("hook", &receiver.url("/hook"))],
-    )]))
-    .time_scale(SCALE)
-    .start()
-    .await;
+    let emulator = Setup::new(hook_file(&receiver))
+        .time_scale(SCALE)
+        .start()
+        .await;
     emulator
         .publish_ok("orders", &[event("sched-1", "NewOrder", json!({}))])
         .await;
